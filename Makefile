@@ -1,0 +1,62 @@
+# The README's two commands are `make render` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+STACKS := dev prod
+
+.PHONY: help venv render render-all diff test lint typecheck unit system-tools litellm-venv \
+        config-docs constraints clean
+
+help:
+	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
+	@echo "make test                               the whole suite (installs what it needs)"
+	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+render: venv
+	$(BIN)/python -m tools.render --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) $(if $(OUT),--out $(OUT))
+
+render-all: venv
+	@for stack in $(STACKS); do $(BIN)/python -m tools.render --stack $$stack; done
+
+diff: venv
+	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make diff OLD=<render dir> NEW=<render dir>"; exit 1; }
+	$(BIN)/python -m tools.diff $(OLD) $(NEW)
+
+system-tools:
+	bash scripts/install-system-tools.sh
+
+litellm-venv:
+	@if [ -f scripts/setup-litellm-venv.sh ]; then bash scripts/setup-litellm-venv.sh; fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+config-docs: venv
+	mkdir -p docs
+	$(BIN)/python -m tools.config_docs > docs/config-reference.md
+	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
+
+test: venv system-tools litellm-venv lint typecheck render-all
+	$(BIN)/pytest
+
+constraints: venv
+	{ echo "# Exact versions of every Python package in the project virtualenv (direct and transitive)."; \
+	  echo "# Regenerate after changing requirements*.txt: make constraints"; \
+	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,185 @@
+"""The platform's namespaces and the traffic allowed between them, as plain data.
+
+Pure functions of config: which namespaces exist (areas switched off get none), their
+Pod Security Standards level, whether Linkerd injects them, and the `Flow`s the
+platform needs. `ClusterBase` turns these into Namespaces and NetworkPolicies; tests
+check the data without the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from components.config import PlatformConfig
+
+WORLD = "world"
+"""Any address: clients through ServiceLB, the API server (host network), the internet."""
+
+KUBE_API_PORTS = (443, 6443)
+LINKERD_PROXY_INBOUND = 4143
+LINKERD_CONTROL_PORTS = (8080, 8086, 8090)
+LLM_GATEWAY_PORT = 4000
+VLLM_PORT = 8000
+GRAFANA_PORT = 3000
+TRAEFIK_PORTS = (8000, 8443)
+
+
+class PodSecurity(StrEnum):
+    """Pod Security Standards levels."""
+
+    PRIVILEGED = "privileged"
+    BASELINE = "baseline"
+    RESTRICTED = "restricted"
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """One namespace: its area, PSS enforce level, quota key and mesh injection."""
+
+    name: str
+    area: str
+    enforce: PodSecurity
+    meshed: bool
+    quota_key: str | None = None
+    """Field of `NamespacesConfig` sizing its quota; infra namespaces have none."""
+    why_not_restricted: str = ""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic the platform needs: from a namespace (or WORLD) to a namespace (or a CIDR)."""
+
+    source: str
+    target: str
+    ports: tuple[int, ...]
+    why: str
+
+
+def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
+    """The namespaces a stack creates, in a stable order."""
+    mesh = config.mesh.enabled
+    specs = [
+        NamespaceSpec("cert-manager", "pki", PodSecurity.RESTRICTED, meshed=False),
+        NamespaceSpec(
+            "traefik",
+            "ingress",
+            PodSecurity.BASELINE,
+            meshed=mesh,
+            why_not_restricted="the chart leaves seccompProfile to the namespace default",
+        ),
+    ]
+    if mesh:
+        specs += [
+            NamespaceSpec(
+                "linkerd",
+                "mesh",
+                PodSecurity.BASELINE,
+                meshed=False,
+                why_not_restricted="control-plane pods run the network validator init step",
+            ),
+            NamespaceSpec(
+                "linkerd-cni",
+                "mesh",
+                PodSecurity.PRIVILEGED,
+                meshed=False,
+                why_not_restricted="the CNI DaemonSet writes the node's CNI config (hostPath)",
+            ),
+        ]
+        if config.mesh.viz:
+            specs.append(NamespaceSpec("linkerd-viz", "mesh", PodSecurity.RESTRICTED, meshed=True))
+    specs += [
+        NamespaceSpec(
+            "inference",
+            "inference",
+            PodSecurity.BASELINE,
+            meshed=mesh,
+            quota_key="inference",
+            why_not_restricted="the vLLM image runs as root and needs the nvidia runtime",
+        ),
+        NamespaceSpec(
+            "llm-gateway",
+            "llm_gateway",
+            PodSecurity.RESTRICTED,
+            meshed=mesh,
+            quota_key="llm_gateway",
+        ),
+    ]
+    if config.observability.enabled:
+        specs.append(
+            NamespaceSpec(
+                "observability",
+                "observability",
+                PodSecurity.PRIVILEGED,
+                meshed=False,
+                quota_key="observability",
+                why_not_restricted="node-exporter and the DCGM exporter read the host",
+            )
+        )
+    if config.data.enabled:
+        specs.append(
+            NamespaceSpec("data", "data", PodSecurity.RESTRICTED, meshed=mesh, quota_key="data")
+        )
+    return tuple(specs)
+
+
+def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
+    """Every flow between namespaces the platform needs; anything else is denied."""
+    names = {spec.name for spec in platform_namespaces(config)}
+    flows = [
+        Flow(WORLD, "traefik", TRAEFIK_PORTS, "clients arrive through ServiceLB"),
+        Flow("traefik", WORLD, KUBE_API_PORTS, "Traefik watches routes in the API"),
+        Flow("traefik", "llm-gateway", (LLM_GATEWAY_PORT,), "the ingress routes to LiteLLM"),
+        Flow("llm-gateway", "inference", (VLLM_PORT,), "LiteLLM calls the model servers"),
+        Flow("llm-gateway", WORLD, (443,), "cloud fallback providers over HTTPS"),
+        Flow("inference", WORLD, (443,), "model weights download from Hugging Face"),
+        Flow(WORLD, "cert-manager", (10250,), "the API server calls cert-manager's webhook"),
+        Flow("cert-manager", WORLD, KUBE_API_PORTS, "cert-manager watches the API"),
+    ]
+    for name, host in sorted(config.cluster.lan_gpu_hosts.items()):
+        flows.append(
+            Flow("llm-gateway", f"{host.address}/32", (host.port,), f"LAN GPU host {name}")
+        )
+    if "linkerd" in names:
+        flows += [
+            Flow(WORLD, "linkerd", (8443, 9443), "the API server calls Linkerd's webhooks"),
+            Flow("linkerd", WORLD, KUBE_API_PORTS, "the control plane watches the API"),
+        ]
+        meshed = [spec.name for spec in platform_namespaces(config) if spec.meshed]
+        flows += [
+            Flow(ns, "linkerd", LINKERD_CONTROL_PORTS, "proxies fetch identity and routes")
+            for ns in meshed
+        ]
+    if "observability" in names:
+        flows.append(Flow("traefik", "observability", (GRAFANA_PORT,), "Grafana is published"))
+        flows.append(Flow("observability", WORLD, KUBE_API_PORTS, "operator and discovery"))
+        flows.append(
+            Flow(WORLD, "observability", (10250,), "the API server calls the operator webhook")
+        )
+        flows += [
+            Flow("observability", ns, (), "Prometheus scrapes metrics")
+            for ns in sorted(names - {"observability"})
+        ]
+    if "data" in names:
+        flows += [
+            Flow("llm-gateway", "data", (8080,), "LiteLLM calls the embeddings server"),
+            Flow("data", WORLD, (443,), "embedding weights download from Hugging Face"),
+        ]
+    return tuple(_with_mesh_inbound(flows, platform_namespaces(config)))
+
+
+def _with_mesh_inbound(flows: Iterable[Flow], specs: Iterable[NamespaceSpec]) -> list[Flow]:
+    """Between meshed namespaces the server-side proxy listens on 4143 as well."""
+    meshed = {spec.name for spec in specs if spec.meshed}
+    result = []
+    for flow in flows:
+        if flow.source in meshed and flow.target in meshed and flow.ports:
+            flow = Flow(
+                flow.source,
+                flow.target,
+                (*flow.ports, LINKERD_PROXY_INBOUND),
+                flow.why,
+            )
+        result.append(flow)
+    return result

@@ -1,0 +1,44 @@
+"""Typed stack config: the one source of truth, validated once at the entry point."""
+
+from ._base import ConfigError, ConfigProblems, Problem
+from .addons import DataLayerConfig, ObservabilityConfig
+from .cluster import Arch, ClusterConfig, GpuClass, GpuSharing, LanGpuHost, Node
+from .edge import AwsConfig, EdgeConfig, WireGuardConfig
+from .gateway import ClientConfig, CloudModel, LlmGatewayConfig, RouterConfig
+from .inference import InferenceConfig, LocalModel
+from .loader import StackSecrets, load_stack, parse_platform_config
+from .namespaces import NamespaceConfig, NamespacesConfig
+from .platform import PlatformConfig
+from .services import IngressConfig, MeshConfig, PkiConfig
+
+__all__ = [
+    "Arch",
+    "AwsConfig",
+    "ClientConfig",
+    "CloudModel",
+    "ClusterConfig",
+    "ConfigError",
+    "ConfigProblems",
+    "DataLayerConfig",
+    "EdgeConfig",
+    "GpuClass",
+    "GpuSharing",
+    "InferenceConfig",
+    "IngressConfig",
+    "LanGpuHost",
+    "LlmGatewayConfig",
+    "LocalModel",
+    "MeshConfig",
+    "NamespaceConfig",
+    "NamespacesConfig",
+    "Node",
+    "ObservabilityConfig",
+    "PkiConfig",
+    "PlatformConfig",
+    "Problem",
+    "RouterConfig",
+    "StackSecrets",
+    "WireGuardConfig",
+    "load_stack",
+    "parse_platform_config",
+]

@@ -1,0 +1,121 @@
+"""Shared building blocks of the config models: the frozen base model and config errors.
+
+Every model is frozen and forbids unknown keys, so a typo in a stack file is an error
+instead of a silently ignored setting. Cross-field rules raise `ConfigProblems`, which
+carries one `Problem` per bad field with a path relative to the model that raised it;
+`format_validation_error` turns pydantic's errors into the one-line-per-problem form
+the program prints (`config error: <dotted.path>: <what is wrong> (got <value>)`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
+"""A Kubernetes object name / DNS-1123 label: lower-case alphanumerics and '-', max 63."""
+
+K8sQuantity = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+]
+"""A Kubernetes resource quantity such as `500m`, `2`, `4Gi`."""
+
+
+class FrozenModel(BaseModel):
+    """Base of every config model: immutable, unknown keys rejected, defaults validated."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        str_strip_whitespace=True,
+        use_enum_values=False,
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad field: where it is (relative path), what is wrong and the value found."""
+
+    path: tuple[str | int, ...]
+    message: str
+    value: Any = None
+
+
+class ConfigProblems(ValueError):  # noqa: N818 (pydantic requires a ValueError)
+    """Raised by model validators for cross-field rules; may carry several problems."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{_dotted(p.path)}: {p.message}" for p in self.problems))
+
+
+class ConfigError(Exception):
+    """The stack config is invalid; `lines` holds one `config error: ...` line per problem."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = tuple(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def raise_if_problems(problems: Iterable[Problem]) -> None:
+    """Raise `ConfigProblems` when the iterable yields anything."""
+    collected = list(problems)
+    if collected:
+        raise ConfigProblems(collected)
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def problem_line(path: Iterable[str | int], message: str, value: Any) -> str:
+    """Format one problem the way the program prints it."""
+    return f"config error: {_dotted(path)}: {message} (got {_shown(value)})"
+
+
+def format_validation_error(error: ValidationError, prefix: Sequence[str] = ()) -> list[str]:
+    """One line per problem, expanding cross-field `ConfigProblems` into their own paths."""
+    lines: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(prefix) + tuple(item["loc"])
+        original = (item.get("ctx") or {}).get("error")
+        if isinstance(original, ConfigProblems):
+            for problem in original.problems:
+                lines.append(problem_line(loc + problem.path, problem.message, problem.value))
+            continue
+        message = str(item["msg"])
+        message = message.removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against the config reference"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(problem_line(loc, message, item.get("input")))
+    return lines
+
+
+def _address_text(value: Any) -> Any:
+    """Addresses come from YAML as text; a number (or bool) would be read as an integer IP."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be written as text, e.g. '192.168.1.10' or '10.0.0.0/16'")
+    return value
+
+
+Ipv4Address = Annotated[IPv4Address, BeforeValidator(_address_text)]
+"""An IPv4 address written as text."""
+
+Ipv4Network = Annotated[IPv4Network, BeforeValidator(_address_text)]
+"""An IPv4 network in CIDR notation written as text."""

@@ -1,0 +1,46 @@
+"""Config of the optional areas: observability and the RAG data layer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+
+
+class AlertThresholds(FrozenModel):
+    """Thresholds of the platform's alerts."""
+
+    fallback_rate: float = Field(default=0.2, gt=0, le=1)
+    ttft_p95_seconds: float = Field(default=5.0, gt=0, le=600)
+    gpu_memory_fraction: float = Field(default=0.95, gt=0, le=1)
+    gateway_5xx_rate: float = Field(default=0.05, gt=0, le=1)
+
+
+class ObservabilityConfig(FrozenModel):
+    """Prometheus, Alertmanager, Grafana and the GPU exporter."""
+
+    enabled: bool = True
+    retention_days: int = Field(default=7, ge=1, le=3650)
+    storage_gib: int = Field(default=20, ge=1, le=10_000)
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+
+
+class DataLayerConfig(FrozenModel):
+    """Embeddings server and vector database for retrieval-augmented generation."""
+
+    enabled: bool = False
+    embeddings_model: DnsLabel = "bge-m3"
+    embeddings_device: Literal["cpu", "gpu"] = "cpu"
+    embeddings_gpu_class: DnsLabel | None = None
+    vector_db_replicas: int = Field(default=1, ge=1, le=9)
+    vector_db_storage_gib: int = Field(default=20, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _gpu_class_for_gpu(self) -> DataLayerConfig:
+        if self.embeddings_device == "gpu" and self.embeddings_gpu_class is None:
+            raise_if_problems(
+                [Problem(("embeddings_gpu_class",), "required when embeddings_device is gpu", None)]
+            )
+        return self

@@ -1,0 +1,235 @@
+"""Config of the cluster: how it is reached or bootstrapped, its nodes, GPU classes, LAN GPU hosts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from ._base import DnsLabel, FrozenModel, Ipv4Address, Problem, raise_if_problems
+
+K3sVersion = Annotated[str, StringConstraints(pattern=r"^v1\.\d{2}\.\d{1,2}\+k3s\d$")]
+KubernetesMinor = Annotated[str, StringConstraints(pattern=r"^1\.\d{2}$")]
+LabelKey = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+    ),
+]
+LabelValue = Annotated[
+    str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+]
+
+
+class Arch(StrEnum):
+    """CPU architecture of a node, as Kubernetes names it (`kubernetes.io/arch`)."""
+
+    AMD64 = "amd64"
+    ARM64 = "arm64"
+
+
+class GpuSharing(StrEnum):
+    """How one physical GPU is offered to pods."""
+
+    NONE = "none"
+    TIME_SLICING = "time-slicing"
+
+
+class GpuClass(FrozenModel):
+    """A kind of GPU found on nodes or LAN hosts; models are placed on a class, not a node."""
+
+    memory_gib: float = Field(gt=0, le=200, description="Usable memory of one GPU in GiB.")
+    hourly_cost_usd: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="What one GPU of this class costs per hour (power, amortisation); "
+        "prices local tokens so budgets bite for local traffic too.",
+    )
+    sharing: GpuSharing = Field(
+        default=GpuSharing.NONE,
+        description="`time-slicing` offers each GPU as `time_slicing_replicas` schedulable GPUs.",
+    )
+    time_slicing_replicas: int = Field(default=2, ge=2, le=16)
+    maintenance: bool = Field(
+        default=False,
+        description="Scales every model server on this class to zero and makes each affected "
+        "model's cloud fallback its primary until switched off.",
+    )
+
+
+class Taint(FrozenModel):
+    """A node taint."""
+
+    key: LabelKey
+    value: LabelValue = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodeGpu(FrozenModel):
+    """The GPUs of a node."""
+
+    gpu_class: DnsLabel
+    count: int = Field(default=1, ge=1, le=8)
+
+
+class Node(FrozenModel):
+    """A cluster node: bootstrapped over SSH in `bootstrap` mode, an inventory entry otherwise."""
+
+    address: Ipv4Address = Field(description="LAN address the program reaches the node at.")
+    role: Literal["server", "agent"] = "agent"
+    arch: Arch = Arch.AMD64
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    gpu: NodeGpu | None = Field(
+        default=None, description="GPUs on the node; GPU nodes are tainted for GPU workloads only."
+    )
+    ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    maintenance: bool = Field(
+        default=False, description="Same as a GPU class's maintenance switch, for this node only."
+    )
+
+    @model_validator(mode="after")
+    def _gpu_nodes_are_amd64(self) -> Node:
+        if self.gpu is not None and self.arch is not Arch.AMD64:
+            raise_if_problems(
+                [
+                    Problem(
+                        ("arch",), "GPU nodes must be amd64 (NVIDIA container toolkit)", self.arch
+                    )
+                ]
+            )
+        return self
+
+
+class LanGpuHost(FrozenModel):
+    """A GPU workstation outside the cluster serving an OpenAI-compatible API on the LAN."""
+
+    address: Ipv4Address
+    port: int = Field(default=8000, ge=1, le=65535)
+    server: Literal["vllm", "ollama"] = "vllm"
+    gpu_class: DnsLabel
+    gpu_count: int = Field(default=1, ge=1, le=8)
+    maintenance: bool = False
+
+
+class ClusterConfig(FrozenModel):
+    """How the program gets a cluster: installs k3s over SSH (`bootstrap`) or adopts one."""
+
+    mode: Literal["bootstrap", "existing"] = Field(
+        description="`existing` reads the kubeconfig from the secret config key `kubeconfig`; "
+        "`bootstrap` installs k3s on `nodes` over SSH with the secret key `ssh_private_key`."
+    )
+    kubernetes_version: KubernetesMinor = Field(
+        default="1.33",
+        description="Kubernetes minor version of the cluster; manifests are validated against it.",
+    )
+    k3s_version: K3sVersion | None = Field(
+        default=None, description="Pinned k3s release installed in `bootstrap` mode."
+    )
+    api_endpoint: Ipv4Address | None = Field(
+        default=None,
+        description="Address written into the kubeconfig in `bootstrap` mode (a server or VIP).",
+    )
+    nodes: dict[DnsLabel, Node] = Field(default_factory=dict)
+    gpu_classes: dict[DnsLabel, GpuClass] = Field(default_factory=dict)
+    lan_gpu_hosts: dict[DnsLabel, LanGpuHost] = Field(default_factory=dict)
+    wireguard_node: DnsLabel | None = Field(
+        default=None,
+        description="Node that terminates the tunnel from the edge; set up over SSH in "
+        "`bootstrap` mode, rendered as a file to install by hand otherwise.",
+    )
+    ingress_node_address: Ipv4Address | None = Field(
+        default=None,
+        description="LAN address where ServiceLB exposes the ingress; the edge proxies to it "
+        "through the tunnel. Defaults to the wireguard node's address.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClusterConfig:
+        problems: list[Problem] = []
+        if self.mode == "bootstrap":
+            if self.k3s_version is None:
+                problems.append(Problem(("k3s_version",), "required in bootstrap mode", None))
+            if self.api_endpoint is None:
+                problems.append(Problem(("api_endpoint",), "required in bootstrap mode", None))
+            if not any(n.role == "server" for n in self.nodes.values()):
+                problems.append(
+                    Problem(
+                        ("nodes",),
+                        "bootstrap mode needs at least one server node",
+                        sorted(self.nodes),
+                    )
+                )
+        if self.k3s_version is not None and not self.k3s_version.startswith(
+            f"v{self.kubernetes_version}."
+        ):
+            problems.append(
+                Problem(
+                    ("k3s_version",),
+                    f"must be a {self.kubernetes_version} release to match kubernetes_version",
+                    self.k3s_version,
+                )
+            )
+        for name, node in self.nodes.items():
+            if node.gpu is not None and node.gpu.gpu_class not in self.gpu_classes:
+                problems.append(
+                    Problem(
+                        ("nodes", name, "gpu", "gpu_class"),
+                        f"unknown GPU class; defined: {sorted(self.gpu_classes) or 'none'}",
+                        node.gpu.gpu_class,
+                    )
+                )
+        for name, host in self.lan_gpu_hosts.items():
+            if host.gpu_class not in self.gpu_classes:
+                problems.append(
+                    Problem(
+                        ("lan_gpu_hosts", name, "gpu_class"),
+                        f"unknown GPU class; defined: {sorted(self.gpu_classes) or 'none'}",
+                        host.gpu_class,
+                    )
+                )
+        if self.wireguard_node is not None and self.wireguard_node not in self.nodes:
+            problems.append(
+                Problem(
+                    ("wireguard_node",),
+                    f"not a node of this cluster; nodes: {sorted(self.nodes)}",
+                    self.wireguard_node,
+                )
+            )
+        raise_if_problems(problems)
+        return self
+
+    @property
+    def gpu_nodes(self) -> dict[str, Node]:
+        """Nodes that carry GPUs, by name."""
+        return {name: node for name, node in self.nodes.items() if node.gpu is not None}
+
+    def schedulable_general_nodes(self) -> int:
+        """Nodes without a NoSchedule/NoExecute taint, where control planes can run."""
+        hard = {"NoSchedule", "NoExecute"}
+        return sum(
+            1
+            for node in self.nodes.values()
+            if node.gpu is None and not any(t.effect in hard for t in node.taints)
+        )
+
+    def gpu_capacity(self, gpu_class: str) -> int:
+        """Schedulable GPUs of a class across nodes, counting time-slicing replicas."""
+        spec = self.gpu_classes[gpu_class]
+        per_gpu = spec.time_slicing_replicas if spec.sharing is GpuSharing.TIME_SLICING else 1
+        return sum(
+            node.gpu.count * per_gpu
+            for node in self.nodes.values()
+            if node.gpu is not None and node.gpu.gpu_class == gpu_class
+        )
+
+    def class_in_maintenance(self, gpu_class: str) -> bool:
+        """True when the class or every node carrying it is switched to maintenance."""
+        if self.gpu_classes[gpu_class].maintenance:
+            return True
+        carriers = [
+            n for n in self.nodes.values() if n.gpu is not None and n.gpu.gpu_class == gpu_class
+        ]
+        return bool(carriers) and all(n.maintenance for n in carriers)

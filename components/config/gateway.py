@@ -1,0 +1,109 @@
+"""Config of the LLM gateway (LiteLLM), its cloud models, database and named clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+
+SecretConfigKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+
+
+class CloudModel(FrozenModel):
+    """A model served by a cloud provider through LiteLLM."""
+
+    provider_model: str = Field(
+        pattern=r"^[a-z_]+/[\w.:@-]+$",
+        description="LiteLLM model string, e.g. `anthropic/claude-haiku-4-5`.",
+    )
+    api_key_secret: SecretConfigKey = Field(
+        description="Secret config key holding the provider's API key "
+        "(`pulumi config set --secret <key> ...`)."
+    )
+    api_key_env: str = Field(
+        default="ANTHROPIC_API_KEY",
+        pattern=r"^[A-Z][A-Z0-9_]{1,63}$",
+        description="Environment variable LiteLLM reads the key from.",
+    )
+    context_window: int = Field(default=200_000, ge=1024, le=10_000_000)
+
+
+class RouterConfig(FrozenModel):
+    """Failover behaviour of the gateway."""
+
+    num_retries: int = Field(default=1, ge=0, le=10)
+    request_timeout_seconds: float = Field(default=600, gt=0, le=3600)
+    stream_timeout_seconds: float = Field(
+        default=30, gt=0, le=600, description="Time allowed to the first streamed token."
+    )
+    allowed_fails: int = Field(default=2, ge=0, le=100)
+    cooldown_seconds: int = Field(default=30, ge=1, le=3600)
+    health_check_interval_seconds: int = Field(default=30, ge=5, le=3600)
+
+
+class PostgresConfig(FrozenModel):
+    """CloudNativePG cluster holding LiteLLM's keys, budgets and spend."""
+
+    instances: int = Field(default=1, ge=1, le=9)
+    storage_gib: int = Field(default=10, ge=1, le=10_000)
+    backup_retention_days: int = Field(default=14, ge=1, le=3650)
+    backup_schedule: str = Field(
+        default="0 0 3 * * *", description="Six-field cron (seconds first) of the daily backup."
+    )
+
+
+class LlmGatewayConfig(FrozenModel):
+    """LiteLLM proxy: replicas, autoscaling, router, cloud models, database, shared state."""
+
+    replicas: int = Field(default=1, ge=1, le=50)
+    autoscale_max_replicas: int = Field(default=6, ge=1, le=100)
+    autoscale_cpu_percent: int = Field(default=70, ge=10, le=100)
+    cloud_models: dict[DnsLabel, CloudModel] = Field(default_factory=dict)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    redis: bool | None = Field(
+        default=None, description="Shared router state; defaults to on when replicas > 1."
+    )
+    maintenance_budget_usd: float = Field(
+        default=5.0,
+        ge=0,
+        le=100_000,
+        description="Per-client budget while a GPU is in maintenance.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LlmGatewayConfig:
+        problems: list[Problem] = []
+        if self.autoscale_max_replicas < self.replicas:
+            problems.append(
+                Problem(
+                    ("autoscale_max_replicas",),
+                    f"must be >= replicas ({self.replicas})",
+                    self.autoscale_max_replicas,
+                )
+            )
+        if self.redis is False and self.replicas > 1:
+            problems.append(
+                Problem(("redis",), "more than one replica needs shared router state", False)
+            )
+        raise_if_problems(problems)
+        return self
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether the gateway gets a Redis for shared limits, cooldowns and revocations."""
+        return self.redis if self.redis is not None else self.replicas > 1
+
+
+class ClientConfig(FrozenModel):
+    """A named API client: one key at the edge and one LiteLLM virtual key."""
+
+    requests_per_second: float = Field(default=5.0, gt=0, le=10_000)
+    burst: int = Field(default=10, ge=0, le=100_000)
+    max_budget_usd: float = Field(default=50.0, ge=0, le=1_000_000)
+    budget_duration: str = Field(default="30d", pattern=r"^\d{1,4}[smhd]$")
+    models: tuple[DnsLabel, ...] = Field(
+        default=(), description="Models the client may call; empty means all."
+    )

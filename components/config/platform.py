@@ -1,0 +1,207 @@
+"""The whole stack config and the rules that span areas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from .addons import DataLayerConfig, ObservabilityConfig
+from .cluster import ClusterConfig
+from .edge import AwsConfig, EdgeConfig
+from .gateway import ClientConfig, LlmGatewayConfig
+from .inference import InferenceConfig
+from .namespaces import NamespacesConfig
+from .services import IngressConfig, MeshConfig, PkiConfig
+
+PROD_MIN_GATEWAY_REPLICAS = 2
+MESH_HA_MIN_NODES = 3
+
+
+class PlatformConfig(FrozenModel):
+    """Everything one stack deploys; each field is one top-level key of `Pulumi.<stack>.yaml`."""
+
+    environment: Literal["dev", "prod"] = Field(
+        description="`prod` turns on replicas, disruption budgets, HA control planes and "
+        "deletion protection of stateful resources."
+    )
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    cluster: ClusterConfig
+    namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig)
+    edge: EdgeConfig | None = Field(
+        default=None, description="Edge gateway on EC2; no edge is deployed when absent."
+    )
+    pki: PkiConfig = Field(default_factory=PkiConfig)
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    llm_gateway: LlmGatewayConfig = Field(default_factory=LlmGatewayConfig)
+    clients: dict[DnsLabel, ClientConfig] = Field(
+        default_factory=dict, description="Named API clients: an edge key and a gateway key each."
+    )
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    data: DataLayerConfig = Field(default_factory=DataLayerConfig)
+
+    @property
+    def is_prod(self) -> bool:
+        """True for the production environment."""
+        return self.environment == "prod"
+
+    @property
+    def edge_enabled(self) -> bool:
+        """Whether the stack deploys the edge gateway."""
+        return self.edge is not None and self.edge.enabled
+
+    @model_validator(mode="after")
+    def _cross_area_rules(self) -> PlatformConfig:
+        raise_if_problems(
+            [
+                *self._model_references(),
+                *self._gpu_capacity(),
+                *self._client_references(),
+                *self._environment_rules(),
+                *self._edge_rules(),
+            ]
+        )
+        return self
+
+    def _model_references(self) -> Iterator[Problem]:
+        cluster = self.cluster
+        clouds = self.llm_gateway.cloud_models
+        for name, model in self.inference.models.items():
+            path = ("inference", "models", name)
+            if name in clouds:
+                yield Problem(path, "a local and a cloud model share this name", name)
+            if model.gpu_class is not None and model.gpu_class not in cluster.gpu_classes:
+                yield Problem(
+                    (*path, "gpu_class"),
+                    f"no such GPU class; defined: {sorted(cluster.gpu_classes) or 'none'}",
+                    model.gpu_class,
+                )
+            if model.lan_host is not None and model.lan_host not in cluster.lan_gpu_hosts:
+                yield Problem(
+                    (*path, "lan_host"),
+                    f"no such LAN GPU host; defined: {sorted(cluster.lan_gpu_hosts) or 'none'}",
+                    model.lan_host,
+                )
+            if model.cloud_fallback is not None and model.cloud_fallback not in clouds:
+                yield Problem(
+                    (*path, "cloud_fallback"),
+                    f"no such cloud model; defined: {sorted(clouds) or 'none'}",
+                    model.cloud_fallback,
+                )
+            if model.first_token_seconds > self.llm_gateway.router.stream_timeout_seconds:
+                yield Problem(
+                    ("llm_gateway", "router", "stream_timeout_seconds"),
+                    f"shorter than the first-token time model {name!r} needs "
+                    f"({model.first_token_seconds}s); streams would always time out",
+                    self.llm_gateway.router.stream_timeout_seconds,
+                )
+            if self.model_in_maintenance(name) and model.cloud_fallback is None:
+                yield Problem(
+                    (*path, "cloud_fallback"),
+                    "its GPU is in maintenance, so a cloud fallback must serve it",
+                    None,
+                )
+        if self.data.embeddings_gpu_class is not None and (
+            self.data.embeddings_gpu_class not in cluster.gpu_classes
+        ):
+            yield Problem(
+                ("data", "embeddings_gpu_class"),
+                f"no such GPU class; defined: {sorted(cluster.gpu_classes) or 'none'}",
+                self.data.embeddings_gpu_class,
+            )
+
+    def _gpu_capacity(self) -> Iterator[Problem]:
+        cluster = self.cluster
+        demand: dict[str, list[str]] = {}
+        for name, model in self.inference.models.items():
+            if model.placement != "cluster" or model.gpu_class not in cluster.gpu_classes:
+                continue
+            assert model.gpu_class is not None
+            demand.setdefault(model.gpu_class, []).extend([name] * model.replicas * model.gpu_count)
+            largest_node = max(
+                (
+                    n.gpu.count
+                    for n in cluster.nodes.values()
+                    if n.gpu is not None and n.gpu.gpu_class == model.gpu_class
+                ),
+                default=0,
+            )
+            if model.gpu_count > largest_node:
+                yield Problem(
+                    ("inference", "models", name, "gpu_count"),
+                    f"no node has {model.gpu_count} GPUs of class {model.gpu_class!r} "
+                    f"(largest has {largest_node}); tensor parallelism stays within a node",
+                    model.gpu_count,
+                )
+        for gpu_class, users in sorted(demand.items()):
+            capacity = cluster.gpu_capacity(gpu_class)
+            if len(users) > capacity:
+                yield Problem(
+                    ("inference", "models"),
+                    f"models on GPU class {gpu_class!r} need {len(users)} GPUs "
+                    f"(replicas x gpu_count of {sorted(set(users))}) but the nodes offer "
+                    f"{capacity}; add nodes or enable time-slicing on the class",
+                    len(users),
+                )
+
+    def _client_references(self) -> Iterator[Problem]:
+        known = set(self.inference.models) | set(self.llm_gateway.cloud_models)
+        for name, client in self.clients.items():
+            for model in client.models:
+                if model not in known:
+                    yield Problem(
+                        ("clients", name, "models"),
+                        f"no such model; defined: {sorted(known) or 'none'}",
+                        model,
+                    )
+
+    def _environment_rules(self) -> Iterator[Problem]:
+        if not self.is_prod:
+            return
+        if self.llm_gateway.replicas < PROD_MIN_GATEWAY_REPLICAS:
+            yield Problem(
+                ("llm_gateway", "replicas"),
+                f"prod needs at least {PROD_MIN_GATEWAY_REPLICAS} gateway replicas",
+                self.llm_gateway.replicas,
+            )
+        nodes = self.cluster.schedulable_general_nodes()
+        if self.mesh.enabled and nodes < MESH_HA_MIN_NODES:
+            yield Problem(
+                ("cluster", "nodes"),
+                f"prod's HA Linkerd control plane needs {MESH_HA_MIN_NODES} schedulable "
+                f"untainted nodes, the inventory has {nodes}",
+                nodes,
+            )
+
+    def _edge_rules(self) -> Iterator[Problem]:
+        if not self.edge_enabled:
+            return
+        if self.cluster.wireguard_node is None:
+            yield Problem(
+                ("cluster", "wireguard_node"), "the edge needs a node to end the tunnel on", None
+            )
+        if not self.clients:
+            yield Problem(("clients",), "the edge needs at least one named client", {})
+
+    def model_in_maintenance(self, name: str) -> bool:
+        """Whether a local model's GPUs are switched to maintenance."""
+        model = self.inference.models[name]
+        if model.placement == "lan":
+            host = self.cluster.lan_gpu_hosts.get(model.lan_host or "")
+            return host is not None and host.maintenance
+        if model.gpu_class is None or model.gpu_class not in self.cluster.gpu_classes:
+            return False
+        return self.cluster.class_in_maintenance(model.gpu_class)
+
+    def required_secrets(self) -> tuple[str, ...]:
+        """Secret config keys this stack needs, sorted."""
+        keys: set[str] = set()
+        keys.add("kubeconfig" if self.cluster.mode == "existing" else "ssh_private_key")
+        keys.update(m.api_key_secret for m in self.llm_gateway.cloud_models.values())
+        if any(m.gated for m in self.inference.models.values()):
+            keys.add("huggingface_token")
+        return tuple(sorted(keys))

@@ -1,0 +1,60 @@
+"""Config of the cluster platform services: internal PKI, ingress and service mesh."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from .edge import HostName
+
+
+class PkiConfig(FrozenModel):
+    """The internal CA: cert-manager, a self-signed root and the CA ClusterIssuer."""
+
+    ca_issuer_name: DnsLabel = Field(
+        default="internal-ca", description="ClusterIssuer every area gets certificates from."
+    )
+    root_ca_common_name: str = Field(default="llm-platform internal root CA", max_length=64)
+    root_ca_days: int = Field(default=3650, ge=365, le=7300)
+    root_ca_renew_before_days: int = Field(default=90, ge=30, le=365)
+    trust_bundle_label: str = Field(
+        default="llm-platform.io/trust-bundle",
+        description="Namespaces carrying this label (value `enabled`) get the root CA ConfigMap.",
+    )
+
+
+class IngressConfig(FrozenModel):
+    """Traefik inside the cluster, reached by the edge through the tunnel."""
+
+    domain: HostName = Field(
+        default="llm.home.arpa", description="Services are published at `<name>.<domain>`."
+    )
+    rate_limit_average: int = Field(
+        default=100, ge=1, le=100_000, description="Requests/s per source, behind the edge."
+    )
+    rate_limit_burst: int = Field(default=200, ge=1, le=100_000)
+    max_body_mib: int = Field(default=10, ge=1, le=1024)
+
+
+class MeshConfig(FrozenModel):
+    """Linkerd with identity issued by cert-manager."""
+
+    enabled: bool = True
+    viz: bool = Field(default=False, description="Install linkerd-viz (dashboard, tap).")
+    trust_anchor_days: int = Field(default=3650, ge=365, le=7300)
+    identity_issuer_hours: int = Field(default=48, ge=24, le=8760)
+    identity_issuer_renew_before_hours: int = Field(default=25, ge=1, le=8000)
+
+    @model_validator(mode="after")
+    def _renew_before_lifetime(self) -> MeshConfig:
+        if self.identity_issuer_renew_before_hours >= self.identity_issuer_hours:
+            raise_if_problems(
+                [
+                    Problem(
+                        ("identity_issuer_renew_before_hours",),
+                        f"must be shorter than identity_issuer_hours ({self.identity_issuer_hours})",
+                        self.identity_issuer_renew_before_hours,
+                    )
+                ]
+            )
+        return self

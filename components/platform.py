@@ -1,0 +1,53 @@
+"""Platform: wires the areas together in dependency order, and nothing else.
+
+Each area gets a typed args object built from its config sub-model and the handles
+(Outputs, providers) of the areas before it; areas never import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.cluster.base import ClusterBase, ClusterBaseArgs
+from components.cluster.k3s import K3sCluster, K3sClusterArgs
+from components.config import PlatformConfig, StackSecrets
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformArgs:
+    """The validated stack config and its secrets."""
+
+    config: PlatformConfig
+    secrets: StackSecrets
+
+
+class Platform(pulumi.ComponentResource):
+    """The whole LLM platform of one stack."""
+
+    cluster: K3sCluster
+    base: ClusterBase
+    artifacts: dict[str, pulumi.Output[str]]
+    """Generated files exactly as deployed (path under `files/` → text), for the render."""
+
+    def __init__(
+        self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:index:Platform", name, None, opts)
+        config = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        self.artifacts = {}
+
+        self.cluster = K3sCluster(
+            f"{name}-cluster",
+            K3sClusterArgs(config=config.cluster, kubeconfig=args.secrets.kubeconfig),
+            opts=child,
+        )
+        self.base = ClusterBase(
+            f"{name}-base",
+            ClusterBaseArgs(config=config, provider=self.cluster.provider),
+            opts=child,
+        )
+
+        self.register_outputs({"namespaces": self.base.namespaces})

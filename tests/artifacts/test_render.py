@@ -1,0 +1,202 @@
+"""The offline render: both stacks, determinism, no secrets, schema-valid manifests, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.support import ROOT, SCHEMAS, STACKS, stack_config
+from tools.diff import diff_markdown
+from tools.render import main as render_main
+
+CORE_GROUPS = {
+    "v1",
+    "apps/v1",
+    "batch/v1",
+    "networking.k8s.io/v1",
+    "policy/v1",
+    "rbac.authorization.k8s.io/v1",
+    "autoscaling/v2",
+    "node.k8s.io/v1",
+    "storage.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "scheduling.k8s.io/v1",
+    "admissionregistration.k8s.io/v1",
+}
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = {}
+    for stack in STACKS:
+        target = tmp_path_factory.mktemp(f"render-{stack}")
+        assert render_main(["--stack", stack, "--out", str(target)]) == 0
+        out[stack] = target
+    return out
+
+
+def _manifests(render: Path) -> list[tuple[Path, dict]]:
+    return [
+        (p, yaml.safe_load(p.read_text())) for p in sorted((render / "manifests").rglob("*.yaml"))
+    ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_render_writes_the_documented_layout(renders: dict[str, Path], stack: str) -> None:
+    render = renders[stack]
+    plan = json.loads((render / "plan.json").read_text())
+    assert plan["stack"] == stack
+    assert len(plan["resources"]) > 20
+    for entry in plan["resources"]:
+        assert {"type", "name", "parent", "provider", "dependsOn", "protect", "inputs"} <= set(
+            entry
+        )
+    assert _manifests(render)
+    outputs = json.loads((render / "outputs.json").read_text())
+    assert outputs["environment"] == stack
+    assert outputs["kubeconfig"] == "[secret]"
+    summary = (render / "summary.md").read_text()
+    assert "```mermaid" in summary
+    assert f"{len(plan['resources'])} resources." in summary
+
+
+def test_render_is_deterministic(renders: dict[str, Path], tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert render_main(["--stack", "prod", "--out", str(again)]) == 0
+    first = {
+        p.relative_to(renders["prod"]): p.read_bytes()
+        for p in renders["prod"].rglob("*")
+        if p.is_file()
+    }
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_value_reaches_the_render(renders: dict[str, Path], stack: str) -> None:
+    texts = [p.read_text() for p in renders[stack].rglob("*") if p.is_file()]
+    assert texts
+    for key in stack_config(stack).required_secrets():
+        assert not any(f"render-placeholder-{key}" in text for text in texts), key
+    assert any("[secret]" in text for text in texts)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_core_manifests_pass_kubernetes_validate_strict(
+    renders: dict[str, Path], stack: str
+) -> None:
+    version = stack_config(stack).cluster.kubernetes_version + ".0"
+    core = [(p, m) for p, m in _manifests(renders[stack]) if m["apiVersion"] in CORE_GROUPS]
+    assert core
+    for _path, manifest in core:
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_validator_rejects_a_broken_manifest() -> None:
+    bad = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "q"},
+        "spec": {"hardd": {"pods": "1"}},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_custom_resources_match_their_crd_schemas(renders: dict[str, Path], stack: str) -> None:
+    if not SCHEMAS.exists():
+        pytest.skip(f"CRD schemas not found at {SCHEMAS} (shared/ is absent on this machine)")
+    import jsonschema
+
+    custom = [(p, m) for p, m in _manifests(renders[stack]) if m["apiVersion"] not in CORE_GROUPS]
+    for path, manifest in custom:
+        group, version = manifest["apiVersion"].split("/")
+        schema_file = SCHEMAS / "crds" / group / f"{manifest['kind'].lower()}_{version}.json"
+        assert schema_file.exists(), f"{path}: no schema {schema_file}"
+        jsonschema.validate(manifest, json.loads(schema_file.read_text()))
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.render", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _broken_stack(tmp_path: Path, mutate: dict) -> Path:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"].update(mutate)
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def test_invalid_config_exits_2_with_field_lines_and_no_traceback(tmp_path: Path) -> None:
+    path = _broken_stack(
+        tmp_path,
+        {
+            "llm-platform:llm_gateway": {"replicas": "two", "colour": "blue"},
+            "llm-platform:edge": {
+                "wireguard": {"home_public_cidr": "203.0.113.10/32"},
+                "max_body_mib": 100000,
+            },
+        },
+    )
+    result = _run_cli("--stack", "dev", "--config", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert sorted(line.split(": ", 2)[1] for line in lines) == [
+        "edge.max_body_mib",
+        "llm_gateway.colour",
+        "llm_gateway.replicas",
+    ]
+    assert all(line.startswith("config error: ") for line in lines)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_top_level_key_exits_2(tmp_path: Path) -> None:
+    path = _broken_stack(tmp_path, {"llm-platform:observabilty": {"enabled": False}})
+    result = _run_cli("--stack", "dev", "--config", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("config error: observabilty: unknown key")
+
+
+def test_other_failures_exit_1(tmp_path: Path) -> None:
+    result = _run_cli("--stack", "dev", "--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 1
+    assert "cannot read stack file" in result.stderr
+
+
+def test_render_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert render_main(["--stack", "dev", "--out", str(tmp_path)]) == 1
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_diff_of_a_changed_quota_shows_that_one_change(
+    renders: dict[str, Path], tmp_path: Path
+) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["llm-platform:namespaces"]["inference"]["quota"]["requests_cpu"] = "12"
+    changed_file = tmp_path / "Pulumi.dev.yaml"
+    changed_file.write_text(yaml.safe_dump(document))
+    new = tmp_path / "new"
+    assert render_main(["--stack", "dev", "--config", str(changed_file), "--out", str(new)]) == 0
+    report = diff_markdown(renders["dev"], new)
+    assert "0 to add, 1 to change, 0 to remove, 0 generated files changed." in report
+    assert "`llm-base-quota-inference`" in report
+    assert '| `inputs.spec.hard.requests.cpu` | "8" | "12" |' in report
+    assert diff_markdown(renders["dev"], renders["dev"]).strip().endswith("No changes.")

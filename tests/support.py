@@ -1,0 +1,50 @@
+"""Helpers the tests share: stack files, running the program under the recording mocks."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import PlatformConfig, parse_platform_config
+from tools.mock_engine import PROJECT, ProgramRun, config_for_engine, run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+STACKS = ("dev", "prod")
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """The `llm-platform:*` values of a stack file, keyed by bare name (a fresh copy)."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    prefix = f"{PROJECT}:"
+    return {
+        k[len(prefix) :]: copy.deepcopy(v)
+        for k, v in document["config"].items()
+        if k.startswith(prefix)
+    }
+
+
+def stack_config(stack: str) -> PlatformConfig:
+    """The validated config model of a stack file."""
+    return parse_platform_config(stack_values(stack))
+
+
+def secret_placeholder(key: str) -> str:
+    """The value a test gives a required secret; tests assert it never leaks."""
+    return f"TEST-SECRET-{key}-5f2b"
+
+
+def run_stack(values: dict[str, Any], stack: str = "dev") -> ProgramRun:
+    """Run the real `__main__.py` under the recording mocks with these config values."""
+    platform = parse_platform_config(values)
+    config = config_for_engine(values)
+    secret_keys = []
+    for key in platform.required_secrets():
+        config[f"{PROJECT}:{key}"] = secret_placeholder(key)
+        secret_keys.append(f"{PROJECT}:{key}")
+    config["pulumi:disable-default-providers"] = '["aws", "kubernetes"]'
+    return run_program(stack=stack, config=config, secret_keys=secret_keys, program=MAIN)

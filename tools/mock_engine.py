@@ -1,0 +1,297 @@
+"""Run the real Pulumi program under the SDK's mock engine and record every resource.
+
+This is what the offline render and the component tests share: `run_program` executes
+`__main__.py` (or any callable) with a stack's config, against a monitor that records
+each registration with its full options (parent, provider, dependsOn, protect, ...),
+and resolves the stack outputs and the platform's artifacts. Secret values are replaced
+by `"[secret]"` as they are recorded, so nothing downstream can leak them.
+
+Invokes get honest placeholders from `INVOKE_RESULTS`; an invoke without one fails the
+run, so a new look-up is never silently answered with nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+SECRET = "[secret]"  # noqa: S105 (the redaction marker, not a password)
+PROJECT = "llm-platform"
+
+INVOKE_RESULTS: dict[str, dict[str, Any]] = {
+    # The render has no AWS account: the AMI look-up answers with a placeholder id that
+    # is obviously not real, keeping the architecture that was asked for.
+    "aws:ec2/getAmi:getAmi": {
+        "id": "ami-00000000000000000",
+        "imageId": "ami-00000000000000000",
+        "name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-(looked up at deploy time)",
+    },
+    "aws:index/getCallerIdentity:getCallerIdentity": {
+        "accountId": "000000000000",
+        "arn": "arn:aws:iam::000000000000:user/render",
+        "userId": "RENDER",
+        "id": "000000000000",
+    },
+    "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
+    "aws:index/getRegion:getRegion": {"name": "(provider region)", "region": "(provider region)"},
+}
+
+
+def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
+    """Outputs a real provider would compute, as placeholders that say what they are."""
+    state: dict[str, Any] = dict(args.inputs)
+    if args.typ.startswith("kubernetes:") and args.typ != "kubernetes:helm.sh/v3:Release":
+        metadata = dict(state.get("metadata") or {})
+        metadata.setdefault("name", args.name)
+        state["metadata"] = metadata
+    if args.typ == "kubernetes:helm.sh/v3:Release":
+        state.setdefault("name", args.name)
+        state["status"] = {"name": state["name"], "namespace": state.get("namespace", "default")}
+    if args.typ.startswith("aws:"):
+        state.setdefault("arn", f"arn:aws:render:::{args.name}")
+    if args.typ == "aws:ec2/eip:Eip":
+        state["publicIp"] = "192.0.2.10"  # TEST-NET-1: documentation address, never routed
+    if args.typ == "aws:ec2/instance:Instance":
+        state["privateIp"] = "10.0.0.10"
+    return state
+
+
+class RenderMocks(Mocks):
+    """Resources echo their inputs plus placeholder computed fields; invokes use a table."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", _computed_state(args)
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        if args.token not in INVOKE_RESULTS:
+            raise RuntimeError(f"offline render has no placeholder for invoke {args.token}")
+        return dict(INVOKE_RESULTS[args.token]), []
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret inside a deserialized property value by `"[secret]"`."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {str(k): redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, pulumi.Resource):
+        return f"<resource {type(value).__name__}>"
+    return value
+
+
+@dataclass
+class RecordedResource:
+    """One registration as the engine saw it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    provider: str | None
+    depends_on: list[str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    ignore_changes: list[str]
+    aliases: list[str]
+    custom_timeouts: dict[str, str]
+    inputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan.json entry of this resource."""
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "custom": self.custom,
+            "parent": self.parent,
+            "provider": self.provider,
+            "dependsOn": sorted(self.depends_on),
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "ignoreChanges": sorted(self.ignore_changes),
+            "aliases": self.aliases,
+            "customTimeouts": self.custom_timeouts,
+            "inputs": self.inputs,
+        }
+
+
+def _alias_text(alias: Any) -> str:
+    """An alias as text: its URN, or the name (and parent) of its spec."""
+    if alias.HasField("urn"):
+        return str(alias.urn)
+    spec = alias.spec
+    return f"name={spec.name} type={spec.type} parent={spec.parentUrn}"
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock monitor that keeps every registration with its options, secrets redacted."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: dict[str, RecordedResource] = {}
+        self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+
+    def _note_thread_loop(self) -> None:
+        # The SDK's mock monitor creates an event loop in each executor thread it runs
+        # in and never closes it; keep them so the run can close them when it ends.
+        self.thread_loops.add(_ensure_event_loop())  # type: ignore[no-untyped-call]
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().Invoke(request)  # type: ignore[no-untyped-call]
+        self._note_thread_loop()
+        return response
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self._note_thread_loop()
+        urn = self.make_urn(request.parent, request.type, request.name)
+        provider = request.provider.split("::")[0:4] if request.provider else None
+        timeouts = request.customTimeouts
+        self.recorded[urn] = RecordedResource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            custom=bool(request.custom),
+            parent=request.parent or None,
+            provider="::".join(provider) if provider else None,
+            depends_on=list(request.dependencies),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            ignore_changes=list(request.ignoreChanges),
+            aliases=sorted(_alias_text(a) for a in request.aliases),
+            custom_timeouts={
+                k: v
+                for k, v in (
+                    ("create", timeouts.create),
+                    ("update", timeouts.update),
+                    ("delete", timeouts.delete),
+                )
+                if v
+            },
+            inputs=redact(rpc.deserialize_properties(request.object)),
+        )
+        return response
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program registered and produced."""
+
+    resources: list[RecordedResource]
+    outputs: dict[str, Any]
+    artifacts: dict[str, str]
+    program_globals: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        """Recorded resources of one type token, in URN order."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> RecordedResource:
+        """The recorded resource with this logical name."""
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+
+def config_for_engine(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Stack-file config values as the engine hands them to a program (objects as JSON)."""
+    import json
+
+    result: dict[str, str] = {}
+    for key, value in raw.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        result[full] = value if isinstance(value, str) else json.dumps(value)
+    return result
+
+
+async def _resolve(value: Any) -> Any:
+    """Await an Output (or nested structure of them), redacting secrets."""
+    if isinstance(value, pulumi.Output):
+        if await value.is_secret():
+            return SECRET
+        return await _resolve(await value.future())
+    if isinstance(value, Mapping):
+        return {str(k): await _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [await _resolve(v) for v in value]
+    return value
+
+
+def run_program(
+    *,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    program: Callable[[], dict[str, Any]] | Path,
+) -> ProgramRun:
+    """Run a program (a `__main__.py` path or a callable) under the recording mock engine.
+
+    Each run gets a fresh context, so runs never share a root stack, config or settings.
+    `program` as a callable returns the names it wants kept (like a module's globals).
+    """
+
+    def isolated() -> ProgramRun:
+        # The root stack's futures bind to the current loop, so the loop comes first.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        mocks = RenderMocks()
+        monitor = RecordingMonitor(mocks)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+        )
+        pulumi.runtime.set_all_config(dict(config), secret_keys)
+        holder: dict[str, Any] = {}
+
+        async def body() -> None:
+            if isinstance(program, Path):
+                holder["globals"] = runpy.run_path(str(program), run_name="__main__")
+            else:
+                holder["globals"] = program()
+            root = pulumi.runtime.get_root_resource()
+            stack_outputs = getattr(root, "outputs", {})
+            holder["outputs"] = await _resolve(stack_outputs)
+            platform = holder["globals"].get("platform")
+            artifacts = getattr(platform, "artifacts", {}) or {}
+            resolved: dict[str, str] = {}
+            for path, text in sorted(artifacts.items()):
+                if isinstance(text, pulumi.Output) and await text.is_secret():
+                    raise RuntimeError(
+                        f"artifact {path} is secret; its component must expose a redacted view"
+                    )
+                resolved[path] = await _resolve(text)
+            holder["artifacts"] = resolved
+
+        try:
+            _sync_await(run_pulumi_func(body))
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            for thread_loop in monitor.thread_loops - {loop}:
+                thread_loop.close()
+            asyncio.set_event_loop(None)
+            loop.close()
+        return ProgramRun(
+            resources=[monitor.recorded[urn] for urn in sorted(monitor.recorded)],
+            outputs=holder.get("outputs", {}),
+            artifacts=holder.get("artifacts", {}),
+            program_globals=holder.get("globals", {}),
+        )
+
+    return contextvars.Context().run(isolated)

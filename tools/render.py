@@ -1,0 +1,225 @@
+"""Offline render: run the real program under the mock engine and write `build/<stack>/`.
+
+    python -m tools.render --stack dev [--config Pulumi.other.yaml] [--out build/dev]
+
+Needs no cloud, cluster, credentials or Pulumi CLI. Required secrets get placeholder
+values (recorded as "[secret]"), look-ups get honest placeholders (see mock_engine).
+Output is deterministic: sorted, no timestamps. Exit codes: 0 rendered, 2 invalid
+config (one `config error:` line per problem on stderr), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import ConfigError, parse_platform_config
+from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "type")
+
+
+class RenderError(Exception):
+    """The render could not be written (not a config problem)."""
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Config values of a stack file and the keys it marks secure (encrypted values)."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise RenderError(f"cannot read stack file {path}: {error}") from error
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise RenderError(f"{path}: `config` must be a mapping")
+    values: dict[str, Any] = {}
+    secure: list[str] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secure.append(key if ":" in key else f"{PROJECT}:{key}")
+            continue
+        values[key] = value
+    return values, secure
+
+
+def project_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `llm-platform:*` values keyed by their bare names."""
+    prefix = f"{PROJECT}:"
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def _ordered(value: Any) -> Any:
+    """Sort mapping keys recursively, Kubernetes' conventional top keys first."""
+    if isinstance(value, Mapping):
+        keys = sorted(value, key=lambda k: (FIRST_KEYS.index(k) if k in FIRST_KEYS else 99, k))
+        return {k: _ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
+def _dump_yaml(value: Any) -> str:
+    return yaml.safe_dump(_ordered(value), sort_keys=False, default_flow_style=False, width=100)
+
+
+def _dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def _is_manifest(resource: RecordedResource) -> bool:
+    return (
+        resource.custom
+        and resource.type.startswith("kubernetes:")
+        and not resource.type.startswith("pulumi:providers:")
+        and resource.type != HELM_RELEASE
+        and "kind" in resource.inputs
+    )
+
+
+def manifest_path(resource: RecordedResource) -> Path:
+    """`manifests/<namespace or _cluster>/<kind>-<name>.yaml`."""
+    metadata = resource.inputs.get("metadata") or {}
+    namespace = metadata.get("namespace") or "_cluster"
+    name = metadata.get("name") or resource.name
+    return Path("manifests") / str(namespace) / f"{resource.inputs['kind'].lower()}-{name}.yaml"
+
+
+def helm_document(resource: RecordedResource) -> dict[str, Any]:
+    """What a reviewer needs of a Helm release."""
+    inputs = resource.inputs
+    repo = (inputs.get("repositoryOpts") or {}).get("repo")
+    return {
+        "release": inputs.get("name", resource.name),
+        "chart": inputs.get("chart"),
+        "repo": repo,
+        "version": inputs.get("version"),
+        "namespace": inputs.get("namespace"),
+        "values": inputs.get("values") or {},
+    }
+
+
+def _aws_path(resource: RecordedResource) -> Path:
+    _, module, kind = resource.type.split(":", 2)
+    return Path("aws") / module.split("/")[0] / f"{kind}-{resource.name}.json"
+
+
+def summary_markdown(stack: str, run: ProgramRun) -> str:
+    """Counts per component and type, and a diagram of the component tree."""
+    by_urn = {r.urn: r for r in run.resources}
+    components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
+    lines = [f"# Render of stack `{stack}`", "", f"{len(run.resources)} resources.", ""]
+    lines += ["## Resources by type", "", "| type | count |", "| --- | ---: |"]
+    for type_token, count in sorted(Counter(r.type for r in run.resources).items()):
+        lines.append(f"| `{type_token}` | {count} |")
+    lines += ["", "## Resources by component", "", "| component | resources |", "| --- | ---: |"]
+
+    def owner(resource: RecordedResource) -> str:
+        parent = resource.parent
+        while parent is not None and parent in by_urn and by_urn[parent].custom:
+            parent = by_urn[parent].parent
+        return by_urn[parent].name if parent in by_urn else "(stack)"
+
+    for name, count in sorted(Counter(owner(r) for r in run.resources if r.custom).items()):
+        lines.append(f"| `{name}` | {count} |")
+    lines += ["", "## Components", "", "```mermaid", "graph TD"]
+    for component in components:
+        parent = component.parent
+        if parent in by_urn and by_urn[parent].type != "pulumi:pulumi:Stack":
+            lines.append(f"  {by_urn[parent].name} --> {component.name}")
+        else:
+            lines.append(f"  stack[stack {stack}] --> {component.name}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def write_render(stack: str, run: ProgramRun, out: Path) -> None:
+    """Write the whole render directory from one program run."""
+    if out.exists():
+        if any(out.iterdir()) and not (out / "plan.json").exists():
+            raise RenderError(f"refusing to replace {out}: it is not an earlier render")
+        shutil.rmtree(out)
+    files: dict[Path, str] = {}
+    files[Path("plan.json")] = _dump_json(
+        {"project": PROJECT, "stack": stack, "resources": [r.to_json() for r in run.resources]}
+    )
+    for resource in run.resources:
+        if _is_manifest(resource):
+            path = manifest_path(resource)
+            if path in files:
+                raise RenderError(f"two manifests render to {path}")
+            files[path] = _dump_yaml(resource.inputs)
+        elif resource.type == HELM_RELEASE:
+            files[Path("helm") / f"{helm_document(resource)['release']}.yaml"] = _dump_yaml(
+                helm_document(resource)
+            )
+        elif resource.type.startswith("aws:") and resource.custom:
+            files[_aws_path(resource)] = _dump_json(resource.inputs)
+    for artifact, content in run.artifacts.items():
+        files[Path("files") / artifact] = content
+    files[Path("outputs.json")] = _dump_json(run.outputs)
+    files[Path("summary.md")] = summary_markdown(stack, run)
+    for relative_path, text in sorted(files.items()):
+        target = out / relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def render(stack: str, stack_file: Path, out: Path) -> ProgramRun:
+    """Validate, run and write one stack; raises ConfigError or RenderError."""
+    values, secure = read_stack_file(stack_file)
+    platform = parse_platform_config(project_values(values))
+    engine_config = config_for_engine(values)
+    secret_keys = list(secure)
+    for key in platform.required_secrets():
+        full = f"{PROJECT}:{key}"
+        engine_config.setdefault(full, f"render-placeholder-{key}")
+        secret_keys.append(full)
+    for key in secure:
+        engine_config[key] = f"render-placeholder-{key.split(':', 1)[1]}"
+    run = run_program(
+        stack=stack, config=engine_config, secret_keys=sorted(set(secret_keys)), program=MAIN
+    )
+    write_render(stack, run, out)
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--config", type=Path, help="stack file (default Pulumi.<stack>.yaml)")
+    parser.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
+    args = parser.parse_args(argv)
+    stack_file = args.config or ROOT / f"Pulumi.{args.stack}.yaml"
+    out = args.out or ROOT / "build" / args.stack
+    try:
+        run = render(args.stack, stack_file, out)
+    except ConfigError as error:
+        print("\n".join(error.lines), file=sys.stderr)
+        return 2
+    except SystemExit as exit_:
+        return int(exit_.code) if isinstance(exit_.code, int) else 1
+    except RenderError as error:
+        print(f"render error: {error}", file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+    print(f"rendered stack {args.stack}: {len(run.resources)} resources -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
