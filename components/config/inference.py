@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -9,7 +10,7 @@ from pydantic import Field, StringConstraints, model_validator
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 
 HfRepo = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
-FLOATING_REVISIONS = frozenset({"main", "master", "latest", "HEAD"})
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 WeightFormatName = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4"]
 
 
@@ -18,8 +19,8 @@ class LocalModel(FrozenModel):
 
     hf_repo: HfRepo = Field(description="Hugging Face repository of the weights.")
     revision: str = Field(
-        pattern=r"^[\w.-]{1,64}$",
-        description="Pinned revision (commit or tag) of the weights; branch names are refused.",
+        description="Full commit SHA of the weights on Hugging Face; branches and tags move, "
+        "so they are refused."
     )
     parameters_billion: float = Field(gt=0, le=2000)
     weight_format: WeightFormatName = "bf16"
@@ -61,9 +62,9 @@ class LocalModel(FrozenModel):
     @model_validator(mode="after")
     def _placement_fields(self) -> LocalModel:
         problems: list[Problem] = []
-        if self.revision in FLOATING_REVISIONS:
+        if not COMMIT_SHA.fullmatch(self.revision):
             problems.append(
-                Problem(("revision",), "a branch name moves; pin a commit or tag", self.revision)
+                Problem(("revision",), "must be a full 40-character commit SHA", self.revision)
             )
         if self.placement == "cluster" and self.gpu_class is None:
             problems.append(Problem(("gpu_class",), "required for cluster placement", None))
