@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from components.versions import K3S_VERSION, KUBERNETES_VERSION
+
 from ._base import DnsLabel, FrozenModel, Ipv4Address, Problem, raise_if_problems
 
 K3sVersion = Annotated[str, StringConstraints(pattern=r"^v1\.\d{2}\.\d{1,2}\+k3s\d$")]
@@ -122,11 +124,14 @@ class ClusterConfig(FrozenModel):
         "`bootstrap` installs k3s on `nodes` over SSH with the secret key `ssh_private_key`."
     )
     kubernetes_version: KubernetesMinor = Field(
-        default="1.33",
-        description="Kubernetes minor version of the cluster; manifests are validated against it.",
+        default=KUBERNETES_VERSION,
+        description="Kubernetes minor version of the cluster; manifests are validated against "
+        "it. Defaults to the minor of the pinned k3s release.",
     )
-    k3s_version: K3sVersion | None = Field(
-        default=None, description="Pinned k3s release installed in `bootstrap` mode."
+    k3s_version: K3sVersion = Field(
+        default=K3S_VERSION,
+        description="k3s release installed in `bootstrap` mode; defaults to the version pinned "
+        "in `components/versions.py`.",
     )
     api_endpoint: Ipv4Address | None = Field(
         default=None,
@@ -150,8 +155,6 @@ class ClusterConfig(FrozenModel):
     def _consistent(self) -> ClusterConfig:
         problems: list[Problem] = []
         if self.mode == "bootstrap":
-            if self.k3s_version is None:
-                problems.append(Problem(("k3s_version",), "required in bootstrap mode", None))
             if self.api_endpoint is None:
                 problems.append(Problem(("api_endpoint",), "required in bootstrap mode", None))
             if not any(n.role == "server" for n in self.nodes.values()):
@@ -162,7 +165,7 @@ class ClusterConfig(FrozenModel):
                         sorted(self.nodes),
                     )
                 )
-        if self.k3s_version is not None and not self.k3s_version.startswith(
+        if self.mode == "bootstrap" and not self.k3s_version.startswith(
             f"v{self.kubernetes_version}."
         ):
             problems.append(

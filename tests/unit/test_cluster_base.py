@@ -44,7 +44,7 @@ def test_namespaces_carry_pod_security_labels(stack_run: StackRun, stack: str) -
         labels = resource.inputs["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == expected[name].enforce.value
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
-        assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.33"
+        assert labels["pod-security.kubernetes.io/enforce-version"] == "v1.36"
         annotations = resource.inputs["metadata"].get("annotations", {})
         assert (annotations.get("linkerd.io/inject") == "enabled") == expected[name].meshed
         if expected[name].enforce.value != "restricted":

@@ -1,0 +1,216 @@
+"""Every version the platform pins: Helm charts, container images, k3s, host packages.
+
+This module is the one place where versions live. Components import the constants
+below instead of writing a chart version or an image tag themselves, so a bump is a
+one-line change here that shows up in review and in the offline render's diff.
+
+Each pin names, in a comment, the upstream source it was read from (repository and
+ref, or release note). Pins were chosen on 2026-11-24 from the newest stable releases
+present in the stored upstream sources; where those sources are older than the
+registries, the comment says so.
+
+How to bump:
+
+1. Change the version here (one edit; the constants are frozen).
+2. For a Helm chart, regenerate ``components/chart_values/<chart>.txt`` from that
+   chart's ``values.yaml`` at the new tag (see that package's docstring); the unit
+   test ``tests/unit/test_chart_values.py`` fails until the keys file names the new
+   version, and then flags every values key we set that the new chart no longer has.
+3. For an image, update the tag and, where one is pinned, the digest together: a tag
+   with a stale digest pulls the old image, because the digest wins.
+4. For k3s, keep ``KUBERNETES_VERSION`` equal to its minor: the manifests are
+   validated against that Kubernetes schema with kubernetes-validate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SEMVER_ISH = re.compile(r"^v?[0-9]+(\.[0-9]+){1,3}([-+.][0-9A-Za-z.+-]+)?$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HelmChart:
+    """A Helm chart pinned to one version in one chart repository.
+
+    ``name`` is the chart's name inside ``repo`` (also the name of its keys file under
+    ``components/chart_values``); ``version`` is the chart version, spelled exactly as
+    the repository's index spells it (jetstack charts carry a leading ``v``).
+    """
+
+    name: str
+    repo: str
+    version: str
+
+    def __post_init__(self) -> None:
+        if not self.repo.startswith("https://"):
+            raise ValueError(f"chart {self.name}: repo must be an https URL, got {self.repo!r}")
+        if not _SEMVER_ISH.match(self.version):
+            raise ValueError(f"chart {self.name}: version {self.version!r} is not a version")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Image:
+    """A container image: repository (with registry), tag and, where known, digest.
+
+    When ``digest`` is set, ``ref`` pins the content and the tag only documents it.
+    """
+
+    repository: str
+    tag: str
+    digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tag == "latest" or not _TAG.match(self.tag):
+            raise ValueError(f"image {self.repository}: tag {self.tag!r} is not a pinned tag")
+        if self.digest is not None and not _DIGEST.match(self.digest):
+            raise ValueError(f"image {self.repository}: digest {self.digest!r} is not sha256")
+        if "/" not in self.repository or ":" in self.repository.split("/")[-1]:
+            raise ValueError(f"image repository {self.repository!r} must be registry/path")
+
+    @property
+    def ref(self) -> str:
+        """The reference to put in a Pod spec: ``repository:tag[@digest]``."""
+        base = f"{self.repository}:{self.tag}"
+        return f"{base}@{self.digest}" if self.digest else base
+
+
+# --- Helm repositories --------------------------------------------------------------
+
+JETSTACK_REPO = "https://charts.jetstack.io"
+TRAEFIK_REPO = "https://traefik.github.io/charts"
+LINKERD_EDGE_REPO = "https://helm.linkerd.io/edge"
+NVIDIA_DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
+DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+PROMETHEUS_COMMUNITY_REPO = "https://prometheus-community.github.io/helm-charts"
+CLOUDNATIVE_PG_REPO = "https://cloudnative-pg.github.io/charts"
+QDRANT_REPO = "https://qdrant.github.io/qdrant-helm"
+
+# --- Helm charts ----------------------------------------------------------------------
+
+# cert-manager/cert-manager tag v1.21.1 (2026-07-29), deploy/charts/cert-manager.
+CERT_MANAGER = HelmChart(name="cert-manager", repo=JETSTACK_REPO, version="v1.21.1")
+
+# cert-manager/trust-manager tag v0.24.0 (2026-06-27), deploy/charts/trust-manager.
+TRUST_MANAGER = HelmChart(name="trust-manager", repo=JETSTACK_REPO, version="v0.24.0")
+
+# traefik/traefik-helm-chart tag v41.3.0 (2026-08-21), appVersion v3.7.11.
+TRAEFIK = HelmChart(name="traefik", repo=TRAEFIK_REPO, version="41.3.0")
+
+# linkerd/linkerd2 tag edge-26.8.3 (2026-08-21). Edge charts are published as
+# YYYY.M.N of the tag edge-YY.M.N (bin/compute-edge-version update-charts, run by
+# .github/actions/helm-publish), the same version for every chart of the release.
+LINKERD_EDGE_RELEASE = "edge-26.8.3"
+LINKERD_CHART_VERSION = "2026.8.3"
+LINKERD_CRDS = HelmChart(name="linkerd-crds", repo=LINKERD_EDGE_REPO, version=LINKERD_CHART_VERSION)
+LINKERD_CONTROL_PLANE = HelmChart(
+    name="linkerd-control-plane", repo=LINKERD_EDGE_REPO, version=LINKERD_CHART_VERSION
+)
+LINKERD2_CNI = HelmChart(name="linkerd2-cni", repo=LINKERD_EDGE_REPO, version=LINKERD_CHART_VERSION)
+LINKERD_VIZ = HelmChart(name="linkerd-viz", repo=LINKERD_EDGE_REPO, version=LINKERD_CHART_VERSION)
+
+# NVIDIA/k8s-device-plugin tag v0.20.0 (2026-08-19), deployments/helm/nvidia-device-plugin.
+NVIDIA_DEVICE_PLUGIN = HelmChart(
+    name="nvidia-device-plugin", repo=NVIDIA_DEVICE_PLUGIN_REPO, version="0.20.0"
+)
+
+# NVIDIA/dcgm-exporter tag 4.5.3-4.8.2 (DCGM 4.5.3, exporter 4.8.2), deployment/Chart.yaml.
+DCGM_EXPORTER = HelmChart(name="dcgm-exporter", repo=DCGM_EXPORTER_REPO, version="4.8.2")
+
+# prometheus-community/helm-charts tag kube-prometheus-stack-88.5.3 (2026-08-21),
+# appVersion v0.93.1 (prometheus-operator); bundles grafana chart 12.11.1.
+KUBE_PROMETHEUS_STACK = HelmChart(
+    name="kube-prometheus-stack", repo=PROMETHEUS_COMMUNITY_REPO, version="88.5.3"
+)
+
+# cloudnative-pg/charts tag cloudnative-pg-v0.29.0 (2026-06-29), operator appVersion 1.30.0.
+CLOUDNATIVE_PG = HelmChart(name="cloudnative-pg", repo=CLOUDNATIVE_PG_REPO, version="0.29.0")
+
+# qdrant/qdrant-helm tag qdrant-1.19.0 (2026-08-13), appVersion v1.19.0.
+QDRANT = HelmChart(name="qdrant", repo=QDRANT_REPO, version="1.19.0")
+
+HELM_CHARTS: tuple[HelmChart, ...] = (
+    CERT_MANAGER,
+    TRUST_MANAGER,
+    TRAEFIK,
+    LINKERD_CRDS,
+    LINKERD_CONTROL_PLANE,
+    LINKERD2_CNI,
+    LINKERD_VIZ,
+    NVIDIA_DEVICE_PLUGIN,
+    DCGM_EXPORTER,
+    KUBE_PROMETHEUS_STACK,
+    CLOUDNATIVE_PG,
+    QDRANT,
+)
+"""Every chart the platform installs; each has a keys file in components/chart_values."""
+
+# --- Container images ---------------------------------------------------------------
+# No container registry was reachable while pinning, so digests are pinned only where
+# an upstream file publishes them (the CloudNativePG image catalog).
+
+# vLLM 0.33.0: PyPI release (sdist uploaded 2026-11-02); the image tag is v<version>
+# (docs/getting_started/installation/gpu.cuda.inc.md in the sdist).
+VLLM_OPENAI = Image(repository="docker.io/vllm/vllm-openai", tag="v0.33.0")
+
+# LiteLLM proxy: BerriAI/litellm release notes v1.83.14 (2026-04-27) deploy this image,
+# matching `pip install litellm==1.83.14`. Newer PyPI releases (1.110.x) exist, but no
+# newer "-stable" image tag appears in the stored sources.
+LITELLM_PYPI_VERSION = "1.83.14"
+LITELLM_PROXY = Image(repository="ghcr.io/berriai/litellm", tag="main-v1.83.14-stable")
+
+# huggingface/text-embeddings-inference tag v1.9.3; image tags are <prefix><version>
+# (.github/workflows/build.yaml + matrix.json): "cpu-" for CPU, "cuda-" for the image
+# with kernels for every supported compute capability (per-GPU tags such as "89-" exist).
+TEI_CPU = Image(repository="ghcr.io/huggingface/text-embeddings-inference", tag="cpu-1.9.3")
+TEI_CUDA = Image(repository="ghcr.io/huggingface/text-embeddings-inference", tag="cuda-1.9.3")
+
+# docker-library/official-images library/redis @37079fb (2026-08-21): 8.10.1-alpine.
+# Redis runs as a small StatefulSet with the official image (no chart).
+REDIS = Image(repository="docker.io/library/redis", tag="8.10.1-alpine")
+
+# cloudnative-pg/artifacts image-catalogs/catalog-standard-trixie.yaml @da87904
+# (catalog date 20260817). "standard" images replace the deprecated "system" ones
+# (cloudnative-pg/postgres-containers README); the bare MM.mm tags are system images.
+POSTGRES_MAJOR = 17
+CNPG_POSTGRES = Image(
+    repository="ghcr.io/cloudnative-pg/postgresql",
+    tag="17.11-202608170816-standard-trixie",
+    digest="sha256:91e0de662d53895a45f1396f4ee1a75daeb0c26fc87853afc9c8f43e01fdaa21",
+)
+
+# docker-library/official-images library/busybox @37079fb: 1.37.0 (1.38 is "unstable").
+BUSYBOX = Image(repository="docker.io/library/busybox", tag="1.37.0")
+
+# curl/curl-container tag 8.21.0 (2026-07-01); README: published as docker.io/curlimages/curl.
+CURL = Image(repository="docker.io/curlimages/curl", tag="8.21.0")
+
+IMAGES: tuple[Image, ...] = (
+    VLLM_OPENAI,
+    LITELLM_PROXY,
+    TEI_CPU,
+    TEI_CUDA,
+    REDIS,
+    CNPG_POSTGRES,
+    BUSYBOX,
+    CURL,
+)
+
+# --- Cluster and hosts ----------------------------------------------------------------
+
+# k3s-io/docs docs/release-notes/v1.36.X.md: v1.36.2+k3s1 (2026-06-24), Kubernetes v1.36.2.
+# It bundles Traefik v3.7.4; the platform installs its own Traefik, so k3s runs with
+# --disable=traefik.
+K3S_VERSION = "v1.36.2+k3s1"
+
+# The Kubernetes minor of K3S_VERSION; kubernetes-validate 1.37.0 ships schemas for
+# 1.25 to 1.37, and manifests are validated against this one.
+KUBERNETES_VERSION = "1.36"
+
+# NVIDIA/nvidia-container-toolkit tag v1.20.0 (2026-08-12); NVIDIA's apt repository
+# versions packages <version>-1 (nvidia-container-toolkit, -base,
+# libnvidia-container-tools, libnvidia-container1 share it).
+NVIDIA_CONTAINER_TOOLKIT_VERSION = "1.20.0-1"
