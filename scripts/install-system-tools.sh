@@ -3,8 +3,8 @@
 # Idempotent: does nothing when every tool is already present.
 set -euo pipefail
 
-packages=(nginx shellcheck cloud-init wrk openssl curl)
-commands=(nginx shellcheck cloud-init wrk openssl curl)
+packages=(nginx shellcheck cloud-init wrk openssl curl wireguard-tools)
+commands=(nginx shellcheck cloud-init wrk openssl curl wg)
 
 missing=()
 for i in "${!commands[@]}"; do
