@@ -23,6 +23,7 @@ LINKERD_CONTROL_PORTS = (8080, 8086, 8090)
 LLM_GATEWAY_PORT = 4000
 VLLM_PORT = 8000
 GRAFANA_PORT = 3000
+POSTGRES_PORT = 5432
 TRAEFIK_PORTS = (8000, 8443)
 
 
@@ -89,6 +90,7 @@ def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
         ]
         if config.mesh.viz:
             specs.append(NamespaceSpec("linkerd-viz", "mesh", PodSecurity.RESTRICTED, meshed=True))
+    specs.append(NamespaceSpec("cnpg-system", "llm_gateway", PodSecurity.RESTRICTED, meshed=False))
     specs += [
         NamespaceSpec(
             "inference",
@@ -136,6 +138,9 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         Flow("inference", WORLD, (443,), "model weights download from Hugging Face"),
         Flow(WORLD, "cert-manager", (10250,), "the API server calls cert-manager's webhook"),
         Flow("cert-manager", WORLD, KUBE_API_PORTS, "cert-manager watches the API"),
+        Flow(WORLD, "cnpg-system", (9443,), "the API server calls the CloudNativePG webhook"),
+        Flow("cnpg-system", WORLD, KUBE_API_PORTS, "the CloudNativePG operator watches the API"),
+        Flow("cnpg-system", "llm-gateway", (5432, 8000), "the operator manages Postgres"),
     ]
     for name, host in sorted(config.cluster.lan_gpu_hosts.items()):
         flows.append(
