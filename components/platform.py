@@ -13,6 +13,8 @@ import pulumi
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.config import PlatformConfig, StackSecrets
+from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
+from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +30,8 @@ class Platform(pulumi.ComponentResource):
 
     cluster: K3sCluster
     base: ClusterBase
+    pki: InternalPki
+    ingress: TraefikIngress
     artifacts: dict[str, pulumi.Output[str]]
     """Generated files exactly as deployed (path under `files/` → text), for the render."""
 
@@ -47,6 +51,24 @@ class Platform(pulumi.ComponentResource):
         self.base = ClusterBase(
             f"{name}-base",
             ClusterBaseArgs(config=config, provider=self.cluster.provider),
+            opts=child,
+        )
+        provider = self.cluster.provider
+        namespaces = self.base.namespaces
+        self.pki = InternalPki(
+            f"{name}-pki",
+            InternalPkiArgs(config=config, provider=provider, namespace=namespaces["cert-manager"]),
+            opts=child,
+        )
+        self.ingress = TraefikIngress(
+            f"{name}-ingress",
+            TraefikIngressArgs(
+                config=config,
+                provider=provider,
+                issuer_name=self.pki.issuer_name,
+                pki_ready=self.pki.ready,
+                namespace=namespaces["traefik"],
+            ),
             opts=child,
         )
 

@@ -68,6 +68,17 @@ def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
     # Random values are fixed in the render (they are secrets, redacted anyway), so two
     # renders stay byte-identical; only derived public values (a WireGuard public key)
     # show, and they are marked as placeholders where they appear.
+    if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+        state["certPem"] = (
+            "-----BEGIN CERTIFICATE-----\n"
+            f"(render placeholder: {args.name}, signed at deploy)\n"
+            "-----END CERTIFICATE-----\n"
+        )
+        state["validityStartTime"] = "(render placeholder: creation time)"
+        state["validityEndTime"] = "(render placeholder: creation time + validity_period_hours)"
+    if args.typ == "tls:index/privateKey:PrivateKey":
+        state["privateKeyPem"] = "(render placeholder: private key)"
+        state["publicKeyPem"] = f"(render placeholder: public key of {args.name})"
     if args.typ == "random:index/randomPassword:RandomPassword":
         state["result"] = "x" * int(state.get("length", 16))
     if args.typ == "random:index/randomBytes:RandomBytes":

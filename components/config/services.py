@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
+
 from pydantic import Field, model_validator
 
-from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from ._base import DnsLabel, FrozenModel, Ipv4Network, Problem, raise_if_problems
 from .edge import HostName
+
+K3S_DEFAULT_CLUSTER_CIDR = IPv4Network("10.42.0.0/16")
 
 
 class PkiConfig(FrozenModel):
@@ -14,13 +18,38 @@ class PkiConfig(FrozenModel):
     ca_issuer_name: DnsLabel = Field(
         default="internal-ca", description="ClusterIssuer every area gets certificates from."
     )
-    root_ca_common_name: str = Field(default="llm-platform internal root CA", max_length=64)
-    root_ca_days: int = Field(default=3650, ge=365, le=7300)
-    root_ca_renew_before_days: int = Field(default=90, ge=30, le=365)
+    root_ca_common_name: str = Field(
+        default="llm-platform internal root CA", min_length=1, max_length=64
+    )
+    root_ca_days: int = Field(
+        default=3650, ge=365, le=7300, description="Validity of the root CA certificate."
+    )
+    root_ca_renew_before_days: int = Field(
+        default=90,
+        ge=30,
+        le=365,
+        description="Within this many days of expiry, the next `pulumi up` re-signs the root "
+        "CA certificate with the same key (issued certificates stay valid).",
+    )
     trust_bundle_label: str = Field(
         default="llm-platform.io/trust-bundle",
+        pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
         description="Namespaces carrying this label (value `enabled`) get the root CA ConfigMap.",
     )
+
+    @model_validator(mode="after")
+    def _renew_before_lifetime(self) -> PkiConfig:
+        if self.root_ca_renew_before_days >= self.root_ca_days:
+            raise_if_problems(
+                [
+                    Problem(
+                        ("root_ca_renew_before_days",),
+                        f"must be shorter than root_ca_days ({self.root_ca_days})",
+                        self.root_ca_renew_before_days,
+                    )
+                ]
+            )
+        return self
 
 
 class IngressConfig(FrozenModel):
@@ -32,8 +61,22 @@ class IngressConfig(FrozenModel):
     rate_limit_average: int = Field(
         default=100, ge=1, le=100_000, description="Requests/s per source, behind the edge."
     )
-    rate_limit_burst: int = Field(default=200, ge=1, le=100_000)
-    max_body_mib: int = Field(default=10, ge=1, le=1024)
+    rate_limit_burst: int = Field(
+        default=200, ge=1, le=100_000, description="Requests a source may send at once."
+    )
+    max_body_mib: int = Field(
+        default=10,
+        ge=1,
+        le=1024,
+        description="Largest request body on non-streaming routes (streaming routes rely on "
+        "the edge's limit: Traefik's body limit buffers responses).",
+    )
+    trusted_proxy_cidrs: tuple[Ipv4Network, ...] = Field(
+        default=(K3S_DEFAULT_CLUSTER_CIDR,),
+        description="Sources whose X-Forwarded-For Traefik keeps, so the rate limit sees the "
+        "client address: ServiceLB forwards from pod addresses (k3s's default cluster CIDR). "
+        "The edge's tunnel network is added when the edge is on.",
+    )
 
 
 class MeshConfig(FrozenModel):

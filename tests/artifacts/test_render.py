@@ -42,9 +42,16 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _manifests(render: Path) -> list[tuple[Path, dict]]:
-    return [
-        (p, yaml.safe_load(p.read_text())) for p in sorted((render / "manifests").rglob("*.yaml"))
-    ]
+    """Rendered objects; a payload redacted as a whole becomes a placeholder map, so the
+    schema checks the object's structure and never needs the secret."""
+    found = []
+    for path in sorted((render / "manifests").rglob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        for key in ("data", "stringData"):
+            if manifest.get(key) == "[secret]":
+                manifest[key] = {"redacted": "x"}
+        found.append((path, manifest))
+    return found
 
 
 @pytest.mark.parametrize("stack", STACKS)
