@@ -7,13 +7,14 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STACKS := dev prod
 
-.PHONY: help venv render render-all diff test lint typecheck unit system-tools litellm-venv \
-        config-docs constraints clean
+.PHONY: help venv render render-all diff policy test lint typecheck unit system-tools \
+        litellm-venv config-docs constraints clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
 	@echo "make test                               the whole suite (installs what it needs)"
 	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
+	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ diff: venv
 	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make diff OLD=<render dir> NEW=<render dir>"; exit 1; }
 	$(BIN)/python -m tools.diff $(OLD) $(NEW)
 
+policy: render
+	$(BIN)/python -m tools.policy_check --stack $(STACK) $(if $(OUT),--render $(OUT))
+
 system-tools:
 	bash scripts/install-system-tools.sh
 
@@ -49,6 +53,7 @@ config-docs: venv
 	mkdir -p docs
 	$(BIN)/python -m tools.config_docs > docs/config-reference.md
 	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
+	$(BIN)/python -m tools.config_docs --outputs-schema > docs/outputs.schema.json
 
 test: venv system-tools litellm-venv lint typecheck render-all
 	$(BIN)/pytest

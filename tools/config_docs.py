@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from components.config import PlatformConfig
+from components.outputs import outputs_schema
 
 
 def _type_name(annotation: Any) -> str:
@@ -112,7 +113,10 @@ def json_schema() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = sys.argv[1:] if argv is None else argv
-    sys.stdout.write(json_schema() if "--schema" in args else reference_markdown())
+    if "--outputs-schema" in args:
+        sys.stdout.write(json.dumps(outputs_schema(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(json_schema() if "--schema" in args else reference_markdown())
     return 0
 
 
