@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STACKS := dev prod
 
-.PHONY: help venv render render-all diff policy test lint typecheck unit system-tools \
+.PHONY: help venv render render-all diff policy smoke bench test lint typecheck unit system-tools \
         litellm-venv config-docs constraints clean
 
 help:
@@ -15,6 +15,8 @@ help:
 	@echo "make test                               the whole suite (installs what it needs)"
 	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
+	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
+	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,13 @@ diff: venv
 
 policy: render
 	$(BIN)/python -m tools.policy_check --stack $(STACK) $(if $(OUT),--render $(OUT))
+
+smoke: venv
+	@test -n "$(ENDPOINT)" -a -n "$(KEY)" || { echo "usage: make smoke ENDPOINT=<url> KEY=<key> [MODELS=a,b] [CA=ca.pem]"; exit 2; }
+	$(BIN)/python -m tools.smoke --endpoint "$(ENDPOINT)" --key "$(KEY)" $(if $(MODELS),--models $(MODELS)) $(if $(CA),--ca-file $(CA))
+
+bench: venv system-tools litellm-venv
+	$(BIN)/python -m bench.run
 
 system-tools:
 	bash scripts/install-system-tools.sh

@@ -15,8 +15,9 @@ from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-SECRET = {"x-pulumi-secret": True}
+SECRET: JsonDict = {"x-pulumi-secret": True}
 """JSON Schema mark of a field exported as a Pulumi secret."""
 
 

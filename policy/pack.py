@@ -8,8 +8,8 @@ passed with `--policy-pack-config`) makes every rule mandatory on prod with
 from __future__ import annotations
 
 from pulumi_policy import (
-    Policy,
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,

@@ -68,7 +68,10 @@ def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
     # Random values are fixed in the render (they are secrets, redacted anyway), so two
     # renders stay byte-identical; only derived public values (a WireGuard public key)
     # show, and they are marked as placeholders where they appear.
-    if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+    if args.typ in (
+        "tls:index/selfSignedCert:SelfSignedCert",
+        "tls:index/locallySignedCert:LocallySignedCert",
+    ):
         state["certPem"] = (
             "-----BEGIN CERTIFICATE-----\n"
             f"(render placeholder: {args.name}, signed at deploy)\n"

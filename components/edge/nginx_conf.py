@@ -207,6 +207,10 @@ class NginxSettings:
     read_timeout_seconds: int = 900
     """Upstream read/send and client send timeout; long generations need >= 600."""
     connect_timeout_seconds: int = 5
+    client_header_timeout_seconds: int = 30
+    """A client that has not sent its whole request header by then gets 408 (slowloris)."""
+    client_body_timeout_seconds: int = 60
+    """Longest pause between two reads of a request body."""
     keys_map_path: str = "/etc/nginx/edge/api-keys.map"
     """Included map file: `"Bearer <key>" "<client>";` lines (see render_api_keys_map)."""
     upstream_keys_map_path: str | None = None
@@ -604,8 +608,8 @@ def render_nginx_conf(settings: NginxSettings) -> str:
         "    sendfile on;",
         "    tcp_nodelay on;",
         "    keepalive_timeout 75s;",
-        "    client_header_timeout 30s;",
-        "    client_body_timeout 60s;",
+        f"    client_header_timeout {settings.client_header_timeout_seconds}s;",
+        f"    client_body_timeout {settings.client_body_timeout_seconds}s;",
         # Compressing a server-sent event stream would hold events back; the API is JSON.
         "    gzip off;",
         # Map keys are "Bearer <key>" strings, longer than the default bucket holds.

@@ -1,0 +1,189 @@
+"""Benchmark (5): offline render cost.
+
+- the in-process time of rendering prod (what `make render STACK=prod` does after the SDK
+  is imported: project imports, config validation, the program under the mock engine,
+  writing build files) vs. the bare import time of the Pulumi SDK modules the render loads;
+- render time and resource count as the model catalog grows 1 -> 8 -> 32 -> 64 models.
+
+Every measurement runs in a fresh interpreter (imports are cached per process).
+Catalogs are copies of one prod model entry; to stay valid under the GPU fit check the
+copies' GPU class is time-sliced (16 per GPU) and its node gets ceil(N/16) GPUs, and the
+client whose model list named a removed model is pointed at the first copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.stats import median, slope
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG_SIZES = (1, 8, 32, 64)
+SOURCE_MODEL = "qwen3-8b"
+RENDER_TARGET_RATIO = 2.0
+LINEAR_TOLERANCE = 0.25  # of the render-time growth from the smallest to the largest catalog
+LINEAR_NOISE_S = 0.02
+
+_PROBE = """
+import json, sys
+from pathlib import Path
+from tools.render import render
+render("prod", Path(sys.argv[1]), Path(sys.argv[2]))
+print(json.dumps([m for m in sys.modules if m.split(".")[0].startswith("pulumi")]))  # load order
+"""
+
+_IMPORT = """
+import json, sys, time
+start = time.perf_counter()
+for name in json.loads(sys.argv[1]):
+    __import__(name)
+print(time.perf_counter() - start)
+"""
+
+_RENDER = """
+import json, sys, time
+from pathlib import Path
+for name in json.loads(sys.argv[1]):
+    __import__(name)
+start = time.perf_counter()
+from tools.render import render
+render("prod", Path(sys.argv[2]), Path(sys.argv[3]))
+print(time.perf_counter() - start)
+"""
+
+_CATALOG = """
+import json, sys, time
+from pathlib import Path
+from tools.render import render
+out = Path(sys.argv[2])
+render("prod", Path(sys.argv[3]), out / "warm")  # pay imports and first-run costs once
+results = []
+for _ in range(int(sys.argv[4])):
+    for size, path in json.loads(sys.argv[1]):
+        start = time.perf_counter()
+        run = render("prod", Path(path), out / str(size))
+        results.append([size, time.perf_counter() - start, len(run.resources)])
+print(json.dumps(results))
+"""
+
+
+def _python(code: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"benchmark subprocess failed ({done.returncode}): {done.stderr[-2000:]}"
+        )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def catalog_values(document: dict[str, Any], size: int) -> dict[str, Any]:
+    """The prod stack document with a catalog of `size` copies of one model entry."""
+    doc = copy.deepcopy(document)
+    config = doc["config"]
+    models = config["llm-platform:inference"]["models"]
+    entry = models[SOURCE_MODEL]
+    names = [f"catalog-{index:03d}" for index in range(size)]
+    config["llm-platform:inference"]["models"] = {name: copy.deepcopy(entry) for name in names}
+    gpu_class = entry["gpu_class"]
+    cluster = config["llm-platform:cluster"]
+    cluster["gpu_classes"][gpu_class]["sharing"] = "time-slicing"
+    cluster["gpu_classes"][gpu_class]["time_slicing_replicas"] = 16
+    for node in cluster["nodes"].values():
+        gpu = node.get("gpu")
+        if gpu is not None and gpu["gpu_class"] == gpu_class:
+            gpu["count"] = max(gpu["count"], math.ceil(size / 16))
+            break
+    for client in config["llm-platform:clients"].values():
+        if "models" in client:
+            kept = [m for m in client["models"] if m not in models]
+            client["models"] = [names[0], *kept]
+    return doc
+
+
+def render_cost(*, repeats: int = 3) -> dict[str, Any]:
+    """Benchmark (5)."""
+    prod = ROOT / "Pulumi.prod.yaml"
+    document = yaml.safe_load(prod.read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
+        out = Path(tmp)
+        modules = _python(_PROBE, str(prod), str(out / "probe"))
+        imports = [float(_python(_IMPORT, modules)) for _ in range(repeats)]
+        renders = [
+            float(_python(_RENDER, modules, str(prod), str(out / f"prod-{i}")))
+            for i in range(repeats)
+        ]
+        catalogs = []
+        for size in CATALOG_SIZES:
+            path = out / f"Pulumi.catalog-{size}.yaml"
+            path.write_text(yaml.safe_dump(catalog_values(document, size), sort_keys=False))
+            catalogs.append([size, str(path)])
+        raw = json.loads(
+            _python(_CATALOG, json.dumps(catalogs), str(out / "catalog"), str(prod), str(repeats))
+        )
+    seconds = {size: median([s for n, s, _ in raw if n == size]) for size in CATALOG_SIZES}
+    resources = {size: next(r for n, _, r in raw if n == size) for size in CATALOG_SIZES}
+    per_model_s = slope(list(CATALOG_SIZES), [seconds[n] for n in CATALOG_SIZES])
+    per_model_resources = (resources[CATALOG_SIZES[-1]] - resources[CATALOG_SIZES[0]]) / (
+        CATALOG_SIZES[-1] - CATALOG_SIZES[0]
+    )
+    # Linear: the largest catalog costs what a line through the smaller ones predicts.
+    small = CATALOG_SIZES[:-1]
+    small_slope = slope(list(small), [seconds[n] for n in small])
+    intercept = seconds[small[0]] - small_slope * small[0]
+    largest = CATALOG_SIZES[-1]
+    predicted = intercept + small_slope * largest
+    deviation = seconds[largest] - predicted
+    allowed = LINEAR_TOLERANCE * abs(seconds[largest] - seconds[small[0]]) + LINEAR_NOISE_S
+    linear: bool | None = abs(deviation) <= allowed if per_model_resources > 0 else None
+    import_s = median(imports)
+    render_s = median(renders)
+    ratio = render_s / import_s
+    met: bool | None = ratio <= RENDER_TARGET_RATIO and bool(linear)
+    if linear is None:
+        met = None
+    per_model = (
+        f"{per_model_s * 1000:.1f} ms and {per_model_resources:.1f} resources per added model"
+        if per_model_resources > 0
+        else "catalog size not measurable: local models add no resources to the render yet"
+    )
+    return {
+        "id": 5,
+        "name": "Render cost",
+        "figures": {
+            "sdk_packages": sorted({m.split(".")[0] for m in json.loads(modules)}),
+            "sdk_modules_imported": len(json.loads(modules)),
+            "sdk_import_s": round(import_s, 3),
+            "render_prod_s": round(render_s, 3),
+            "render_over_import": round(ratio, 2),
+            "catalog_seconds": {str(n): round(seconds[n], 3) for n in CATALOG_SIZES},
+            "catalog_resources": {str(n): resources[n] for n in CATALOG_SIZES},
+            "seconds_per_added_model": round(per_model_s, 4),
+            "resources_per_added_model": round(per_model_resources, 2),
+            f"predicted_{largest}_s": round(predicted, 3),
+            f"deviation_{largest}_s": round(deviation, 3),
+        },
+        "headline": f"render {ratio:.2f} x SDK import; {per_model}",
+        "target": f"render <= {RENDER_TARGET_RATIO:g} x import time; per-model cost flat "
+        f"(the {largest}-model render within {LINEAR_TOLERANCE:.0%} of the growth "
+        f"+ {LINEAR_NOISE_S * 1000:g} ms of a line through the smaller catalogs)",
+        "met": met,
+        "met_parts": {"render_vs_import": ratio <= RENDER_TARGET_RATIO, "linear": linear},
+        "method": f"fresh interpreter per import/render measurement, median of {repeats}; catalog "
+        f"renders in one warmed interpreter, sizes interleaved, median of {repeats}",
+    }
