@@ -13,6 +13,7 @@ import pulumi
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.config import PlatformConfig, StackSecrets
+from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
@@ -32,6 +33,7 @@ class Platform(pulumi.ComponentResource):
     base: ClusterBase
     pki: InternalPki
     ingress: TraefikIngress
+    inference: Inference
     artifacts: dict[str, pulumi.Output[str]]
     """Generated files exactly as deployed (path under `files/` → text), for the render."""
 
@@ -68,6 +70,16 @@ class Platform(pulumi.ComponentResource):
                 issuer_name=self.pki.issuer_name,
                 pki_ready=self.pki.ready,
                 namespace=namespaces["traefik"],
+            ),
+            opts=child,
+        )
+        self.inference = Inference(
+            f"{name}-inference",
+            InferenceArgs(
+                config=config,
+                provider=provider,
+                namespace=namespaces["inference"],
+                huggingface_token=args.secrets.huggingface_token,
             ),
             opts=child,
         )

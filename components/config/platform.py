@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components.inference.fit import MIN_CONTEXT, estimate
+
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 from .addons import DataLayerConfig, ObservabilityConfig
 from .cluster import ClusterConfig
 from .edge import AwsConfig, EdgeConfig
 from .gateway import ClientConfig, LlmGatewayConfig
-from .inference import InferenceConfig
+from .inference import InferenceConfig, LocalModel
 from .namespaces import NamespacesConfig
 from .services import IngressConfig, MeshConfig, PkiConfig
 
@@ -99,6 +101,7 @@ class PlatformConfig(FrozenModel):
                     f"({model.first_token_seconds}s); streams would always time out",
                     self.llm_gateway.router.stream_timeout_seconds,
                 )
+            yield from self._fit(name, model)
             if self.model_in_maintenance(name) and model.cloud_fallback is None:
                 yield Problem(
                     (*path, "cloud_fallback"),
@@ -112,6 +115,21 @@ class PlatformConfig(FrozenModel):
                 ("data", "embeddings_gpu_class"),
                 f"no such GPU class; defined: {sorted(cluster.gpu_classes) or 'none'}",
                 self.data.embeddings_gpu_class,
+            )
+
+    def _fit(self, name: str, model: LocalModel) -> Iterator[Problem]:
+        """A cluster model must fit its GPU class (the estimate in `inference.fit`)."""
+        gpu = self.cluster.gpu_classes.get(model.gpu_class or "")
+        if model.placement != "cluster" or gpu is None:
+            return
+        fit = estimate(model, gpu)
+        if not fit.fits:
+            yield Problem(
+                ("inference", "models", name),
+                f"does not fit GPU class {model.gpu_class!r}: {fit.arithmetic}; even "
+                f"{MIN_CONTEXT} tokens of context do not fit. Use a smaller weight format, "
+                "fewer sequences, more GPUs or a larger GPU class",
+                model.weight_format,
             )
 
     def _gpu_capacity(self) -> Iterator[Problem]:

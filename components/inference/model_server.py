@@ -1,0 +1,341 @@
+"""Inference: one vLLM model server per in-cluster model of the catalog.
+
+For each model placed on cluster GPUs it deploys, in the `inference` namespace, a model
+cache PVC (so a restart does not download the weights again), a Deployment of the pinned
+vLLM image with arguments derived from config and the fit estimate, and a Service at the
+name every other area uses (`endpoints.model_service_name`). Gated models read the
+Hugging Face token from one Secret. Models on LAN GPU hosts get no pods: the cluster area
+exposes the host as a Service, and the LLM gateway's health checks watch it.
+
+Scheduling: the `nvidia` RuntimeClass, `nvidia.com/gpu` limits equal to the tensor-parallel
+size, a node selector on the GPU class label and a toleration for the GPU taint. Updates
+never take the last ready replica away: with a spare GPU of the class the rollout surges
+one new pod first (`maxUnavailable: 0`); without one the single-GPU server restarts in
+place (`Recreate`), which the docs say. A GPU class, node or LAN host in maintenance
+scales its model servers to zero (the gateway then serves the cloud fallback).
+
+`pulumi up` must not time out on a cold start: each Deployment's await timeout comes from
+its weight size (download at a home-uplink rate, load from disk, compile and capture).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.config import LocalModel, PlatformConfig
+from components.inference.endpoints import (
+    INFERENCE_NAMESPACE,
+    MODEL_SERVER_COMPONENT,
+    VLLM_PORT,
+    model_service_name,
+)
+from components.inference.fit import GIB, Fit, estimate
+from components.inference.vllm_args import MODEL_CACHE_PATH, vllm_args
+from components.labels import selector_labels, standard_labels
+
+GPU_CLASS_LABEL = "llm-platform.io/gpu-class"
+"""Node label naming the GPU class of a GPU node (set by the cluster area)."""
+GPU_TAINT_KEY = "nvidia.com/gpu"
+HF_TOKEN_SECRET = "huggingface-token"  # noqa: S105 (a Secret's name)
+HF_TOKEN_KEY = "token"  # noqa: S105 (a key name in that Secret)
+
+DOWNLOAD_BYTES_PER_SECOND = 25e6
+"""A conservative 200 Mbit/s home uplink for the first download."""
+LOAD_BYTES_PER_SECOND = 500e6
+"""Reading safetensors from a local SSD into GPU memory."""
+STARTUP_FIXED_SECONDS = 180
+"""Engine start, torch.compile and CUDA graph capture."""
+PROBE_PERIOD_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """What one model server needs, derived from config (pure; tested on its own)."""
+
+    name: str
+    service: str
+    replicas: int
+    fit: Fit
+    args: tuple[str, ...]
+    cache_gib: int
+    memory_gib: int
+    startup_seconds: int
+    rolling: bool
+    """True when a spare GPU lets a new pod start before the old one stops."""
+
+
+def startup_seconds(fit: Fit) -> int:
+    """Worst-case seconds from pod start to ready: download, load, compile."""
+    size = fit.weights_bytes
+    return math.ceil(
+        size / DOWNLOAD_BYTES_PER_SECOND + size / LOAD_BYTES_PER_SECOND + STARTUP_FIXED_SECONDS
+    )
+
+
+def has_spare_gpu(config: PlatformConfig, model: LocalModel) -> bool:
+    """Whether the class has GPUs left over for a surge pod of this model."""
+    assert model.gpu_class is not None
+    used = sum(
+        m.gpu_count * m.replicas
+        for m in config.inference.models.values()
+        if m.placement == "cluster" and m.gpu_class == model.gpu_class
+    )
+    return config.cluster.gpu_capacity(model.gpu_class) - used >= model.gpu_count
+
+
+def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
+    """The plan of one in-cluster model server."""
+    model = config.inference.models[name]
+    assert model.gpu_class is not None
+    fit = estimate(model, config.cluster.gpu_classes[model.gpu_class])
+    return ServerPlan(
+        name=name,
+        service=model_service_name(name),
+        replicas=0 if config.model_in_maintenance(name) else model.replicas,
+        fit=fit,
+        args=tuple(vllm_args(name, model, fit)),
+        # Weights plus room for a revision change downloading beside the old one.
+        cache_gib=math.ceil(fit.weights_bytes * 1.3 / GIB) + 2,
+        memory_gib=math.ceil(fit.weights_bytes / GIB) + 4,
+        startup_seconds=startup_seconds(fit),
+        rolling=has_spare_gpu(config, model),
+    )
+
+
+def cluster_models(config: PlatformConfig) -> list[str]:
+    """Names of the models served by pods in the cluster, sorted."""
+    return sorted(n for n, m in config.inference.models.items() if m.placement == "cluster")
+
+
+def _probe(path: str, *, period: int, failures: int) -> k8s.core.v1.ProbeArgsDict:
+    return {
+        "http_get": {"path": path, "port": "http"},
+        "period_seconds": period,
+        "timeout_seconds": 5,
+        "failure_threshold": failures,
+    }
+
+
+def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict:
+    """The model server's pod: GPU scheduling, probes, cache and shared memory."""
+    env: list[k8s.core.v1.EnvVarArgsDict] = [
+        {"name": "HF_HOME", "value": MODEL_CACHE_PATH},
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+    ]
+    if model.gated:
+        env.append(
+            {
+                "name": "HF_TOKEN",
+                "value_from": {"secret_key_ref": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY}},
+            }
+        )
+    gpus = str(model.gpu_count)
+    return {
+        "runtime_class_name": "nvidia",
+        "node_selector": {GPU_CLASS_LABEL: model.gpu_class or ""},
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "termination_grace_period_seconds": 60,
+        "security_context": {"seccomp_profile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "vllm",
+                "image": versions.VLLM_OPENAI.ref,
+                "args": list(plan.args),
+                "env": env,
+                "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],
+                "resources": {
+                    "requests": {"cpu": "2", "memory": f"{plan.memory_gib}Gi"},
+                    "limits": {
+                        "cpu": "8",
+                        "memory": f"{plan.memory_gib * 2}Gi",
+                        "nvidia.com/gpu": gpus,
+                    },
+                },
+                # Sized for a cold start: the server answers /health only once loaded.
+                "startup_probe": _probe(
+                    "/health",
+                    period=PROBE_PERIOD_SECONDS,
+                    failures=math.ceil(plan.startup_seconds / PROBE_PERIOD_SECONDS),
+                ),
+                "readiness_probe": _probe("/health", period=10, failures=3),
+                "liveness_probe": _probe("/health", period=20, failures=3),
+                "security_context": {
+                    # The image runs as root; everything else of "restricted" holds.
+                    "allow_privilege_escalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volume_mounts": [
+                    {"name": "model-cache", "mount_path": MODEL_CACHE_PATH},
+                    {"name": "dshm", "mount_path": "/dev/shm"},  # noqa: S108 (shared memory)
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "model-cache",
+                "persistent_volume_claim": {"claim_name": f"{plan.service}-cache"},
+            },
+            # Tensor-parallel workers exchange tensors through shared memory.
+            {
+                "name": "dshm",
+                "empty_dir": {"medium": "Memory", "size_limit": f"{2 * model.gpu_count}Gi"},
+            },
+        ],
+    }
+
+
+def deployment_strategy(plan: ServerPlan) -> k8s.apps.v1.DeploymentStrategyArgsDict:
+    """Surge onto a spare GPU when there is one; otherwise restart in place."""
+    if plan.rolling:
+        return {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}}
+    return {"type": "Recreate"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceArgs:
+    """Inputs of the inference area."""
+
+    config: PlatformConfig
+    provider: k8s.Provider
+    namespace: pulumi.Input[str] = INFERENCE_NAMESPACE
+    gpu_ready: Sequence[pulumi.Resource] = ()
+    """The RuntimeClass and device plugin: pods wait until GPUs are schedulable."""
+    huggingface_token: pulumi.Output[str] | None = None
+    """Secret token for gated models."""
+
+
+class Inference(pulumi.ComponentResource):
+    """vLLM model servers for the in-cluster models of the catalog."""
+
+    services: dict[str, str]
+    """In-cluster Service name of each in-cluster model."""
+    deployments: dict[str, k8s.apps.v1.Deployment]
+
+    def __init__(
+        self, name: str, args: InferenceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:inference:Inference", name, None, opts)
+        config = args.config
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        self.services = {}
+        self.deployments = {}
+
+        token_secret: list[pulumi.Resource] = []
+        gated = [n for n in cluster_models(config) if config.inference.models[n].gated]
+        if gated:
+            if args.huggingface_token is None:
+                raise ValueError("Inference: gated models need the huggingface_token secret")
+            token_secret.append(
+                k8s.core.v1.Secret(
+                    f"{name}-hf-token",
+                    metadata={
+                        "name": HF_TOKEN_SECRET,
+                        "namespace": args.namespace,
+                        "labels": standard_labels(name=HF_TOKEN_SECRET, component="inference"),
+                    },
+                    type="Opaque",
+                    string_data={HF_TOKEN_KEY: args.huggingface_token},
+                    opts=child,
+                )
+            )
+
+        for model_name in cluster_models(config):
+            model = config.inference.models[model_name]
+            plan = server_plan(config, model_name)
+            self.services[model_name] = plan.service
+            self._model_server(name, plan, model, args, child, token_secret)
+
+        self.register_outputs({"services": self.services})
+
+    def _model_server(
+        self,
+        name: str,
+        plan: ServerPlan,
+        model: LocalModel,
+        args: InferenceArgs,
+        child: pulumi.ResourceOptions,
+        token_secret: list[pulumi.Resource],
+    ) -> None:
+        labels = standard_labels(
+            name=plan.service, component=MODEL_SERVER_COMPONENT, instance=plan.name
+        )
+        selector = selector_labels(name=plan.service, instance=plan.name)
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {
+            "name": plan.service,
+            "namespace": args.namespace,
+            "labels": labels,
+        }
+        cache_metadata: k8s.meta.v1.ObjectMetaArgsDict = {
+            "name": f"{plan.service}-cache",
+            "namespace": args.namespace,
+            "labels": labels,
+        }
+        prefix = f"{name}-{plan.name}"
+
+        cache = k8s.core.v1.PersistentVolumeClaim(
+            f"{prefix}-cache",
+            metadata=cache_metadata,
+            spec={
+                # Several replicas share one cache only on a ReadWriteMany storage class.
+                "access_modes": ["ReadWriteOnce" if model.replicas == 1 else "ReadWriteMany"],
+                "resources": {"requests": {"storage": f"{plan.cache_gib}Gi"}},
+            },
+            # The cache is rebuildable, but losing it costs a full download.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(protect=args.config.is_prod)
+            ),
+        )
+        annotations = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(VLLM_PORT),
+            "prometheus.io/path": "/metrics",
+        }
+        if not model.meshed:
+            annotations["linkerd.io/inject"] = "disabled"
+        timeout = f"{plan.startup_seconds + 300}s"
+        self.deployments[plan.name] = k8s.apps.v1.Deployment(
+            f"{prefix}-server",
+            metadata=metadata,
+            spec={
+                "replicas": plan.replicas,
+                "revision_history_limit": 3,
+                "selector": {"match_labels": selector},
+                "strategy": deployment_strategy(plan),
+                "template": {
+                    "metadata": {"labels": labels, "annotations": annotations},
+                    "spec": pod_spec(plan, model),
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[cache, *token_secret, *args.gpu_ready],
+                    custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                ),
+            ),
+        )
+        k8s.core.v1.Service(
+            f"{prefix}-service",
+            metadata=metadata,
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "http", "port": VLLM_PORT, "target_port": "http"}],
+            },
+            opts=child,
+        )
+        if model.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{prefix}-pdb",
+                metadata=metadata,
+                spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
+                opts=child,
+            )
