@@ -89,9 +89,7 @@ def test_tensor_parallelism_pools_the_memory_of_its_gpus() -> None:
 
 
 def test_utilization_is_derived_from_the_estimate_and_never_above_the_cap() -> None:
-    small = estimate(
-        _model(**QWEN3_4B, weight_format="awq-int4", context_length=4096), _gpu(23.5)
-    )
+    small = estimate(_model(**QWEN3_4B, weight_format="awq-int4", context_length=4096), _gpu(23.5))
     assert small.gpu_memory_utilization < 0.5
     needed = (small.weights_gib + small.overhead_gib + small.kv_gib) / 23.5
     assert needed < small.gpu_memory_utilization <= needed + 0.05
