@@ -82,3 +82,15 @@ class InferenceConfig(FrozenModel):
     """The local model catalog, keyed by the model name served to clients."""
 
     models: dict[DnsLabel, LocalModel] = Field(default_factory=dict)
+    cache_storage_class: DnsLabel | None = Field(
+        default=None,
+        description="StorageClass of each model's weight cache (PVC); the cluster's default "
+        "class when unset (k3s: `local-path`, node-local and ReadWriteOnce).",
+    )
+    cache_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce",
+        description="Access mode of the weight caches. With `ReadWriteOnce` (node-local "
+        "`local-path`) every replica of a model, and its rollout surge pod, runs on the node "
+        "holding its cache; `ReadWriteMany` (an NFS or Longhorn class) lets them spread "
+        "over the nodes of the GPU class.",
+    )

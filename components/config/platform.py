@@ -8,10 +8,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from components.inference.fit import MIN_CONTEXT, estimate
+from components.inference.placement import pack, pods_of
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 from .addons import DataLayerConfig, ObservabilityConfig
-from .cluster import ClusterConfig
+from .cluster import ClusterConfig, GpuSharing
 from .edge import AwsConfig, EdgeConfig
 from .gateway import ClientConfig, LlmGatewayConfig
 from .inference import InferenceConfig, LocalModel
@@ -62,6 +63,7 @@ class PlatformConfig(FrozenModel):
             [
                 *self._model_references(),
                 *self._gpu_capacity(),
+                *self._gpu_per_node(),
                 *self._client_references(),
                 *self._environment_rules(),
                 *self._edge_rules(),
@@ -164,6 +166,52 @@ class PlatformConfig(FrozenModel):
                     f"(replicas x gpu_count of {sorted(set(users))}) but the nodes offer "
                     f"{capacity}; add nodes or enable time-slicing on the class",
                     len(users),
+                )
+
+    def _gpu_per_node(self) -> Iterator[Problem]:
+        """Each model-server pod must fit the free GPUs of one node of its class."""
+        cluster = self.cluster
+        by_class: dict[str, dict[str, tuple[int, int]]] = {}
+        for name, model in sorted(self.inference.models.items()):
+            gpu = cluster.gpu_classes.get(model.gpu_class or "")
+            if model.placement != "cluster" or gpu is None:
+                continue
+            assert model.gpu_class is not None
+            if gpu.sharing is GpuSharing.TIME_SLICING and model.gpu_count > 1:
+                yield Problem(
+                    ("inference", "models", name, "gpu_count"),
+                    f"GPU class {model.gpu_class!r} is time-sliced: a pod asking for several "
+                    "GPUs may get slices of one physical GPU, so tensor parallelism needs a "
+                    "class without sharing",
+                    model.gpu_count,
+                )
+            by_class.setdefault(model.gpu_class, {})[name] = (model.gpu_count, model.replicas)
+        for gpu_class, models in sorted(by_class.items()):
+            demand = sum(gpus * replicas for gpus, replicas in models.values())
+            if demand > cluster.gpu_capacity(gpu_class):
+                continue  # reported by _gpu_capacity
+            spec = cluster.gpu_classes[gpu_class]
+            per_gpu = spec.time_slicing_replicas if spec.sharing is GpuSharing.TIME_SLICING else 1
+            nodes = {
+                n: node.gpu.count * per_gpu
+                for n, node in cluster.nodes.items()
+                if node.gpu is not None and node.gpu.gpu_class == gpu_class
+            }
+            if any(gpus > max(nodes.values(), default=0) for gpus, _ in models.values()):
+                continue  # reported by _gpu_capacity (larger than any node)
+            local = self.inference.cache_access_mode == "ReadWriteOnce"
+            _, unplaced = pack(nodes, pods_of(models), same_node=local)
+            if unplaced:
+                why = "a pod's GPUs are on one node"
+                if local:
+                    why += ", and with ReadWriteOnce caches all replicas of a model are too"
+                yield Problem(
+                    ("inference", "models"),
+                    f"the GPUs of class {gpu_class!r} add up, but no node has room for "
+                    f"{sorted({p.model for p in unplaced})} ({why}; nodes offer "
+                    f"{dict(sorted(nodes.items()))}); add GPUs to a node, move a model to "
+                    "another class or use ReadWriteMany caches",
+                    [f"{p.model}: {p.gpus} GPUs" for p in unplaced],
                 )
 
     def _client_references(self) -> Iterator[Problem]:

@@ -1,14 +1,16 @@
 """Does a model fit its GPUs? A VRAM estimate made at config time, before any deploy.
 
-    total = weights + runtime overhead + KV cache
+    total = weights + runtime overhead + KV cache   <=   usable memory
 
-* weights = parameters x bytes per parameter of the weight format:
-  bf16/fp16 store 2 bytes per weight (IEEE half formats). fp8 stores 1 byte per weight
-  plus per-channel scales and the embedding and output layers kept in 16 bit: 1.1. The
-  4-bit formats (AWQ, GPTQ) store 0.5 byte per weight, plus a 16-bit scale and a 4-bit
-  zero point per group of 128 weights (2.5/128 = 0.02 byte), plus the embedding and output
-  layers left in 16 bit; with the 150k-token vocabularies of current 4-14B models those
-  layers are 8-15% of the parameters, so 0.7 byte per parameter on average.
+* weights = parameters x bytes per parameter of the checkpoint's weight format:
+  bf16/fp16 store 2 bytes per weight (IEEE 754 half / bfloat16). fp8 stores 1 byte per
+  weight plus per-channel scales and the embedding and output layers kept in 16 bit:
+  1.1. The 4-bit formats (AWQ, GPTQ) store 0.5 byte per weight, plus a 16-bit scale and
+  a 4-bit zero point per group of 128 weights (`"group_size": 128` in the
+  `quantization_config` of Qwen/Qwen3-8B-AWQ; 2.5 bytes / 128 = 0.02 byte), plus the
+  embedding and output layers left in 16 bit; with the 150k-token vocabularies of
+  current 4-14B models those layers are 8-15% of the parameters, so 0.7 byte per
+  parameter on average (Qwen3-8B-AWQ: 6.0 GB of safetensors for 8.19B = 0.73).
 * KV cache per token = 2 (key and value) x layers x KV heads x head size x bytes per
   element (2 for a 16-bit cache, 1 for `kv_cache_dtype: fp8`); vLLM's paged attention
   holds the cache for every token of every running sequence, so the stack's wanted
@@ -16,16 +18,24 @@
   in config, 32 KiB per billion parameters stands in (above every grouped-query model of
   the catalog: Qwen3-8B needs 18 KiB per billion, Llama-3.1-8B 16).
 * runtime overhead: 1.5 GiB per GPU for the CUDA context and library workspaces (about
-  0.6 GiB), the CUDA graphs vLLM captures for decoding (up to 0.5 GiB) and the activation
-  peak of a 2048-token chunked prefill (about 0.4 GiB for models up to 14B).
+  0.6 GiB), the CUDA graphs vLLM captures (vLLM logs "Estimated CUDA graph memory:
+  0.52 GiB" for Qwen3-8B, LMCache/LMCache#3430, and 0.36 GiB per rank for a TP=2 model,
+  gpustack/runner#251; since vLLM 0.21 this is inside the `--gpu-memory-utilization`
+  budget) and the activation peak of a 2048-token chunked prefill (about 0.4 GiB for
+  models up to 14B).
 * usable memory: 92% of the GPUs' memory; the rest is left for the driver, allocator
-  fragmentation and a display on workstation cards.
+  fragmentation and a display on workstation cards. A GPU class shared by
+  time-slicing gives each pod only `1 / time_slicing_replicas` of it: time-slicing
+  shares compute, not memory, and `--gpu-memory-utilization` is a per-instance
+  fraction of the whole GPU (vLLM engine arguments: "if you have two vLLM instances
+  running on the same GPU, you can set the GPU memory utilization to 0.5 for each").
 
 When the wanted tokens do not fit but a context of at least `MIN_CONTEXT` tokens does for
-the wanted concurrency, the model fits with that shorter `--max-model-len` (rounded down
-to vLLM's 16-token block multiple of 256); otherwise the config is refused with the
-arithmetic. `--gpu-memory-utilization` is what the estimate needs plus 3 points of
-headroom, never above the usable 92%, so vLLM's own profiling lands on the same budget.
+the wanted concurrency, the model fits with that shorter `--max-model-len` (a multiple of
+256, itself a multiple of vLLM's 16-token KV block); otherwise the config is refused with
+the arithmetic. `--gpu-memory-utilization` is what the estimate needs plus 3 points of
+headroom, never above the usable share, so vLLM's own profiling at start lands on the
+same budget and the KV pool it sizes holds at least the tokens estimated here.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.config.cluster import GpuClass
+from components.config.cluster import GpuClass, GpuSharing
 from components.config.inference import LocalModel
 
 GIB = 1024**3
@@ -63,6 +73,7 @@ class Fit:
     kv_gib_per_1k_tokens: float
     kv_gib: float
     usable_gib: float
+    """Memory this model may use: its share of its GPUs, after the driver's reserve."""
     max_model_len: int
     gpu_memory_utilization: float
     arithmetic: str
@@ -91,10 +102,20 @@ def weights_gib(model: LocalModel) -> float:
     return model.parameters_billion * 1e9 * BYTES_PER_PARAMETER[model.weight_format] / GIB
 
 
+def gpu_share(gpu: GpuClass) -> float:
+    """Fraction of one physical GPU a pod of the class gets (time-slicing divides it)."""
+    if gpu.sharing is GpuSharing.TIME_SLICING:
+        return 1 / gpu.time_slicing_replicas
+    return 1.0
+
+
 def estimate(model: LocalModel, gpu: GpuClass) -> Fit:
     """The VRAM estimate of a model on `gpu_count` GPUs of a class."""
     total_gib = gpu.memory_gib * model.gpu_count
-    usable = total_gib * USABLE_FRACTION
+    share = gpu_share(gpu)
+    # Whole percent, as vLLM is told; every figure below stays within it.
+    cap = math.floor(USABLE_FRACTION * share * 100) / 100
+    usable = total_gib * cap
     weights = weights_gib(model)
     overhead = OVERHEAD_GIB_PER_GPU * model.gpu_count
     per_token_gib = kv_bytes_per_token(model) / GIB
@@ -110,15 +131,19 @@ def estimate(model: LocalModel, gpu: GpuClass) -> Fit:
     kv = per_token_gib * max_len * concurrency
     needed = weights + overhead + kv
     utilization = min(
-        USABLE_FRACTION, math.ceil((needed / total_gib + UTILIZATION_HEADROOM) * 100) / 100
+        cap,
+        math.ceil((needed / total_gib + UTILIZATION_HEADROOM) * 100) / 100,
     )
     arithmetic = (
         f"weights {model.parameters_billion}B x {BYTES_PER_PARAMETER[model.weight_format]} B "
         f"({model.weight_format}) = {weights:.2f} GiB; overhead {overhead:.2f} GiB; "
         f"KV {per_token_gib * 1024 * 1024:.0f} KiB/token x {model.context_length} tokens x "
         f"{concurrency} sequences = {wanted_kv:.2f} GiB; usable {USABLE_FRACTION:.0%} of "
-        f"{model.gpu_count} x {gpu.memory_gib} GiB = {usable:.2f} GiB"
+        f"{model.gpu_count} x {gpu.memory_gib} GiB"
     )
+    if share < 1:
+        arithmetic += f" x 1/{round(1 / share)} (time-sliced)"
+    arithmetic += f" = {usable:.2f} GiB; needs {weights + overhead + wanted_kv:.2f} GiB"
     if fits and max_len < model.context_length:
         arithmetic += f"; context shortened to {max_len} tokens to fit"
     return Fit(

@@ -8,11 +8,17 @@ Hugging Face token from one Secret. Models on LAN GPU hosts get no pods: the clu
 exposes the host as a Service, and the LLM gateway's health checks watch it.
 
 Scheduling: the `nvidia` RuntimeClass, `nvidia.com/gpu` limits equal to the tensor-parallel
-size, a node selector on the GPU class label and a toleration for the GPU taint. Updates
-never take the last ready replica away: with a spare GPU of the class the rollout surges
-one new pod first (`maxUnavailable: 0`); without one the single-GPU server restarts in
-place (`Recreate`), which the docs say. A GPU class, node or LAN host in maintenance
-scales its model servers to zero (the gateway then serves the cloud fallback).
+size, a node selector on the GPU class label (`llm-platform.io/gpu-class`, set on GPU
+nodes by the cluster area) and a toleration for the GPU taint (`nvidia.com/gpu`,
+NoSchedule). Updates never take the last ready replica away: with a spare GPU where the
+new pod can mount the cache the rollout surges one new pod first (`maxUnavailable: 0`,
+`maxSurge: 1`); without one the server restarts in place (`Recreate`), which
+docs/inference.md says. A GPU class (or all its nodes) or LAN host in maintenance scales
+its model servers to zero (the gateway then serves the cloud fallback); a single node in
+maintenance is kept out by node affinity and its pods are dropped if the rest cannot hold
+them. Metrics: `prometheus.io/*` pod annotations (no ServiceMonitor, so nothing here
+needs the Prometheus CRDs). Creates Kubernetes resources only, all through the explicit
+provider in `InferenceArgs`.
 
 `pulumi up` must not time out on a cold start: each Deployment's await timeout comes from
 its weight size (download at a home-uplink rate, load from disk, compile and capture).
@@ -28,7 +34,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.config import LocalModel, PlatformConfig
+from components.config import GpuSharing, LocalModel, PlatformConfig
 from components.inference.endpoints import (
     INFERENCE_NAMESPACE,
     MODEL_SERVER_COMPONENT,
@@ -36,6 +42,7 @@ from components.inference.endpoints import (
     model_service_name,
 )
 from components.inference.fit import GIB, Fit, estimate
+from components.inference.placement import Pod, pack, pods_of, replicas_placed
 from components.inference.vllm_args import MODEL_CACHE_PATH, vllm_args
 from components.labels import selector_labels, standard_labels
 
@@ -68,6 +75,8 @@ class ServerPlan:
     startup_seconds: int
     rolling: bool
     """True when a spare GPU lets a new pod start before the old one stops."""
+    avoid_nodes: tuple[str, ...] = ()
+    """Nodes of the class in maintenance; the pods are kept off them."""
 
 
 def startup_seconds(fit: Fit) -> int:
@@ -78,15 +87,73 @@ def startup_seconds(fit: Fit) -> int:
     )
 
 
-def has_spare_gpu(config: PlatformConfig, model: LocalModel) -> bool:
-    """Whether the class has GPUs left over for a surge pod of this model."""
+def _class_nodes(config: PlatformConfig, gpu_class: str) -> dict[str, tuple[int, bool]]:
+    """Nodes carrying a GPU class: name -> (schedulable GPUs, in maintenance)."""
+    spec = config.cluster.gpu_classes[gpu_class]
+    per_gpu = spec.time_slicing_replicas if spec.sharing is GpuSharing.TIME_SLICING else 1
+    return {
+        name: (node.gpu.count * per_gpu, node.maintenance)
+        for name, node in sorted(config.cluster.nodes.items())
+        if node.gpu is not None and node.gpu.gpu_class == gpu_class
+    }
+
+
+def _class_demand(config: PlatformConfig, gpu_class: str) -> dict[str, tuple[int, int]]:
+    """Models placed on a GPU class: name -> (gpu_count, replicas)."""
+    return {
+        name: (m.gpu_count, m.replicas)
+        for name, m in sorted(config.inference.models.items())
+        if m.placement == "cluster" and m.gpu_class == gpu_class
+    }
+
+
+def maintenance_nodes(config: PlatformConfig, gpu_class: str) -> list[str]:
+    """Nodes of a GPU class switched to maintenance, sorted: pods keep off them."""
+    return [n for n, (_, down) in _class_nodes(config, gpu_class).items() if down]
+
+
+def _node_local(config: PlatformConfig) -> bool:
+    return config.inference.cache_access_mode == "ReadWriteOnce"
+
+
+def running_replicas(config: PlatformConfig, name: str) -> int:
+    """Replicas a model runs: 0 in maintenance, else what the nodes left in service hold.
+
+    A class (or every node of it) in maintenance scales its models to zero; a single node
+    in maintenance takes its GPUs out, and the pods that no longer fit are dropped in the
+    deterministic order of `placement.pods_of` rather than left Pending (a Pending pod
+    would hold `pulumi up` until its timeout).
+    """
+    model = config.inference.models[name]
+    if config.model_in_maintenance(name):
+        return 0
     assert model.gpu_class is not None
-    used = sum(
-        m.gpu_count * m.replicas
-        for m in config.inference.models.values()
-        if m.placement == "cluster" and m.gpu_class == model.gpu_class
-    )
-    return config.cluster.gpu_capacity(model.gpu_class) - used >= model.gpu_count
+    nodes = {
+        n: gpus for n, (gpus, down) in _class_nodes(config, model.gpu_class).items() if not down
+    }
+    demand = _class_demand(config, model.gpu_class)
+    return replicas_placed(nodes, demand, same_node=_node_local(config))[name]
+
+
+def has_spare_gpu(config: PlatformConfig, model_name: str) -> bool:
+    """Whether one more pod of this model fits beside every running pod (a rollout surge).
+
+    With node-local ReadWriteOnce caches (k3s `local-path`) the surge pod must land on
+    the node holding the cache, so the spare GPU must be there; a ReadWriteMany cache
+    can be mounted on any node of the class.
+    """
+    model = config.inference.models[model_name]
+    assert model.gpu_class is not None
+    nodes = {
+        n: gpus for n, (gpus, down) in _class_nodes(config, model.gpu_class).items() if not down
+    }
+    demand = {
+        n: (gpus, running_replicas(config, n))
+        for n, (gpus, _) in _class_demand(config, model.gpu_class).items()
+    }
+    surge = Pod(gpus=model.gpu_count, model=model_name, replica=demand[model_name][1])
+    _, unplaced = pack(nodes, [*pods_of(demand), surge], same_node=_node_local(config))
+    return not unplaced
 
 
 def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
@@ -97,15 +164,24 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
     return ServerPlan(
         name=name,
         service=model_service_name(name),
-        replicas=0 if config.model_in_maintenance(name) else model.replicas,
+        replicas=running_replicas(config, name),
         fit=fit,
         args=tuple(vllm_args(name, model, fit)),
-        # Weights plus room for a revision change downloading beside the old one.
-        cache_gib=math.ceil(fit.weights_bytes * 1.3 / GIB) + 2,
+        cache_gib=cache_gib(fit),
         memory_gib=math.ceil(fit.weights_bytes / GIB) + 4,
         startup_seconds=startup_seconds(fit),
-        rolling=has_spare_gpu(config, model),
+        rolling=has_spare_gpu(config, name),
+        avoid_nodes=tuple(maintenance_nodes(config, model.gpu_class)),
     )
+
+
+def cache_gib(fit: Fit) -> int:
+    """Size of the weight cache: the weights x 1.3, rounded up to whole GiB.
+
+    The 30% is room for a revision change, whose files download beside the old ones
+    before the old snapshot is pruned, plus tokenizer and config files.
+    """
+    return math.ceil(fit.weights_bytes * 1.3 / GIB)
 
 
 def cluster_models(config: PlatformConfig) -> list[str]:
@@ -136,7 +212,7 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
             }
         )
     gpus = str(model.gpu_count)
-    return {
+    spec: k8s.core.v1.PodSpecArgsDict = {
         "runtime_class_name": "nvidia",
         "node_selector": {GPU_CLASS_LABEL: model.gpu_class or ""},
         "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
@@ -190,6 +266,38 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
             },
         ],
     }
+    if plan.avoid_nodes:
+        spec["affinity"] = {
+            "node_affinity": {
+                "required_during_scheduling_ignored_during_execution": {
+                    "node_selector_terms": [
+                        {
+                            "match_expressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "NotIn",
+                                    "values": list(plan.avoid_nodes),
+                                }
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
+    return spec
+
+
+def cache_claim_spec(
+    plan: ServerPlan, config: PlatformConfig
+) -> k8s.core.v1.PersistentVolumeClaimSpecArgsDict:
+    """The weight cache claim: the configured class and access mode, sized from the weights."""
+    spec: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+        "access_modes": [config.inference.cache_access_mode],
+        "resources": {"requests": {"storage": f"{plan.cache_gib}Gi"}},
+    }
+    if config.inference.cache_storage_class is not None:
+        spec["storage_class_name"] = config.inference.cache_storage_class
+    return spec
 
 
 def deployment_strategy(plan: ServerPlan) -> k8s.apps.v1.DeploymentStrategyArgsDict:
@@ -283,11 +391,7 @@ class Inference(pulumi.ComponentResource):
         cache = k8s.core.v1.PersistentVolumeClaim(
             f"{prefix}-cache",
             metadata=cache_metadata,
-            spec={
-                # Several replicas share one cache only on a ReadWriteMany storage class.
-                "access_modes": ["ReadWriteOnce" if model.replicas == 1 else "ReadWriteMany"],
-                "resources": {"requests": {"storage": f"{plan.cache_gib}Gi"}},
-            },
+            spec=cache_claim_spec(plan, args.config),
             # The cache is rebuildable, but losing it costs a full download.
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(protect=args.config.is_prod)

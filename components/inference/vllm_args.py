@@ -1,7 +1,19 @@
 """The `vllm serve` arguments of a model server, derived from config and the fit estimate.
 
-Flag names are those of vLLM's engine and frontend argument parsers (`vllm/engine/
-arg_utils.py`, `vllm/entrypoints/openai/cli_args.py`) in the pinned image.
+Flag names are those of vLLM's engine and frontend argument parsers
+(`vllm/engine/arg_utils.py` `EngineArgs.add_cli_args`, `vllm/entrypoints/openai/
+cli_args.py` `make_arg_parser`, read at vllm-project/vllm@99d7eb5 and @789340f, the newest
+snapshots available; the pinned image is v0.33.0, whose source could not be read here).
+Boolean engine options are `argparse.BooleanOptionalAction`s there, so each has a
+`--no-` form; the model is the positional `model_tag` of `vllm serve` (the image's
+entrypoint), which takes precedence over `--model`.
+
+`--quantization` is deliberately not passed: `weight_format` names the format the
+checkpoint is stored in, vLLM reads the method from the checkpoint's
+`quantization_config` and upgrades AWQ/GPTQ to the Marlin kernels itself where the GPU
+supports them, and an explicit method that differs from the checkpoint's (for example
+`awq` on a `compressed-tensors` AWQ export) stops the server with "Quantization method
+specified in the model config ... does not match".
 """
 
 from __future__ import annotations
@@ -16,22 +28,17 @@ MODEL_CACHE_PATH = "/models"
 DTYPE = {
     "bf16": "bfloat16",
     "fp16": "float16",
+    # The checkpoint's scales decide; vLLM picks the activation dtype.
     "fp8": "auto",
-    # AWQ and GPTQ kernels compute in half precision.
+    # vLLM's --dtype help: "half ... Recommended for AWQ quantization"; GPTQ alike.
     "awq-int4": "float16",
     "gptq-int4": "float16",
-}
-QUANTIZATION = {
-    "fp8": "fp8",
-    # The Marlin kernels run AWQ/GPTQ checkpoints faster on Ampere and newer.
-    "awq-int4": "awq_marlin",
-    "gptq-int4": "gptq_marlin",
 }
 
 
 def vllm_args(name: str, model: LocalModel, fit: Fit) -> list[str]:
     """Arguments after `vllm serve` (the image's entrypoint); the model is positional."""
-    args = [
+    return [
         model.hf_repo,
         f"--revision={model.revision}",
         f"--served-model-name={name}",
@@ -47,6 +54,3 @@ def vllm_args(name: str, model: LocalModel, fit: Fit) -> list[str]:
         "--enable-prefix-caching" if model.prefix_caching else "--no-enable-prefix-caching",
         "--enable-chunked-prefill" if model.chunked_prefill else "--no-enable-chunked-prefill",
     ]
-    if model.weight_format in QUANTIZATION:
-        args.append(f"--quantization={QUANTIZATION[model.weight_format]}")
-    return args

@@ -5,8 +5,11 @@ Figures used (each row cites its source):
   `config.json` on Hugging Face: Qwen3-4B 4.02B, 36 layers, 8 KV heads, head 128;
   Qwen3-8B 8.19B, 36/8/128; Qwen3-14B 14.8B, 40/8/128; Llama-3.1-8B 8.03B, 32/8/128.
 - Checkpoint sizes on Hugging Face: Qwen/Qwen3-4B (bf16) about 8.0 GB, Qwen/Qwen3-8B (bf16)
-  about 16.4 GB; 4-bit AWQ checkpoints of 8B models about 5.7-6.0 GB.
-- GPU memory from NVIDIA's specifications: RTX 3060 12 GB, RTX 4090 24 GB, RTX 3090 24 GB.
+  about 16.4 GB; 4-bit AWQ checkpoints of 8B models (Qwen/Qwen3-8B-AWQ) about 5.7-6.0 GB;
+  FP8 Llama-3.1-8B-Instruct exports (RedHatAI/neuralmagic, embeddings and lm_head in 16 bit)
+  about 9.1 GB.
+- GPU memory from NVIDIA's specifications: RTX 3060 12 GB, RTX 4090 24 GB, RTX 3090 24 GB
+  (23.5 GiB usable as nvidia-smi reports it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from hypothesis import strategies as st
 
 from components.config import ConfigError, GpuClass, LocalModel, parse_platform_config
 from components.inference.fit import GIB, MIN_CONTEXT, USABLE_FRACTION, estimate
+from components.inference.placement import Pod, pack, pods_of, replicas_placed
 from tests.support import stack_values
 
 REVISION = "0" * 40
@@ -30,13 +34,17 @@ def _model(**fields: Any) -> LocalModel:
     )
 
 
-def _gpu(gib: float) -> GpuClass:
-    return GpuClass.model_validate({"memory_gib": gib, "hourly_cost_usd": 0.1})
+def _gpu(gib: float, slices: int = 1) -> GpuClass:
+    sharing: dict[str, Any] = (
+        {"sharing": "time-slicing", "time_slicing_replicas": slices} if slices > 1 else {}
+    )
+    return GpuClass.model_validate({"memory_gib": gib, "hourly_cost_usd": 0.1, **sharing})
 
 
 QWEN3_4B = {"parameters_billion": 4.02, "layers": 36, "kv_heads": 8, "head_dim": 128}
 QWEN3_8B = {"parameters_billion": 8.19, "layers": 36, "kv_heads": 8, "head_dim": 128}
 QWEN3_14B = {"parameters_billion": 14.8, "layers": 40, "kv_heads": 8, "head_dim": 128}
+LLAMA31_8B = {"parameters_billion": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128}
 RTX_3060 = _gpu(12)
 RTX_4090 = _gpu(23.5)
 
@@ -131,4 +139,132 @@ def test_a_model_that_does_not_fit_is_a_config_error_showing_the_arithmetic() ->
         parse_platform_config(values)
     (line,) = [line for line in raised.value.lines if "does not fit" in line]
     assert line.startswith("config error: inference.models.qwen3-4b: does not fit GPU class")
-    assert "8.19B x 2.0 B (fp16)" in line and "usable 92% of 1 x 12.0 GiB" in line
+    assert "8.19B x 2.0 B (fp16) = 15.26 GiB" in line
+    assert "usable 92% of 1 x 12.0 GiB = 11.04 GiB" in line
+
+
+def test_an_fp8_8b_model_fits_12_gb_only_with_a_shorter_context() -> None:
+    fit = estimate(
+        _model(**LLAMA31_8B, weight_format="fp8", context_length=8192, max_concurrent_sequences=2),
+        RTX_3060,
+    )
+    # Published FP8 exports of Llama-3.1-8B-Instruct: about 9.1 GB.
+    assert fit.weights_bytes / 1e9 == pytest.approx(9.1, rel=0.04)
+    # 128 KiB per token (2 x 32 x 8 x 128 x 2 B); about 1.3 GiB left for it.
+    assert fit.fits and MIN_CONTEXT <= fit.max_model_len < 8192
+
+
+def test_time_slicing_divides_the_memory_not_just_the_compute() -> None:
+    bf16_8b = _model(**QWEN3_8B, weight_format="bf16", context_length=4096)
+    assert estimate(bf16_8b, RTX_4090).fits
+    shared = estimate(bf16_8b, _gpu(23.5, slices=2))
+    assert not shared.fits  # 15.26 GiB of weights > 46% of 23.5 GiB
+    assert "x 1/2 (time-sliced)" in shared.arithmetic
+    small = estimate(
+        _model(**QWEN3_4B, weight_format="awq-int4", context_length=4096), _gpu(23.5, 2)
+    )
+    assert small.fits
+    # Two instances on one GPU must together stay within it (vLLM's per-instance fraction).
+    assert 2 * small.gpu_memory_utilization <= USABLE_FRACTION
+
+
+@given(
+    nodes=st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]), st.integers(min_value=1, max_value=8), min_size=1
+    ),
+    models=st.dictionaries(
+        st.sampled_from(["m1", "m2", "m3"]),
+        st.tuples(st.integers(min_value=1, max_value=8), st.integers(min_value=1, max_value=4)),
+        min_size=1,
+    ),
+)
+def test_packing_never_overcommits_a_node(
+    nodes: dict[str, int], models: dict[str, tuple[int, int]]
+) -> None:
+    placed, unplaced = pack(nodes, pods_of(models))
+    used = dict.fromkeys(nodes, 0)
+    for pod, node in placed.items():
+        used[node] += pod.gpus
+    assert all(used[n] <= nodes[n] for n in nodes)
+    assert len(placed) + len(unplaced) == sum(r for _, r in models.values())
+    # Nothing left out that a node still has room for.
+    assert all(pod.gpus > nodes[n] - used[n] for pod in unplaced for n in nodes)
+    counts = replicas_placed(nodes, models)
+    assert sum(counts.values()) == len(placed)
+
+
+def test_packing_counts_gpus_per_node_not_per_class() -> None:
+    pods = pods_of({"tp2": (2, 3)})
+    placed, unplaced = pack({"x": 3, "y": 3}, pods)
+    assert len(placed) == 2 and unplaced == [Pod(gpus=2, model="tp2", replica=2)]
+
+
+def _prod_with_two_3090_nodes(**node_counts: int) -> dict[str, Any]:
+    values = stack_values("prod")
+    nodes = values["cluster"]["nodes"]
+    del nodes["gpu-3090"]
+    for index, (name, count) in enumerate(sorted(node_counts.items())):
+        nodes[name] = {
+            "address": f"192.168.10.{40 + index}",
+            "gpu": {"gpu_class": "rtx-3090", "count": count},
+        }
+    return values
+
+
+def test_models_per_gpu_node_never_exceed_its_gpus() -> None:
+    # qwen3-14b asks for 2 GPUs on one node; two 1-GPU nodes add up to 2 but cannot host it
+    # (caught by the existing largest-node rule); 3 + 1 GPUs with a second 2-GPU model
+    # add up to 4 but only one 2-GPU pod fits a node: the per-node rule.
+    values = _prod_with_two_3090_nodes(**{"gpu-3090-a": 3, "gpu-3090-b": 1})
+    values["inference"]["models"]["qwen3-14b-b"] = dict(values["inference"]["models"]["qwen3-14b"])
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    (line,) = raised.value.lines
+    assert line.startswith("config error: inference.models: the GPUs of class 'rtx-3090' add up")
+    assert "qwen3-14b-b" in line
+    values = _prod_with_two_3090_nodes(**{"gpu-3090-a": 2, "gpu-3090-b": 2})
+    values["inference"]["models"]["qwen3-14b-b"] = dict(values["inference"]["models"]["qwen3-14b"])
+    parse_platform_config(values)  # one 2-GPU pod per node: fits
+
+
+def test_tensor_parallelism_is_refused_on_a_time_sliced_class() -> None:
+    values = stack_values("prod")
+    values["cluster"]["gpu_classes"]["rtx-3090"]["sharing"] = "time-slicing"
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    assert any(
+        line.startswith("config error: inference.models.qwen3-14b.gpu_count: GPU class")
+        and "time-sliced" in line
+        for line in raised.value.lines
+    )
+
+
+def test_replicas_on_node_local_caches_share_one_node() -> None:
+    values = stack_values("dev")
+    values["cluster"]["nodes"]["rack-2"] = {
+        "address": "192.168.1.11",
+        "gpu": {"gpu_class": "rtx-3060", "count": 1},
+    }
+    values["inference"]["models"]["qwen3-4b"]["replicas"] = 2
+    # Two GPUs of the class, but on two nodes, and a ReadWriteOnce cache lives on one.
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    (line,) = raised.value.lines
+    assert line.startswith("config error: inference.models: the GPUs of class 'rtx-3060'")
+    assert "ReadWriteOnce caches" in line
+    values["inference"]["cache_access_mode"] = "ReadWriteMany"
+    parse_platform_config(values)
+    # Both replicas on one 2-GPU node can share a node-local cache.
+    values = stack_values("dev")
+    values["cluster"]["nodes"]["rack-1"]["gpu"]["count"] = 2
+    values["inference"]["models"]["qwen3-4b"]["replicas"] = 2
+    parse_platform_config(values)
+
+
+def test_same_node_packing_keeps_a_models_replicas_together() -> None:
+    pods = pods_of({"m": (1, 2)})
+    placed, unplaced = pack({"a": 1, "b": 1}, pods, same_node=True)
+    assert len(placed) == 1 and len(unplaced) == 1
+    # The first replica goes where both fit, not to the first node with room for one.
+    placed, unplaced = pack({"a": 1, "b": 2}, pods, same_node=True)
+    assert not unplaced and set(placed.values()) == {"b"}

@@ -1,35 +1,66 @@
-"""The inference area under the recording mocks: one vLLM server per in-cluster model."""
+"""The inference area under the recording mocks: one vLLM server per in-cluster model.
+
+The component runs on its own (a small program building only `Inference` with an explicit
+provider), so these tests do not depend on the other areas being wired.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import pytest
 
-from components.inference.fit import estimate
+from components.config import PlatformConfig, parse_platform_config
+from components.inference.fit import GIB, estimate
 from components.inference.model_server import (
     GPU_CLASS_LABEL,
+    Inference,
+    InferenceArgs,
     cluster_models,
     server_plan,
     startup_seconds,
 )
 from components.inference.vllm_args import vllm_args
-from tests.support import run_stack, stack_config, stack_values
+from tests.support import stack_config, stack_values
 from tests.unit.manifest_checks import validate_core
-from tools.mock_engine import ProgramRun, RecordedResource
+from tools.mock_engine import SECRET, ProgramRun, RecordedResource, run_program
 
-StackRun = Callable[[str], ProgramRun]
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+TOKEN = "hf_TEST-SECRET-not-in-the-render"
+
+
+def _run(config: PlatformConfig, stack: str = "dev") -> ProgramRun:
+    def program() -> dict[str, Any]:
+        import pulumi
+        import pulumi_kubernetes as k8s
+
+        provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret("kubeconfig"))
+        inference = Inference(
+            "inference",
+            InferenceArgs(
+                config=config,
+                provider=provider,
+                huggingface_token=pulumi.Output.secret(TOKEN),
+            ),
+        )
+        return {"inference": inference}
+
+    return run_program(stack=stack, config={}, secret_keys=[], program=program)
+
+
+@cache
+def _stack_run(stack: str) -> ProgramRun:
+    return _run(stack_config(stack), stack)
+
+
+def _values_run(values: dict[str, Any]) -> ProgramRun:
+    return _run(parse_platform_config(values), values["environment"])
 
 
 def _servers(run: ProgramRun) -> dict[str, RecordedResource]:
-    return {
-        r.inputs["metadata"]["name"]: r
-        for r in run.of_type(DEPLOYMENT)
-        if r.inputs["metadata"]["namespace"] == "inference"
-    }
+    return {r.inputs["metadata"]["name"]: r for r in run.of_type(DEPLOYMENT)}
 
 
 def _arg(container: dict[str, Any], flag: str) -> str:
@@ -37,20 +68,25 @@ def _arg(container: dict[str, Any], flag: str) -> str:
     return value
 
 
+def _with_gated_cluster_model(values: dict[str, Any]) -> dict[str, Any]:
+    values["inference"]["models"]["qwen3-4b"]["gated"] = True
+    return values
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_one_server_per_cluster_model_and_none_for_lan_models(
-    stack_run: StackRun, stack: str
-) -> None:
+def test_one_server_per_cluster_model_and_none_for_lan_models(stack: str) -> None:
     config = stack_config(stack)
-    servers = _servers(stack_run(stack))
+    servers = _servers(_stack_run(stack))
     assert set(servers) == {f"vllm-{n}" for n in cluster_models(config)}
     lan = [n for n, m in config.inference.models.items() if m.placement == "lan"]
     assert all(f"vllm-{n}" not in servers for n in lan)
+    if stack == "prod":
+        assert lan  # the LAN host's model exists in config, yet has no pods
 
 
-def test_dev_serves_one_small_model_prod_several_across_gpu_classes(stack_run: StackRun) -> None:
-    assert len(_servers(stack_run("dev"))) == 1
-    prod = _servers(stack_run("prod"))
+def test_dev_serves_one_small_model_prod_several_across_gpu_classes() -> None:
+    assert len(_servers(_stack_run("dev"))) == 1
+    prod = _servers(_stack_run("prod"))
     classes = {
         r.inputs["spec"]["template"]["spec"]["nodeSelector"][GPU_CLASS_LABEL] for r in prod.values()
     }
@@ -58,15 +94,18 @@ def test_dev_serves_one_small_model_prod_several_across_gpu_classes(stack_run: S
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_deployment_spec_follows_config_and_fit(stack_run: StackRun, stack: str) -> None:
+def test_deployment_spec_follows_config_and_fit(stack: str) -> None:
     config = stack_config(stack)
-    for name, server in _servers(stack_run(stack)).items():
+    servers = _servers(_stack_run(stack))
+    assert servers
+    for name, server in servers.items():
         model_name = name.removeprefix("vllm-")
         model = config.inference.models[model_name]
         fit = estimate(model, config.cluster.gpu_classes[model.gpu_class or ""])
         spec = server.inputs["spec"]
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
+        # Arguments: the model, its revision and the estimate's figures.
         assert container["image"].startswith("docker.io/vllm/vllm-openai:v")
         assert container["args"][0] == model.hf_repo
         assert _arg(container, "served-model-name") == model_name
@@ -74,15 +113,30 @@ def test_deployment_spec_follows_config_and_fit(stack_run: StackRun, stack: str)
         assert int(_arg(container, "max-model-len")) == fit.max_model_len
         assert float(_arg(container, "gpu-memory-utilization")) == fit.gpu_memory_utilization
         assert int(_arg(container, "tensor-parallel-size")) == model.gpu_count
+        assert int(_arg(container, "max-num-seqs")) == model.max_concurrent_sequences
+        assert _arg(container, "download-dir") == "/models"
+        assert not any(a.startswith("--quantization") for a in container["args"])
+        # Resources and scheduling.
         assert container["resources"]["limits"]["nvidia.com/gpu"] == str(model.gpu_count)
         assert pod["runtimeClassName"] == "nvidia"
         assert pod["nodeSelector"] == {GPU_CLASS_LABEL: model.gpu_class}
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
             "tolerations"
         ]
+        assert "affinity" not in pod  # no node in maintenance in the stack files
+        # Volumes: shared memory in RAM, the weight cache on its claim.
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+        assert volumes["dshm"]["emptyDir"] == {
+            "medium": "Memory",
+            "sizeLimit": f"{2 * model.gpu_count}Gi",
+        }
         assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{name}-cache"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts == {"model-cache": "/models", "dshm": "/dev/shm"}
+        env = {e["name"]: e for e in container["env"]}
+        assert env["HF_HOME"]["value"] == "/models"
+        assert ("HF_TOKEN" in env) == model.gated
+        # Probes: the startup probe outlasts a cold start, all on /health.
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["httpGet"]["path"] == "/health"
         plan = server_plan(config, model_name)
@@ -90,95 +144,223 @@ def test_deployment_spec_follows_config_and_fit(stack_run: StackRun, stack: str)
         assert startup["periodSeconds"] * startup["failureThreshold"] >= plan.startup_seconds
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
-        strategy = spec["strategy"]
-        if strategy["type"] == "RollingUpdate":
-            assert strategy["rollingUpdate"]["maxUnavailable"] == 0
-        env = {e["name"]: e for e in container["env"]}
-        assert ("HF_TOKEN" in env) == model.gated
-        validate_core(server)
+        annotations = spec["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "8000"
+        assert ("linkerd.io/inject" in annotations) == (not model.meshed)
+        labels = spec["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "model-server"
 
 
-def test_cold_start_timeouts_grow_with_the_weights(stack_run: StackRun) -> None:
+def test_single_gpu_servers_restart_in_place_and_never_surge_without_a_spare() -> None:
+    for name, server in _servers(_stack_run("prod")).items():
+        strategy = server.inputs["spec"]["strategy"]
+        # Every prod GPU is in use, so no surge pod could schedule.
+        assert strategy == {"type": "Recreate"}, name
+
+
+def test_a_spare_gpu_on_the_only_node_allows_a_surge_with_no_unavailability() -> None:
+    values = stack_values("prod")
+    values["cluster"]["nodes"]["gpu-4090"]["gpu"]["count"] = 2
+    config = parse_platform_config(values)
+    assert server_plan(config, "qwen3-8b").rolling is True
+    strategy = _servers(_run(config, "prod"))["vllm-qwen3-8b"].inputs["spec"]["strategy"]
+    assert strategy == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+
+
+def test_node_local_caches_never_surge_across_nodes() -> None:
+    values = stack_values("prod")
+    values["cluster"]["nodes"]["gpu-4090b"] = {
+        "address": "192.168.10.33",
+        "gpu": {"gpu_class": "rtx-4090", "count": 1},
+    }
+    # A spare 4090 exists, but on another node than the ReadWriteOnce cache (packing puts
+    # the running pod on the first node by name).
+    assert server_plan(parse_platform_config(values), "qwen3-8b").rolling is False
+    values["inference"]["cache_access_mode"] = "ReadWriteMany"
+    assert server_plan(parse_platform_config(values), "qwen3-8b").rolling is True
+
+
+def test_cold_start_timeouts_grow_with_the_weights() -> None:
     config = stack_config("prod")
     plans = {n: server_plan(config, n) for n in cluster_models(config)}
-    servers = _servers(stack_run("prod"))
+    servers = _servers(_stack_run("prod"))
     for name, plan in plans.items():
         timeouts = servers[f"vllm-{name}"].custom_timeouts
-        assert timeouts["create"] == f"{plan.startup_seconds + 300}s"
-        # Far beyond the provider's 10-minute default for anything over a few GB.
-        assert plan.startup_seconds > 300
+        assert timeouts["create"] == timeouts["update"] == f"{plan.startup_seconds + 300}s"
+        # Beyond the provider's 10-minute default for anything over a few GB.
+        assert plan.startup_seconds + 300 > 600
     small, large = sorted(plans.values(), key=lambda p: p.fit.weights_bytes)[:: len(plans) - 1]
     assert startup_seconds(small.fit) < startup_seconds(large.fit)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_services_pvcs_and_pdbs(stack_run: StackRun, stack: str) -> None:
-    run = stack_run(stack)
+def test_services_and_caches(stack: str) -> None:
+    run = _stack_run(stack)
     config = stack_config(stack)
-    services = {
-        r.inputs["metadata"]["name"]: r
-        for r in run.of_type("kubernetes:core/v1:Service")
-        if r.inputs["metadata"]["namespace"] == "inference"
-    }
+    services = {r.inputs["metadata"]["name"]: r for r in run.of_type("kubernetes:core/v1:Service")}
     claims = {
         r.inputs["metadata"]["name"]: r
         for r in run.of_type("kubernetes:core/v1:PersistentVolumeClaim")
     }
     for name in cluster_models(config):
         service = services[f"vllm-{name}"]
+        assert service.inputs["metadata"]["namespace"] == "inference"
         assert service.inputs["spec"]["ports"][0]["port"] == 8000
+        assert service.inputs["metadata"]["labels"]["app.kubernetes.io/component"] == (
+            "model-server"
+        )
         claim = claims[f"vllm-{name}-cache"]
         plan = server_plan(config, name)
-        assert claim.inputs["spec"]["resources"]["requests"]["storage"] == f"{plan.cache_gib}Gi"
-        assert plan.cache_gib * 2**30 > plan.fit.weights_bytes
-        assert claim.protect == config.is_prod
-        validate_core(service)
-        validate_core(claim)
-    pdbs = [
-        r
-        for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
-        if r.inputs["metadata"]["namespace"] == "inference"
-    ]
-    assert len(pdbs) == sum(
-        1 for n in cluster_models(config) if config.inference.models[n].replicas > 1
-    )
+        size = claim.inputs["spec"]["resources"]["requests"]["storage"]
+        assert size == f"{plan.cache_gib}Gi"
+        # weights x 1.3, rounded up to whole GiB
+        assert (
+            plan.fit.weights_bytes * 1.3
+            <= plan.cache_gib * GIB
+            < (plan.fit.weights_bytes * 1.3 + GIB)
+        )
+        assert claim.inputs["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert "storageClassName" not in claim.inputs["spec"]  # the cluster default
+    assert not run.of_type("kubernetes:policy/v1:PodDisruptionBudget")  # one replica each
 
 
-def test_maintenance_scales_the_class_to_zero_and_back() -> None:
+def test_dev_and_prod_differ_in_cache_protection_only_where_intended() -> None:
+    for stack, protected in (("dev", False), ("prod", True)):
+        claims = _stack_run(stack).of_type("kubernetes:core/v1:PersistentVolumeClaim")
+        assert claims and {c.protect for c in claims} == {protected}
+        deployments = _stack_run(stack).of_type(DEPLOYMENT)
+        assert {d.protect for d in deployments} == {False}
+
+
+def test_every_object_validates_and_uses_the_explicit_provider() -> None:
+    values = _with_gated_cluster_model(stack_values("dev"))
+    values["inference"]["models"]["qwen3-4b"]["replicas"] = 2
+    values["inference"]["cache_access_mode"] = "ReadWriteMany"
+    values["inference"]["cache_storage_class"] = "nfs-client"
+    values["cluster"]["nodes"]["rack-1"]["gpu"]["count"] = 2
+    values["namespaces"]["inference"]["quota"]["gpus"] = 2
+    runs = [_stack_run("dev"), _stack_run("prod"), _values_run(values)]
+    kinds: set[str] = set()
+    for run in runs:
+        (provider,) = run.of_type("pulumi:providers:kubernetes")
+        objects = [r for r in run.resources if r.type.startswith("kubernetes:")]
+        assert objects
+        for resource in objects:
+            assert resource.provider == provider.urn
+            assert resource.parent is not None and "Inference" in resource.parent
+            validate_core(resource)
+            kinds.add(resource.type)
+    assert kinds == {
+        DEPLOYMENT,
+        "kubernetes:core/v1:Service",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "kubernetes:core/v1:Secret",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+    }
+
+
+def test_gated_models_read_the_token_from_a_secret_never_in_clear() -> None:
+    run = _values_run(_with_gated_cluster_model(stack_values("dev")))
+    (secret,) = run.of_type("kubernetes:core/v1:Secret")
+    assert secret.inputs["stringData"] == SECRET
+    (server,) = run.of_type(DEPLOYMENT)
+    (container,) = server.inputs["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret.inputs["metadata"]["name"]
+    assert secret.urn in server.depends_on
+    dumped = repr([r.inputs for r in run.resources])
+    assert TOKEN not in dumped
+    # Without a gated in-cluster model there is no Secret (prod's gated model is on the LAN).
+    assert not _stack_run("prod").of_type("kubernetes:core/v1:Secret")
+
+
+def test_two_replicas_get_a_disruption_budget() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"]["replicas"] = 2
+    values["cluster"]["nodes"]["rack-1"]["gpu"]["count"] = 2
+    run = _values_run(values)
+    (pdb,) = run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    (server,) = run.of_type(DEPLOYMENT)
+    assert pdb.inputs["spec"]["maxUnavailable"] == 1
+    assert pdb.inputs["spec"]["selector"] == server.inputs["spec"]["selector"]
+    assert server.inputs["spec"]["replicas"] == 2
+
+
+def test_unmeshed_models_opt_out_of_the_proxy() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"]["meshed"] = False
+    (server,) = _values_run(values).of_type(DEPLOYMENT)
+    annotations = server.inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["linkerd.io/inject"] == "disabled"
+
+
+def test_class_maintenance_scales_to_zero_and_back() -> None:
     values = stack_values("prod")
     values["cluster"]["gpu_classes"]["rtx-4090"]["maintenance"] = True
-    servers = _servers(run_stack(values, "prod"))
+    servers = _servers(_values_run(values))
     assert servers["vllm-qwen3-8b"].inputs["spec"]["replicas"] == 0
     assert servers["vllm-qwen3-14b"].inputs["spec"]["replicas"] == 1
     values["cluster"]["gpu_classes"]["rtx-4090"]["maintenance"] = False
-    restored = _servers(run_stack(values, "prod"))
+    restored = _servers(_values_run(values))
     assert restored["vllm-qwen3-8b"].inputs["spec"]["replicas"] == 1
 
 
-def test_a_second_replica_surges_onto_a_spare_gpu_only() -> None:
-    values = stack_values("prod")
-    config = stack_config("prod")
-    assert server_plan(config, "qwen3-8b").rolling is False  # the only 4090 is in use
-    values["cluster"]["nodes"]["gpu-4090"]["gpu"]["count"] = 2
-    from components.config import parse_platform_config
+def test_node_maintenance_scales_to_zero_when_it_is_the_only_node() -> None:
+    values = stack_values("dev")
+    values["cluster"]["nodes"]["rack-1"]["maintenance"] = True
+    (server,) = _values_run(values).of_type(DEPLOYMENT)
+    assert server.inputs["spec"]["replicas"] == 0
 
-    assert server_plan(parse_platform_config(values), "qwen3-8b").rolling is True
+
+def test_one_node_in_maintenance_keeps_pods_off_it_and_drops_what_no_longer_fits() -> None:
+    values = stack_values("prod")
+    values["inference"]["cache_access_mode"] = "ReadWriteMany"
+    values["inference"]["models"]["qwen3-8b"]["replicas"] = 2
+    values["cluster"]["nodes"]["gpu-4090b"] = {
+        "address": "192.168.10.33",
+        "gpu": {"gpu_class": "rtx-4090", "count": 1},
+        "maintenance": True,
+    }
+    server = _servers(_values_run(values))["vllm-qwen3-8b"]
+    pod = server.inputs["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert term["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["gpu-4090b"]}
+    ]
+    # Two replicas wanted, one GPU left in service: one replica, not a Pending pod.
+    assert server.inputs["spec"]["replicas"] == 1
+    values["cluster"]["nodes"]["gpu-4090b"]["maintenance"] = False
+    back = _servers(_values_run(values))["vllm-qwen3-8b"]
+    assert back.inputs["spec"]["replicas"] == 2
+    assert "affinity" not in back.inputs["spec"]["template"]["spec"]
 
 
 def test_the_arguments_parse_with_vllms_own_parser() -> None:
     try:
-        from vllm.engine.arg_utils import AsyncEngineArgs  # type: ignore[import-not-found]
-        from vllm.utils import FlexibleArgumentParser  # type: ignore[import-not-found]
+        from vllm.entrypoints.openai.cli_args import (  # type: ignore[import-not-found]
+            make_arg_parser,
+        )
+        from vllm.utils.argparse_utils import (  # type: ignore[import-not-found]
+            FlexibleArgumentParser,
+        )
     except ImportError:
-        pytest.skip("vLLM is not installed here (it needs a GPU build); not a test dependency")
-    config = stack_config("prod")
-    for name in cluster_models(config):
-        model = config.inference.models[name]
-        fit = estimate(model, config.cluster.gpu_classes[model.gpu_class or ""])
-        parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser())
-        parser.add_argument("model_tag", nargs="?")
-        parser.add_argument("--host")
-        parser.add_argument("--port", type=int)
-        parser.add_argument("--served-model-name")
-        parsed: argparse.Namespace = parser.parse_args(vllm_args(name, model, fit))
-        assert parsed.max_model_len == fit.max_model_len
+        pytest.skip("vLLM is not installed here (it needs a CUDA build); not a test dependency")
+    for stack in ("dev", "prod"):
+        config = stack_config(stack)
+        for name in cluster_models(config):
+            model = config.inference.models[name]
+            fit = estimate(model, config.cluster.gpu_classes[model.gpu_class or ""])
+            parser = make_arg_parser(FlexibleArgumentParser())
+            parsed: argparse.Namespace = parser.parse_args(vllm_args(name, model, fit))
+            assert parsed.model_tag == model.hf_repo
+            assert parsed.max_model_len == fit.max_model_len
+            assert parsed.gpu_memory_utilization == fit.gpu_memory_utilization
+            assert parsed.tensor_parallel_size == model.gpu_count
+            assert parsed.enable_prefix_caching is model.prefix_caching
