@@ -2,9 +2,8 @@
 
 import sys
 
-import pulumi
-
 from components.config import ConfigError, load_stack
+from components.outputs import export_outputs
 from components.platform import Platform, PlatformArgs
 
 try:
@@ -15,6 +14,4 @@ except ConfigError as error:
 
 platform = Platform("llm", PlatformArgs(config=config, secrets=secrets))
 
-pulumi.export("environment", config.environment)
-pulumi.export("namespaces", platform.base.namespaces)
-pulumi.export("kubeconfig", platform.cluster.kubeconfig)
+export_outputs(platform.stack_outputs())

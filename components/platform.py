@@ -7,14 +7,18 @@ Each area gets a typed args object built from its config sub-model and the handl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
+from components.clients import ClientKeys, ClientKeysArgs
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.config import PlatformConfig, StackSecrets
 from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
+from components.llm_gateway.gateway import LlmGateway, LlmGatewayArgs
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
 
@@ -34,6 +38,10 @@ class Platform(pulumi.ComponentResource):
     pki: InternalPki
     ingress: TraefikIngress
     inference: Inference
+    llm_gateway: LlmGateway
+    client_keys: ClientKeys
+    aws_provider: aws.Provider
+    config: PlatformConfig
     artifacts: dict[str, pulumi.Output[str]]
     """Generated files exactly as deployed (path under `files/` → text), for the render."""
 
@@ -42,8 +50,22 @@ class Platform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("llm-platform:index:Platform", name, None, opts)
         config = args.config
+        self.config = config
         child = pulumi.ResourceOptions(parent=self)
         self.artifacts = {}
+        self.aws_provider = aws.Provider(
+            f"{name}-aws",
+            region=config.aws.region,
+            default_tags={
+                "tags": {
+                    "project": "llm-platform",
+                    "environment": config.environment,
+                    "managed-by": "pulumi",
+                    **config.aws.tags,
+                }
+            },
+            opts=child,
+        )
 
         self.cluster = K3sCluster(
             f"{name}-cluster",
@@ -83,5 +105,52 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.client_keys = ClientKeys(
+            f"{name}-clients", ClientKeysArgs(clients=config.clients), opts=child
+        )
+        cloud_keys = {
+            cloud.api_key_env: args.secrets.require(cloud.api_key_secret)
+            for cloud in config.llm_gateway.cloud_models.values()
+        }
+        self.llm_gateway = LlmGateway(
+            f"{name}-gateway",
+            LlmGatewayArgs(
+                config=config,
+                provider=provider,
+                ingress=self.ingress.handle,
+                namespace=namespaces["llm-gateway"],
+                operator_namespace=namespaces["cnpg-system"],
+                cloud_api_keys=cloud_keys,
+                aws_provider=self.aws_provider,
+            ),
+            opts=child,
+        )
 
         self.register_outputs({"namespaces": self.base.namespaces})
+
+    def stack_outputs(self) -> dict[str, pulumi.Input[Any]]:
+        """Values of the stack outputs contract (`components.outputs.PlatformOutputs`)."""
+        config = self.config
+        client_keys = (
+            self.client_keys.edge_keys if config.edge_enabled else self.client_keys.gateway_keys
+        )
+        return {
+            "environment": config.environment,
+            "api_base_url": self.llm_gateway.public_url,
+            "internal_api_base_url": self.llm_gateway.internal_url,
+            "models": self.llm_gateway.models,
+            "namespaces": self.base.namespaces,
+            "root_ca_pem": self.pki.root_ca_pem,
+            "root_ca_expiry": self.pki.root_ca_expiry,
+            "mesh_trust_anchor_expiry": None,
+            "grafana_url": None,
+            "edge_public_ip": None,
+            "edge_wireguard_public_key": None,
+            "edge_ssm_parameters": None,
+            "embeddings_model": None,
+            "vector_db_url": None,
+            "vector_db_api_key_secret": None,
+            "kubeconfig": self.cluster.kubeconfig,
+            "master_key": self.llm_gateway.master_key,
+            "client_keys": pulumi.Output.all(**client_keys) if client_keys else {},
+        }
