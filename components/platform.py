@@ -122,9 +122,13 @@ class Platform(pulumi.ComponentResource):
                 operator_namespace=namespaces["cnpg-system"],
                 cloud_api_keys=cloud_keys,
                 aws_provider=self.aws_provider,
+                client_keys=self.client_keys.gateway_keys,
+                cert_manager_ready=self.pki.ready,
+                admin_ca_pem=self.pki.root_ca_pem,
             ),
             opts=child,
         )
+        self.artifacts.update(self.llm_gateway.artifacts)
 
         self.register_outputs({"namespaces": self.base.namespaces})
 

@@ -129,6 +129,15 @@ KUBE_PROMETHEUS_STACK = HelmChart(
 # cloudnative-pg/charts tag cloudnative-pg-v0.29.0 (2026-06-29), operator appVersion 1.30.0.
 CLOUDNATIVE_PG = HelmChart(name="cloudnative-pg", repo=CLOUDNATIVE_PG_REPO, version="0.29.0")
 
+# cloudnative-pg/charts tag plugin-barman-cloud-v0.7.0 (2026-06-10), appVersion v0.13.0:
+# the Barman Cloud CNPG-I plugin. CNPG 1.30 deprecates in-tree `barmanObjectStore` (removal
+# announced for 1.31, CNPG 1.29.2 release notes) and the "standard" Postgres images no
+# longer carry barman-cloud, so object-store backups go through this plugin. Its chart
+# creates cert-manager Issuer/Certificates (needs cert-manager's CRDs first).
+CNPG_BARMAN_CLOUD_PLUGIN = HelmChart(
+    name="plugin-barman-cloud", repo=CLOUDNATIVE_PG_REPO, version="0.7.0"
+)
+
 # qdrant/qdrant-helm tag qdrant-1.19.0 (2026-08-13), appVersion v1.19.0.
 QDRANT = HelmChart(name="qdrant", repo=QDRANT_REPO, version="1.19.0")
 
@@ -144,6 +153,7 @@ HELM_CHARTS: tuple[HelmChart, ...] = (
     DCGM_EXPORTER,
     KUBE_PROMETHEUS_STACK,
     CLOUDNATIVE_PG,
+    CNPG_BARMAN_CLOUD_PLUGIN,
     QDRANT,
 )
 """Every chart the platform installs; each has a keys file in components/chart_values."""

@@ -15,6 +15,7 @@ from tests.support import ROOT, SCHEMAS, STACKS, stack_config
 from tools.diff import diff_markdown
 from tools.render import main as render_main
 
+LOCAL_SCHEMAS = ROOT / "tests" / "fixtures" / "crds"
 CORE_GROUPS = {
     "v1",
     "apps/v1",
@@ -127,6 +128,9 @@ def test_custom_resources_match_their_crd_schemas(renders: dict[str, Path], stac
     for path, manifest in custom:
         group, version = manifest["apiVersion"].split("/")
         schema_file = SCHEMAS / "crds" / group / f"{manifest['kind'].lower()}_{version}.json"
+        if not schema_file.exists():
+            # CRDs the shared catalogue lacks, converted from their pinned charts.
+            schema_file = LOCAL_SCHEMAS / group / f"{manifest['kind'].lower()}_{version}.json"
         assert schema_file.exists(), f"{path}: no schema {schema_file}"
         jsonschema.validate(manifest, json.loads(schema_file.read_text()))
 
