@@ -67,7 +67,10 @@ config-docs: venv
 test: venv system-tools litellm-venv lint typecheck render-all
 	$(BIN)/pytest
 
-constraints: venv
+# Resolves requirements*.txt afresh (without the old pins), then records every version.
+constraints:
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	{ echo "# Exact versions of every Python package in the project virtualenv (direct and transitive)."; \
 	  echo "# Regenerate after changing requirements*.txt: make constraints"; \
 	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
