@@ -48,6 +48,11 @@ class PlatformOutputs(BaseModel):
     edge_ssm_parameters: dict[str, str] | None = Field(
         description="SSM parameter names the edge gateway reads, by purpose."
     )
+    edge_home_wireguard_conf: str | None = Field(
+        description="wg0.conf of the home tunnel end, private key included, for a manual "
+        "install when the program does not bootstrap the cluster.",
+        json_schema_extra=SECRET,
+    )
     embeddings_model: str | None = Field(description="Embeddings model name; null without RAG.")
     vector_db_url: str | None = Field(description="In-cluster URL of the vector database.")
     vector_db_api_key_secret: str | None = Field(
@@ -114,6 +119,7 @@ class PlatformStackOutputs:
     edge_public_ip: pulumi.Output[str | None]
     edge_wireguard_public_key: pulumi.Output[str | None]
     edge_ssm_parameters: pulumi.Output[dict[str, str] | None]
+    edge_home_wireguard_conf: pulumi.Output[str | None]
     embeddings_model: pulumi.Output[str | None]
     vector_db_url: pulumi.Output[str | None]
     vector_db_api_key_secret: pulumi.Output[str | None]

@@ -16,6 +16,7 @@ from components.clients import ClientKeys, ClientKeysArgs
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.config import PlatformConfig, StackSecrets
+from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
 from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
 from components.llm_gateway.gateway import LlmGateway, LlmGatewayArgs
@@ -40,6 +41,7 @@ class Platform(pulumi.ComponentResource):
     inference: Inference
     llm_gateway: LlmGateway
     client_keys: ClientKeys
+    edge: EdgeGateway | None
     aws_provider: aws.Provider
     config: PlatformConfig
     artifacts: dict[str, pulumi.Output[str]]
@@ -129,18 +131,34 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.artifacts.update(self.llm_gateway.artifacts)
+        self.edge = None
+        if config.edge_enabled:
+            self.edge = EdgeGateway(
+                f"{name}-edge",
+                EdgeGatewayArgs(
+                    config=config,
+                    provider=self.aws_provider,
+                    edge_keys=self.client_keys.edge_keys,
+                    upstream_keys=self.client_keys.gateway_keys,
+                    upstream_ca_pem=self.pki.root_ca_pem,
+                    ssh_private_key=args.secrets.ssh_private_key,
+                ),
+                opts=child,
+            )
+            self.artifacts.update(self.edge.artifacts)
 
         self.register_outputs({"namespaces": self.base.namespaces})
 
     def stack_outputs(self) -> dict[str, pulumi.Input[Any]]:
         """Values of the stack outputs contract (`components.outputs.PlatformOutputs`)."""
         config = self.config
+        edge = self.edge
         client_keys = (
             self.client_keys.edge_keys if config.edge_enabled else self.client_keys.gateway_keys
         )
         return {
             "environment": config.environment,
-            "api_base_url": self.llm_gateway.public_url,
+            "api_base_url": edge.endpoint_url if edge else self.llm_gateway.public_url,
             "internal_api_base_url": self.llm_gateway.internal_url,
             "models": self.llm_gateway.models,
             "namespaces": self.base.namespaces,
@@ -148,9 +166,10 @@ class Platform(pulumi.ComponentResource):
             "root_ca_expiry": self.pki.root_ca_expiry,
             "mesh_trust_anchor_expiry": None,
             "grafana_url": None,
-            "edge_public_ip": None,
-            "edge_wireguard_public_key": None,
-            "edge_ssm_parameters": None,
+            "edge_public_ip": edge.public_ip if edge else None,
+            "edge_wireguard_public_key": edge.wireguard_public_key if edge else None,
+            "edge_ssm_parameters": edge.ssm_parameters if edge else None,
+            "edge_home_wireguard_conf": edge.home_wireguard_conf if edge else None,
             "embeddings_model": None,
             "vector_db_url": None,
             "vector_db_api_key_secret": None,

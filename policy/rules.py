@@ -35,7 +35,6 @@ STATEFUL_TYPES = frozenset(
         "kubernetes:postgresql.cnpg.io/v1:Cluster",
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",
-        "aws:ssm/parameter:Parameter",
     }
 )
 """Resources whose deletion loses data."""

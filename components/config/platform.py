@@ -252,6 +252,14 @@ class PlatformConfig(FrozenModel):
             )
         if not self.clients:
             yield Problem(("clients",), "the edge needs at least one named client", {})
+        assert self.edge is not None
+        home = self.edge.wireguard.home_public_cidr
+        if self.is_prod and home.prefixlen == 0:
+            yield Problem(
+                ("edge", "wireguard", "home_public_cidr"),
+                "prod opens no port but 80/443 to the whole internet; give the home address",
+                str(home),
+            )
 
     def model_in_maintenance(self, name: str) -> bool:
         """Whether a local model's GPUs are switched to maintenance."""

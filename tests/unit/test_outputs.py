@@ -32,7 +32,12 @@ def test_published_schema_is_in_sync() -> None:
 
 
 def test_secrets_are_marked_in_the_schema() -> None:
-    assert secret_fields() == {"kubeconfig", "master_key", "client_keys"}
+    assert secret_fields() == {
+        "kubeconfig",
+        "master_key",
+        "client_keys",
+        "edge_home_wireguard_conf",
+    }
     properties = outputs_schema()["properties"]
     assert {n for n, p in properties.items() if p.get("x-pulumi-secret")} == secret_fields()
 
@@ -50,7 +55,13 @@ def test_each_stack_exports_exactly_the_contract(stack_run: StackRun, stack: str
         assert outputs[name] == "[secret]", f"{name} must be exported as a secret"
     clear = {k: v for k, v in outputs.items() if k not in secret_fields()}
     model = PlatformOutputs.model_validate(
-        {**clear, "kubeconfig": "x", "master_key": "x", "client_keys": {}}
+        {
+            **clear,
+            "kubeconfig": "x",
+            "master_key": "x",
+            "client_keys": {},
+            "edge_home_wireguard_conf": None,
+        }
     )
     assert model.environment == stack
     assert model.api_base_url.startswith("https://") and model.api_base_url.endswith("/v1")
@@ -73,6 +84,7 @@ def test_the_reader_returns_typed_outputs_of_a_stack_reference(
         "edge_public_ip": "192.0.2.10",
         "edge_wireguard_public_key": "k" * 43 + "=",
         "edge_ssm_parameters": {"api_keys": "/llm-platform/prod/edge/api-keys"},
+        "edge_home_wireguard_conf": "[Interface]",
         "embeddings_model": None,
         "vector_db_url": None,
         "vector_db_api_key_secret": None,
@@ -87,7 +99,12 @@ def test_the_reader_returns_typed_outputs_of_a_stack_reference(
             return args.name, {
                 "name": args.name,
                 "outputs": published,
-                "secretOutputNames": ["kubeconfig", "master_key", "client_keys"],
+                "secretOutputNames": [
+                    "kubeconfig",
+                    "master_key",
+                    "client_keys",
+                    "edge_home_wireguard_conf",
+                ],
             }
         return original(self, args)
 

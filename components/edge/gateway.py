@@ -1,0 +1,505 @@
+"""EdgeGateway: the platform's public front door on AWS EC2, tunnelled home over WireGuard.
+
+In order: the network (its own VPC, public subnet, internet gateway and route, or the
+existing VPC and subnet from config); a security group open on 443 (and 80 for the ACME
+challenge and the redirect) to the client CIDRs and on the WireGuard port to the home
+address only; the WireGuard keys (32 random bytes each, public keys derived with X25519);
+the secrets in SSM SecureString parameters (the client key set, the keys sent upstream,
+the edge's tunnel key); an instance role with Session Manager and read access to exactly
+those parameters (no SSH); the instance (Ubuntu 24.04 found by a look-up, IMDSv2 with hop
+limit 1, encrypted gp3 root), whose user-data carries the generated nginx config and
+scripts but no secret: it pulls the keys from SSM at boot and on a timer; an Elastic IP,
+an optional Route53 record, and the home end of the tunnel, set up over SSH when the
+program bootstraps the cluster, rendered as a file (private key redacted) otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_random as random
+
+from components.config import PlatformConfig
+from components.edge.cloud_init import (
+    CloudInitSettings,
+    compress_user_data,
+    render_cloud_init,
+    render_wireguard_edge_conf,
+    render_wireguard_home_conf,
+)
+from components.edge.nginx_conf import ClientLimit, NginxSettings, render_nginx_conf
+from components.edge.wireguard_keys import private_key_from_random_bytes, wireguard_public_key
+
+UBUNTU_OWNER = "099720109477"
+"""Canonical's AWS account, the publisher of the official Ubuntu AMIs."""
+UPSTREAM_KEYS_MAP = "/etc/nginx/edge/upstream-keys.map"
+REDACTED = "(redacted: held in Pulumi state as a secret)"
+WEB_PORTS = (443, 80)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeGatewayArgs:
+    """Inputs of the edge gateway."""
+
+    config: PlatformConfig
+    provider: aws.Provider
+    edge_keys: Mapping[str, pulumi.Output[str]]
+    """Each client's key at the edge (`ClientKeys.edge_keys`)."""
+    upstream_keys: Mapping[str, pulumi.Output[str]]
+    """Each client's LiteLLM key, sent upstream in place of its edge key."""
+    upstream_ca_pem: pulumi.Input[str]
+    """The internal root CA: nginx verifies the cluster ingress with it."""
+    ssh_private_key: pulumi.Output[str] | None = None
+    """Reaches the home tunnel node in `bootstrap` mode."""
+
+
+def nginx_settings(config: PlatformConfig) -> NginxSettings:
+    """The edge's nginx settings from the stack config (pure)."""
+    edge = config.edge
+    assert edge is not None
+    cluster = config.cluster
+    ingress = cluster.ingress_node_address or cluster.nodes[cluster.wireguard_node or ""].address
+    return NginxSettings(
+        upstreams=(f"{ingress}:443",),
+        upstream_sni=f"api.{config.ingress.domain}",
+        clients=tuple(
+            ClientLimit(name=name, requests_per_second=c.requests_per_second, burst=c.burst)
+            for name, c in sorted(config.clients.items())
+        ),
+        server_name=edge.domain,
+        anon_requests_per_second=edge.anonymous_requests_per_second,
+        max_body_size_bytes=edge.max_body_mib * 1024 * 1024,
+        read_timeout_seconds=edge.read_timeout_seconds,
+        upstream_keys_map_path=UPSTREAM_KEYS_MAP,
+        ocsp_stapling=edge.domain is not None,
+        ocsp_trusted_chain_path="/etc/nginx/edge/tls/chain.pem" if edge.domain else None,
+        resolver="169.254.169.253" if edge.domain is not None else None,
+    )
+
+
+def cloud_init_settings(
+    config: PlatformConfig,
+    *,
+    parameters: Mapping[str, str],
+    home_public_key: str,
+    upstream_ca_pem: str,
+) -> CloudInitSettings:
+    """The user-data settings: names and public values only (pure)."""
+    edge = config.edge
+    assert edge is not None
+    wireguard = edge.wireguard
+    return CloudInitSettings(
+        nginx=nginx_settings(config),
+        region=config.aws.region,
+        api_keys_parameter=parameters["api_keys"],
+        upstream_keys_parameter=parameters["upstream_keys"],
+        wireguard_key_parameter=parameters["wireguard_key"],
+        wireguard_address=IPv4Interface(
+            f"{wireguard.edge_address}/{wireguard.tunnel_cidr.prefixlen}"
+        ),
+        home_public_key=home_public_key,
+        home_address=wireguard.home_address,
+        home_networks=(wireguard.home_lan_cidr,),
+        wireguard_listen_port=wireguard.listen_port,
+        upstream_ca_pem=upstream_ca_pem,
+        domain=edge.domain,
+        acme_email=edge.acme_email,
+        key_refresh_minutes=edge.key_refresh_minutes,
+    )
+
+
+def parameter_names(config: PlatformConfig) -> dict[str, str]:
+    """SSM parameter names of the stack's edge, by purpose."""
+    prefix = f"/llm-platform/{config.environment}/edge"
+    return {
+        "api_keys": f"{prefix}/api-keys",
+        "upstream_keys": f"{prefix}/upstream-keys",
+        "wireguard_key": f"{prefix}/wireguard-key",
+    }
+
+
+def instance_policy(parameter_arns: list[str], region: str) -> str:
+    """Read access to exactly the edge's own parameters, decrypted through SSM only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadOwnParameters",
+                    "Effect": "Allow",
+                    "Action": ["ssm:GetParameter", "ssm:GetParameters"],
+                    "Resource": sorted(parameter_arns),
+                },
+                {
+                    "Sid": "DecryptThroughSsm",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def security_group_ingress(config: PlatformConfig) -> list[dict[str, object]]:
+    """Web ports to the client CIDRs, WireGuard to the home address; nothing else (pure)."""
+    edge = config.edge
+    assert edge is not None
+    clients = sorted(str(c) for c in edge.client_cidrs)
+    rules: list[dict[str, object]] = [
+        {
+            "protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "cidr_blocks": clients,
+            "description": "HTTPS API" if port == 443 else "ACME HTTP-01 and redirect",
+        }
+        for port in WEB_PORTS
+    ]
+    rules.append(
+        {
+            "protocol": "udp",
+            "from_port": edge.wireguard.listen_port,
+            "to_port": edge.wireguard.listen_port,
+            "cidr_blocks": [str(edge.wireguard.home_public_cidr)],
+            "description": "WireGuard from home",
+        }
+    )
+    return rules
+
+
+class EdgeGateway(pulumi.ComponentResource):
+    """nginx on EC2: TLS, API keys, rate limits and streaming in front of the tunnel."""
+
+    public_ip: pulumi.Output[str]
+    endpoint_url: pulumi.Output[str]
+    wireguard_public_key: pulumi.Output[str]
+    ssm_parameters: dict[str, str]
+    home_wireguard_conf: pulumi.Output[str]
+    """The home end's wg0.conf with its private key (secret)."""
+    artifacts: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: EdgeGatewayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("llm-platform:edge:EdgeGateway", name, None, opts)
+        config = args.config
+        edge = config.edge
+        if edge is None:
+            raise ValueError("EdgeGateway: the stack has no edge config")
+        on_aws = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        self_only = pulumi.ResourceOptions(parent=self)
+
+        def named(resource: str) -> dict[str, str]:
+            return {"Name": f"llm-platform-{config.environment}-edge-{resource}"}
+
+        # Network.
+        network = edge.network
+        if network.existing_vpc_id and network.existing_subnet_id:
+            vpc_id: pulumi.Input[str] = network.existing_vpc_id
+            subnet_id: pulumi.Input[str] = network.existing_subnet_id
+        else:
+            vpc = aws.ec2.Vpc(
+                f"{name}-vpc",
+                cidr_block=str(network.vpc_cidr),
+                enable_dns_hostnames=True,
+                enable_dns_support=True,
+                tags=named("vpc"),
+                opts=on_aws,
+            )
+            gateway = aws.ec2.InternetGateway(
+                f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=on_aws
+            )
+            subnet = aws.ec2.Subnet(
+                f"{name}-subnet",
+                vpc_id=vpc.id,
+                cidr_block=str(network.public_subnet_cidr),
+                map_public_ip_on_launch=False,
+                tags=named("public"),
+                opts=on_aws,
+            )
+            routes = aws.ec2.RouteTable(
+                f"{name}-routes",
+                vpc_id=vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
+                tags=named("public"),
+                opts=on_aws,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-routes-subnet", subnet_id=subnet.id, route_table_id=routes.id, opts=on_aws
+            )
+            vpc_id, subnet_id = vpc.id, subnet.id
+
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=vpc_id,
+            description="llm-platform edge: web ports to clients, WireGuard to home",
+            ingress=security_group_ingress(config),  # type: ignore[arg-type]
+            egress=[
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": ["0.0.0.0/0"],
+                    "description": "packages, SSM, ACME, the tunnel",
+                }
+            ],
+            tags=named("sg"),
+            opts=on_aws,
+        )
+
+        # WireGuard keys: 32 random bytes each, clamped to X25519 private keys.
+        edge_random = random.RandomBytes(f"{name}-wg-edge", length=32, opts=self_only)
+        home_random = random.RandomBytes(f"{name}-wg-home", length=32, opts=self_only)
+        edge_private: pulumi.Output[str] = _secret(
+            edge_random.base64.apply(private_key_from_random_bytes)
+        )
+        home_private: pulumi.Output[str] = _secret(
+            home_random.base64.apply(private_key_from_random_bytes)
+        )
+        # Public keys are derived from secrets but are themselves public.
+        self.wireguard_public_key = pulumi.Output.unsecret(edge_private.apply(wireguard_public_key))
+        home_public = pulumi.Output.unsecret(home_private.apply(wireguard_public_key))
+
+        # Secrets in SSM, never in user-data.
+        self.ssm_parameters = parameter_names(config)
+        values: dict[str, pulumi.Output[str]] = {
+            "api_keys": pulumi.Output.all(**args.edge_keys).apply(
+                lambda keys: json.dumps(dict(keys), sort_keys=True)
+            ),
+            "upstream_keys": pulumi.Output.all(**args.upstream_keys).apply(
+                lambda keys: json.dumps(dict(keys), sort_keys=True)
+            ),
+            "wireguard_key": edge_private,
+        }
+        parameters = {
+            purpose: aws.ssm.Parameter(
+                f"{name}-param-{purpose.replace('_', '-')}",
+                name=parameter,
+                type="SecureString",
+                value=_secret(values[purpose]),
+                description=f"llm-platform edge: {purpose.replace('_', ' ')}",
+                tags=named(purpose.replace("_", "-")),
+                opts=on_aws,
+            )
+            for purpose, parameter in sorted(self.ssm_parameters.items())
+        }
+
+        # Instance role: Session Manager, and read access to its own parameters only.
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=named("role"),
+            opts=on_aws,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ssm-core",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            opts=on_aws,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-read-parameters",
+            role=role.id,
+            policy=pulumi.Output.all(*[p.arn for p in parameters.values()]).apply(
+                lambda arns: instance_policy(list(arns), config.aws.region)
+            ),
+            opts=on_aws,
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=on_aws)
+
+        # The instance.
+        ami = aws.ec2.get_ami_output(
+            most_recent=True,
+            owners=[UBUNTU_OWNER],
+            filters=[
+                {
+                    "name": "name",
+                    "values": [
+                        f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{_ami_arch(edge.arch)}-server-*"
+                    ],
+                },
+                {"name": "architecture", "values": [edge.arch]},
+                {"name": "virtualization-type", "values": ["hvm"]},
+            ],
+            opts=pulumi.InvokeOutputOptions(provider=args.provider, parent=self),
+        )
+        user_data = pulumi.Output.all(home_public, args.upstream_ca_pem).apply(
+            lambda v: render_cloud_init(
+                cloud_init_settings(
+                    config,
+                    parameters=self.ssm_parameters,
+                    home_public_key=v[0],
+                    upstream_ca_pem=v[1],
+                )
+            )
+        )
+        instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami.id,
+            instance_type=edge.instance_type,
+            subnet_id=subnet_id,
+            vpc_security_group_ids=[group.id],
+            iam_instance_profile=profile.name,
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": "disabled",
+            },
+            root_block_device={
+                "volume_type": "gp3",
+                "volume_size": edge.root_volume_gib,
+                "encrypted": True,
+                "delete_on_termination": True,
+            },
+            user_data_base64=user_data.apply(compress_user_data),
+            user_data_replace_on_change=True,
+            monitoring=True,
+            tags=named("instance"),
+            # A newer AMI is picked up by replacing the instance on purpose, not by drift.
+            opts=pulumi.ResourceOptions.merge(
+                on_aws,
+                pulumi.ResourceOptions(
+                    ignore_changes=["ami"], depends_on=list(parameters.values())
+                ),
+            ),
+        )
+        address = aws.ec2.Eip(
+            f"{name}-eip", domain="vpc", instance=instance.id, tags=named("eip"), opts=on_aws
+        )
+        self.public_ip = address.public_ip
+        host = edge.domain or None
+        if edge.route53_zone_id is not None and edge.domain is not None:
+            aws.route53.Record(
+                f"{name}-dns",
+                zone_id=edge.route53_zone_id,
+                name=edge.domain,
+                type="A",
+                ttl=300,
+                records=[address.public_ip],
+                opts=on_aws,
+            )
+        self.endpoint_url = (
+            pulumi.Output.from_input(f"https://{host}/v1")
+            if host
+            else address.public_ip.apply(lambda ip: f"https://{ip}/v1")
+        )
+
+        # The home end of the tunnel.
+        wireguard = edge.wireguard
+
+        def home_conf(private_key: str, edge_public_key: str, ip: str) -> str:
+            return render_wireguard_home_conf(
+                address=IPv4Interface(
+                    f"{wireguard.home_address}/{wireguard.tunnel_cidr.prefixlen}"
+                ),
+                edge_public_key=edge_public_key,
+                edge_endpoint_host=ip,
+                edge_endpoint_port=wireguard.listen_port,
+                edge_address=wireguard.edge_address,
+                private_key=private_key,
+                persistent_keepalive_seconds=wireguard.persistent_keepalive_seconds,
+            )
+
+        self.home_wireguard_conf = _secret(
+            pulumi.Output.all(home_private, self.wireguard_public_key, address.public_ip).apply(
+                lambda v: home_conf(v[0], v[1], v[2])
+            )
+        )
+        home_view = pulumi.Output.all(self.wireguard_public_key, address.public_ip).apply(
+            lambda v: home_conf(REDACTED_KEY, v[0], v[1]).replace(REDACTED_KEY, REDACTED)
+        )
+        if config.cluster.mode == "bootstrap":
+            self._home_over_ssh(name, args, config)
+        self.artifacts = {
+            "edge/nginx.conf": pulumi.Output.from_input(render_nginx_conf(nginx_settings(config))),
+            "edge/cloud-init.yaml": user_data,
+            "edge/wg0-edge.conf": home_public.apply(
+                lambda key: render_wireguard_edge_conf(
+                    address=IPv4Interface(
+                        f"{wireguard.edge_address}/{wireguard.tunnel_cidr.prefixlen}"
+                    ),
+                    listen_port=wireguard.listen_port,
+                    home_public_key=key,
+                    home_address=wireguard.home_address,
+                    home_networks=(wireguard.home_lan_cidr,),
+                    private_key_file="/etc/wireguard/wg0.key",
+                )
+            ),
+            "edge/wg0-home.conf": home_view,
+        }
+        self.register_outputs(
+            {
+                "public_ip": self.public_ip,
+                "endpoint_url": self.endpoint_url,
+                "wireguard_public_key": self.wireguard_public_key,
+                "ssm_parameters": self.ssm_parameters,
+            }
+        )
+
+    def _home_over_ssh(self, name: str, args: EdgeGatewayArgs, config: PlatformConfig) -> None:
+        """Install WireGuard on the home tunnel node and bring the tunnel up (bootstrap mode)."""
+        if args.ssh_private_key is None:
+            raise ValueError("EdgeGateway: bootstrap mode needs the ssh_private_key secret")
+        node = config.cluster.nodes[config.cluster.wireguard_node or ""]
+        command.remote.Command(
+            f"{name}-home-wireguard",
+            connection={
+                "host": str(node.address),
+                "user": node.ssh_user,
+                "private_key": args.ssh_private_key,
+            },
+            # The config (with its private key) arrives on stdin, never on a command line.
+            create=(
+                "set -eu; command -v wg-quick >/dev/null || "
+                "(sudo apt-get update -qq && sudo apt-get install -y -qq wireguard-tools); "
+                "umask 077; sudo install -m 0600 /dev/stdin /etc/wireguard/wg0.conf; "
+                "sudo systemctl enable wg-quick@wg0; sudo systemctl restart wg-quick@wg0"
+            ),
+            delete=(
+                "set -eu; sudo systemctl disable --now wg-quick@wg0 || true; "
+                "sudo rm -f /etc/wireguard/wg0.conf"
+            ),
+            stdin=self.home_wireguard_conf,
+            triggers=[self.home_wireguard_conf],
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["stdout", "stderr"]
+            ),
+        )
+
+
+REDACTED_KEY = "UkVEQUNURUQtUkVEQUNURUQtUkVEQUNURUQtUkVEQUM="
+"""A syntactically valid stand-in key, replaced by a note in the rendered home config."""
+
+
+def _ami_arch(arch: str) -> str:
+    """Ubuntu's name for an architecture in AMI names."""
+    return "arm64" if arch == "arm64" else "amd64"
+
+
+def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    """The value as a secret Output (typed for mypy)."""
+    secret: pulumi.Output[str] = pulumi.Output.secret(value)
+    return secret
