@@ -15,6 +15,7 @@ import pulumi_aws as aws
 from components.clients import ClientKeys, ClientKeysArgs
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
+from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
 from components.config import PlatformConfig, StackSecrets
 from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
 from components.inference.model_server import Inference, InferenceArgs
@@ -39,6 +40,7 @@ class Platform(pulumi.ComponentResource):
     pki: InternalPki
     ingress: TraefikIngress
     inference: Inference
+    lan_hosts: LanGpuHosts
     llm_gateway: LlmGateway
     client_keys: ClientKeys
     edge: EdgeGateway | None
@@ -95,6 +97,11 @@ class Platform(pulumi.ComponentResource):
                 pki_ready=self.pki.ready,
                 namespace=namespaces["traefik"],
             ),
+            opts=child,
+        )
+        self.lan_hosts = LanGpuHosts(
+            f"{name}-lan-hosts",
+            LanGpuHostsArgs(config=config, provider=provider, namespace=namespaces["inference"]),
             opts=child,
         )
         self.inference = Inference(

@@ -116,6 +116,18 @@ def redact(value: Any) -> Any:
     return value
 
 
+def whole_numbers(value: Any) -> Any:
+    """The wire format carries every number as a double; give integral ones back as ints,
+    so a port reads `8000` (what the Kubernetes API and kubectl accept), not `8000.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
 @dataclass
 class RecordedResource:
     """One registration as the engine saw it."""
@@ -209,7 +221,7 @@ class RecordingMonitor(MockMonitor):
                 )
                 if v
             },
-            inputs=redact(rpc.deserialize_properties(request.object)),
+            inputs=whole_numbers(redact(rpc.deserialize_properties(request.object))),
         )
         return response
 
