@@ -44,6 +44,8 @@ class Platform(pulumi.ComponentResource):
     llm_gateway: LlmGateway
     client_keys: ClientKeys
     edge: EdgeGateway | None
+    given_keys: dict[str, pulumi.Output[str]]
+    """Client keys given as secret config (`edge.client_key_secrets`), by client."""
     aws_provider: aws.Provider
     config: PlatformConfig
     artifacts: dict[str, pulumi.Output[str]]
@@ -139,6 +141,10 @@ class Platform(pulumi.ComponentResource):
         )
         self.artifacts.update(self.llm_gateway.artifacts)
         self.edge = None
+        self.given_keys = {
+            client: args.secrets.require(key)
+            for client, key in (config.edge.client_key_secrets.items() if config.edge else ())
+        }
         if config.edge_enabled:
             self.edge = EdgeGateway(
                 f"{name}-edge",
@@ -149,6 +155,7 @@ class Platform(pulumi.ComponentResource):
                     upstream_keys=self.client_keys.gateway_keys,
                     upstream_ca_pem=self.pki.root_ca_pem,
                     ssh_private_key=args.secrets.ssh_private_key,
+                    given_keys=self.given_keys,
                 ),
                 opts=child,
             )
@@ -161,7 +168,9 @@ class Platform(pulumi.ComponentResource):
         config = self.config
         edge = self.edge
         client_keys = (
-            self.client_keys.edge_keys if config.edge_enabled else self.client_keys.gateway_keys
+            {**self.client_keys.edge_keys, **self.given_keys}
+            if config.edge_enabled
+            else self.client_keys.gateway_keys
         )
         return {
             "environment": config.environment,

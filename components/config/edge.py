@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ._base import FrozenModel, Ipv4Network, Problem, raise_if_problems
+from ._base import DnsLabel, FrozenModel, Ipv4Network, Problem, raise_if_problems
+from .gateway import SecretConfigKey
 
 AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
 HostName = Annotated[
@@ -76,6 +77,13 @@ class WireGuardConfig(FrozenModel):
         description="Home LAN routed through the tunnel (where the ingress listens).",
     )
     persistent_keepalive_seconds: int = Field(default=25, ge=0, le=300)
+    home_lan_interface: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9]{0,14}$",
+        description="LAN interface of the tunnel node (e.g. `eth0`); with it the node forwards "
+        "the edge's traffic onto the LAN, masqueraded. Required when "
+        "`cluster.ingress_node_address` is another host than the tunnel node.",
+    )
 
     @model_validator(mode="after")
     def _room_for_two_peers(self) -> WireGuardConfig:
@@ -131,6 +139,12 @@ class EdgeConfig(FrozenModel):
         default=900, ge=600, le=7200, description="Long enough for long generations."
     )
     key_refresh_minutes: int = Field(default=5, ge=1, le=1440)
+    client_key_secrets: dict[DnsLabel, SecretConfigKey] = Field(
+        default_factory=dict,
+        description="Clients whose edge key is given as secret config "
+        "(`pulumi config set --secret <key> ...`) instead of generated; each name must be a "
+        "client in `clients` (its generated edge key is then unused).",
+    )
     wireguard: WireGuardConfig
 
     @model_validator(mode="after")

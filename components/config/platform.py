@@ -260,6 +260,23 @@ class PlatformConfig(FrozenModel):
                 "prod opens no port but 80/443 to the whole internet; give the home address",
                 str(home),
             )
+        for client in sorted(set(self.edge.client_key_secrets) - set(self.clients)):
+            yield Problem(
+                ("edge", "client_key_secrets", client), "not a client in `clients`", client
+            )
+        node = self.cluster.nodes.get(self.cluster.wireguard_node or "")
+        ingress = self.cluster.ingress_node_address
+        if (
+            node is not None
+            and ingress is not None
+            and ingress != node.address
+            and self.edge.wireguard.home_lan_interface is None
+        ):
+            yield Problem(
+                ("edge", "wireguard", "home_lan_interface"),
+                f"required: the ingress {ingress} is not the tunnel node {node.address}",
+                None,
+            )
 
     def model_in_maintenance(self, name: str) -> bool:
         """Whether a local model's GPUs are switched to maintenance."""
@@ -276,6 +293,8 @@ class PlatformConfig(FrozenModel):
         keys: set[str] = set()
         keys.add("kubeconfig" if self.cluster.mode == "existing" else "ssh_private_key")
         keys.update(m.api_key_secret for m in self.llm_gateway.cloud_models.values())
+        if self.edge_enabled and self.edge is not None:
+            keys.update(self.edge.client_key_secrets.values())
         if any(m.gated for m in self.inference.models.values()):
             keys.add("huggingface_token")
         return tuple(sorted(keys))

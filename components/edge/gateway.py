@@ -8,16 +8,21 @@ the secrets in SSM SecureString parameters (the client key set, the keys sent up
 the edge's tunnel key); an instance role with Session Manager and read access to exactly
 those parameters (no SSH); the instance (Ubuntu 24.04 found by a look-up, IMDSv2 with hop
 limit 1, encrypted gp3 root), whose user-data carries the generated nginx config and
-scripts but no secret: it pulls the keys from SSM at boot and on a timer; an Elastic IP,
-an optional Route53 record, and the home end of the tunnel, set up over SSH when the
-program bootstraps the cluster, rendered as a file (private key redacted) otherwise.
+scripts but no secret: it pulls the keys from SSM at boot and on a timer; its network
+interface carries the Elastic IP before it boots (so cloud-init always has a way out);
+egress is HTTPS, HTTP and the tunnel only; an optional Route53 record; and the home end
+of the tunnel, set up over SSH when the program bootstraps the cluster, rendered as a
+file (private key redacted) otherwise.
+
+Expects the explicit `aws.Provider` in the args (every AWS resource and the AMI look-up
+use it); pulumi-random and pulumi-command need none.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 
 import pulumi
@@ -57,6 +62,9 @@ class EdgeGatewayArgs:
     """The internal root CA: nginx verifies the cluster ingress with it."""
     ssh_private_key: pulumi.Output[str] | None = None
     """Reaches the home tunnel node in `bootstrap` mode."""
+    given_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    """Edge keys given as secret config (`edge.client_key_secrets`), by client name; each
+    replaces that client's generated edge key. None by default: every key is generated."""
 
 
 def nginx_settings(config: PlatformConfig) -> NginxSettings:
@@ -124,6 +132,12 @@ def parameter_names(config: PlatformConfig) -> dict[str, str]:
     }
 
 
+def api_key_set(*, generated: Mapping[str, str], given: Mapping[str, str]) -> str:
+    """The API keys parameter: JSON of client name to key, a given key replacing the
+    generated one of its client (pure)."""
+    return json.dumps({**generated, **given}, sort_keys=True)
+
+
 def instance_policy(parameter_arns: list[str], region: str) -> str:
     """Read access to exactly the edge's own parameters, decrypted through SSM only."""
     return json.dumps(
@@ -175,7 +189,58 @@ def security_group_ingress(config: PlatformConfig) -> list[dict[str, object]]:
             "description": "WireGuard from home",
         }
     )
+    if config.is_prod:
+        # The config rejects this first; kept so no code path can register such a rule.
+        for rule in rules:
+            world = [c for c in rule["cidr_blocks"] if str(c).endswith("/0")]  # type: ignore[attr-defined]
+            web = (
+                rule["protocol"] == "tcp"
+                and rule["from_port"] == rule["to_port"]
+                and rule["from_port"] in WEB_PORTS
+            )
+            if world and not web:
+                raise ValueError(
+                    f"EdgeGateway: prod opens no port but 80/443 to {world[0]} "
+                    f"(rule {rule['description']!r})"
+                )
     return rules
+
+
+def security_group_egress(config: PlatformConfig) -> list[dict[str, object]]:
+    """What the edge itself opens outwards: HTTPS, HTTP and the tunnel; nothing else (pure).
+
+    HTTPS reaches SSM, the aws-cli snap and Let's Encrypt; HTTP the Ubuntu archive. DNS
+    (the VPC resolver) and time (Amazon Time Sync) are link-local services that security
+    groups do not filter. Replies to inbound traffic pass anyway (groups are stateful).
+    """
+    edge = config.edge
+    assert edge is not None
+    world = ["0.0.0.0/0"]
+    return [
+        {
+            "protocol": "tcp",
+            "from_port": 443,
+            "to_port": 443,
+            "cidr_blocks": world,
+            "description": "SSM, packages, ACME",
+        },
+        {
+            "protocol": "tcp",
+            "from_port": 80,
+            "to_port": 80,
+            "cidr_blocks": world,
+            "description": "Ubuntu archive",
+        },
+        {
+            # To whatever port the home NAT gave the tunnel: the edge sends first when it
+            # forwards a request after the group's UDP connection tracking has expired.
+            "protocol": "udp",
+            "from_port": 0,
+            "to_port": 65535,
+            "cidr_blocks": [str(edge.wireguard.home_public_cidr)],
+            "description": "WireGuard to home",
+        },
+    ]
 
 
 class EdgeGateway(pulumi.ComponentResource):
@@ -197,6 +262,26 @@ class EdgeGateway(pulumi.ComponentResource):
         edge = config.edge
         if edge is None:
             raise ValueError("EdgeGateway: the stack has no edge config")
+        unknown = sorted(set(args.given_keys) - set(config.clients))
+        if unknown or set(args.given_keys) != set(edge.client_key_secrets):
+            raise ValueError(
+                "EdgeGateway: given_keys must hold exactly the clients of "
+                f"edge.client_key_secrets {sorted(edge.client_key_secrets)}, all in `clients` "
+                f"(got {sorted(args.given_keys)})"
+            )
+        tunnel_node = config.cluster.nodes.get(config.cluster.wireguard_node or "")
+        ingress = config.cluster.ingress_node_address
+        if (
+            tunnel_node is not None
+            and ingress is not None
+            and ingress != tunnel_node.address
+            and edge.wireguard.home_lan_interface is None
+        ):
+            raise ValueError(
+                f"EdgeGateway: the ingress {ingress} is not the tunnel node "
+                f"{tunnel_node.address}; set edge.wireguard.home_lan_interface so the node "
+                "forwards the edge's traffic to it"
+            )
         on_aws = pulumi.ResourceOptions(parent=self, provider=args.provider)
         self_only = pulumi.ResourceOptions(parent=self)
 
@@ -205,6 +290,10 @@ class EdgeGateway(pulumi.ComponentResource):
 
         # Network.
         network = edge.network
+        # What must be in place before the instance boots: cloud-init installs packages
+        # and reads SSM in its first minute, so the route out and the role come first.
+        before_boot: list[pulumi.Resource] = []
+        internet: list[pulumi.Resource] = []  # an Elastic IP needs the gateway attached
         if network.existing_vpc_id and network.existing_subnet_id:
             vpc_id: pulumi.Input[str] = network.existing_vpc_id
             subnet_id: pulumi.Input[str] = network.existing_subnet_id
@@ -235,25 +324,19 @@ class EdgeGateway(pulumi.ComponentResource):
                 tags=named("public"),
                 opts=on_aws,
             )
-            aws.ec2.RouteTableAssociation(
+            association = aws.ec2.RouteTableAssociation(
                 f"{name}-routes-subnet", subnet_id=subnet.id, route_table_id=routes.id, opts=on_aws
             )
             vpc_id, subnet_id = vpc.id, subnet.id
+            internet.append(gateway)
+            before_boot += [gateway, association]
 
         group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=vpc_id,
             description="llm-platform edge: web ports to clients, WireGuard to home",
             ingress=security_group_ingress(config),  # type: ignore[arg-type]
-            egress=[
-                {
-                    "protocol": "-1",
-                    "from_port": 0,
-                    "to_port": 0,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                    "description": "packages, SSM, ACME, the tunnel",
-                }
-            ],
+            egress=security_group_egress(config),  # type: ignore[arg-type]
             tags=named("sg"),
             opts=on_aws,
         )
@@ -274,8 +357,14 @@ class EdgeGateway(pulumi.ComponentResource):
         # Secrets in SSM, never in user-data.
         self.ssm_parameters = parameter_names(config)
         values: dict[str, pulumi.Output[str]] = {
-            "api_keys": pulumi.Output.all(**args.edge_keys).apply(
-                lambda keys: json.dumps(dict(keys), sort_keys=True)
+            "api_keys": pulumi.Output.all(
+                generated=pulumi.Output.all(**args.edge_keys),
+                given=pulumi.Output.all(**args.given_keys),
+            ).apply(
+                # `Output.all()` with no arguments gives a list: `dict` makes it a mapping.
+                lambda keys: api_key_set(
+                    generated=dict(keys["generated"]), given=dict(keys["given"])
+                )
             ),
             "upstream_keys": pulumi.Output.all(**args.upstream_keys).apply(
                 lambda keys: json.dumps(dict(keys), sort_keys=True)
@@ -313,13 +402,13 @@ class EdgeGateway(pulumi.ComponentResource):
             tags=named("role"),
             opts=on_aws,
         )
-        aws.iam.RolePolicyAttachment(
+        core = aws.iam.RolePolicyAttachment(
             f"{name}-ssm-core",
             role=role.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
             opts=on_aws,
         )
-        aws.iam.RolePolicy(
+        read_parameters = aws.iam.RolePolicy(
             f"{name}-read-parameters",
             role=role.id,
             policy=pulumi.Output.all(*[p.arn for p in parameters.values()]).apply(
@@ -327,7 +416,29 @@ class EdgeGateway(pulumi.ComponentResource):
             ),
             opts=on_aws,
         )
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=on_aws)
+        profile = aws.iam.InstanceProfile(
+            f"{name}-profile", role=role.name, tags=named("profile"), opts=on_aws
+        )
+        before_boot += [core, read_parameters, *parameters.values()]
+
+        # The address exists before the instance: its network interface carries the
+        # Elastic IP from the first packet, so cloud-init never runs without a way out.
+        interface = aws.ec2.NetworkInterface(
+            f"{name}-eni",
+            subnet_id=subnet_id,
+            security_groups=[group.id],
+            description="llm-platform edge",
+            tags=named("eni"),
+            opts=on_aws,
+        )
+        address = aws.ec2.Eip(
+            f"{name}-eip",
+            domain="vpc",
+            network_interface=interface.id,
+            tags=named("eip"),
+            opts=pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(depends_on=internet)),
+        )
+        before_boot.append(address)
 
         # The instance.
         ami = aws.ec2.get_ami_output(
@@ -355,12 +466,11 @@ class EdgeGateway(pulumi.ComponentResource):
                 )
             )
         )
-        instance = aws.ec2.Instance(
+        aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
             instance_type=edge.instance_type,
-            subnet_id=subnet_id,
-            vpc_security_group_ids=[group.id],
+            primary_network_interface={"network_interface_id": interface.id},
             iam_instance_profile=profile.name,
             metadata_options={
                 "http_endpoint": "enabled",
@@ -373,21 +483,23 @@ class EdgeGateway(pulumi.ComponentResource):
                 "volume_size": edge.root_volume_gib,
                 "encrypted": True,
                 "delete_on_termination": True,
+                "tags": {**config.aws.tags, **named("root")},
             },
             user_data_base64=user_data.apply(compress_user_data),
             user_data_replace_on_change=True,
             monitoring=True,
             tags=named("instance"),
-            # A newer AMI is picked up by replacing the instance on purpose, not by drift.
             opts=pulumi.ResourceOptions.merge(
                 on_aws,
                 pulumi.ResourceOptions(
-                    ignore_changes=["ami"], depends_on=list(parameters.values())
+                    # A newer AMI is taken by replacing the instance on purpose, not by drift.
+                    ignore_changes=["ami"],
+                    # The network interface (and its address) outlives the instance, and an
+                    # interface is attached to one instance at a time.
+                    delete_before_replace=True,
+                    depends_on=before_boot,
                 ),
             ),
-        )
-        address = aws.ec2.Eip(
-            f"{name}-eip", domain="vpc", instance=instance.id, tags=named("eip"), opts=on_aws
         )
         self.public_ip = address.public_ip
         host = edge.domain or None
@@ -421,6 +533,7 @@ class EdgeGateway(pulumi.ComponentResource):
                 edge_address=wireguard.edge_address,
                 private_key=private_key,
                 persistent_keepalive_seconds=wireguard.persistent_keepalive_seconds,
+                forward_to_interface=wireguard.home_lan_interface,
             )
 
         self.home_wireguard_conf = _secret(

@@ -136,7 +136,10 @@ def test_existing_vpc_and_subnet_are_used_as_given() -> None:
     }
     run = run_stack(values, "dev")
     assert run.of_type("aws:ec2/vpc:Vpc") == []
-    assert _only(run, "aws:ec2/instance:Instance").inputs["subnetId"] == "subnet-0123456789abcdef0"
+    # The instance sits on its own network interface (which carries the Elastic IP).
+    assert _only(run, "aws:ec2/networkInterface:NetworkInterface").inputs["subnetId"] == (
+        "subnet-0123456789abcdef0"
+    )
 
 
 def test_prod_refuses_wireguard_open_to_the_world() -> None:
@@ -147,3 +150,41 @@ def test_prod_refuses_wireguard_open_to_the_world() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_platform_config(values)
     assert any("edge.wireguard.home_public_cidr" in line for line in raised.value.lines)
+
+
+def test_bootstrap_mode_sets_up_the_home_end_over_ssh_without_leaking_its_key() -> None:
+    import pulumi
+    import pulumi_aws as aws
+
+    from components.config import parse_platform_config
+    from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
+    from tools.mock_engine import run_program
+
+    values = stack_values("prod")
+    values["cluster"]["mode"] = "bootstrap"
+    values["cluster"]["api_endpoint"] = "192.168.10.11"
+    config = parse_platform_config(values)
+
+    def program() -> dict[str, object]:
+        provider = aws.Provider("aws", region="eu-west-1")
+        keys = {name: pulumi.Output.secret(f"sk-edge-{name}-TEST") for name in config.clients}
+        EdgeGateway(
+            "edge",
+            EdgeGatewayArgs(
+                config=config,
+                provider=provider,
+                edge_keys=keys,
+                upstream_keys=keys,
+                upstream_ca_pem="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+                ssh_private_key=pulumi.Output.secret("TEST-SSH-KEY"),
+            ),
+        )
+        return {}
+
+    run = run_program(stack="prod", config={}, secret_keys=[], program=program)
+    (home,) = run.of_type("command:remote:Command")
+    # pulumi-command makes the whole connection (host, user, key) a secret.
+    assert home.inputs["connection"] == "[secret]"
+    assert home.inputs["stdin"] == "[secret]", "the config and its key travel on stdin"
+    assert "PrivateKey" not in home.inputs["create"]
+    assert "wg-quick@wg0" in home.inputs["create"] and "wg-quick@wg0" in home.inputs["delete"]
