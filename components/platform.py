@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from components.clients import ClientKeys, ClientKeysArgs
 from components.cluster.base import ClusterBase, ClusterBaseArgs
+from components.cluster.gpu import GpuSupport, GpuSupportArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
 from components.config import PlatformConfig, StackSecrets
@@ -41,6 +42,7 @@ class Platform(pulumi.ComponentResource):
     ingress: TraefikIngress
     inference: Inference
     lan_hosts: LanGpuHosts
+    gpu: GpuSupport
     llm_gateway: LlmGateway
     client_keys: ClientKeys
     edge: EdgeGateway | None
@@ -75,9 +77,15 @@ class Platform(pulumi.ComponentResource):
 
         self.cluster = K3sCluster(
             f"{name}-cluster",
-            K3sClusterArgs(config=config.cluster, kubeconfig=args.secrets.kubeconfig),
+            K3sClusterArgs(
+                config=config.cluster,
+                kubeconfig=args.secrets.kubeconfig,
+                ssh_private_key=args.secrets.ssh_private_key,
+                protect=config.is_prod,
+            ),
             opts=child,
         )
+        self.artifacts.update(self.cluster.artifacts)
         self.base = ClusterBase(
             f"{name}-base",
             ClusterBaseArgs(config=config, provider=self.cluster.provider),
@@ -101,6 +109,9 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.gpu = GpuSupport(
+            f"{name}-gpu", GpuSupportArgs(config=config.cluster, provider=provider), opts=child
+        )
         self.lan_hosts = LanGpuHosts(
             f"{name}-lan-hosts",
             LanGpuHostsArgs(config=config, provider=provider, namespace=namespaces["inference"]),
@@ -113,6 +124,7 @@ class Platform(pulumi.ComponentResource):
                 provider=provider,
                 namespace=namespaces["inference"],
                 huggingface_token=args.secrets.huggingface_token,
+                gpu_ready=self.gpu.ready,
             ),
             opts=child,
         )

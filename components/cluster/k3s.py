@@ -1,8 +1,29 @@
 """K3sCluster: the cluster every in-cluster area deploys to, and the provider that reaches it.
 
-In `existing` mode it adopts a running cluster from the kubeconfig held as the stack
-secret `kubeconfig`. Either way it exposes the same handle: `kubeconfig` (a secret
-Output) and `provider`, the explicit `k8s.Provider` every Kubernetes resource uses.
+Two modes, chosen by `ClusterConfig.mode`, ending in the same handle: `kubeconfig` (a
+secret Output) and `provider`, the explicit `k8s.Provider` every Kubernetes resource uses.
+
+* `existing`: adopts a running cluster from the kubeconfig held as the stack secret
+  `kubeconfig`. Its one artifact, `cluster/label-nodes.sh`, gives the listed nodes the
+  labels and taints the platform relies on (GPU class, device-plugin config, GPU taint).
+* `bootstrap`: installs k3s on `nodes` over SSH (pulumi-command, the secret
+  `ssh_private_key`, each node's `ssh_user`). Per node, in this order:
+  `<name>-<node>-preflight` (every host is checked before any host is changed),
+  `<name>-<node>-install` (idempotent script; `update` re-runs it, so a changed label or
+  version is applied in place), `<name>-<node>-uninstall` (does nothing on create; its
+  delete runs k3s's uninstall script). The first server starts the embedded etcd cluster
+  (`cluster-init`); the other servers join it one after another, then the agents join.
+  When other nodes join, the cluster token is read from the first server (`<name>-token`,
+  a secret) and reaches them on stdin; the kubeconfig is read from the first server once every node
+  is installed (`<name>-kubeconfig`, a secret), its address rewritten to `api_endpoint`.
+
+Why install and uninstall are separate resources: pulumi-command replaces a Command when
+its `connection` changes (and has reported spurious connection diffs,
+pulumi/pulumi-command#447). A replaced install only re-runs an idempotent script; a
+replaced resource carrying the uninstall would wipe a node. The uninstall resource
+ignores connection changes, and `protect` (prod) guards it against deletion.
+
+Providers: pulumi-command needs none; the Kubernetes provider is created here.
 """
 
 from __future__ import annotations
@@ -10,9 +31,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterConfig
+from components import versions
+from components.cluster import scripts
+from components.config import ClusterConfig, Node
+
+DIAL_ERROR_LIMIT = 5
+PER_DIAL_TIMEOUT_SECONDS = 10
+INSTALL_TIMEOUT = "30m"
+"""Download, install and (servers) API readiness; GPU nodes also install the toolkit."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,7 +50,67 @@ class K3sClusterArgs:
 
     config: ClusterConfig
     kubeconfig: pulumi.Output[str] | None = None
-    """Secret kubeconfig of an existing cluster (required in `existing` mode)."""
+    """Secret kubeconfig of an existing cluster (required in `existing` mode, else unused)."""
+    ssh_private_key: pulumi.Output[str] | None = None
+    """Secret SSH key reaching every node (required in `bootstrap` mode, else unused)."""
+    protect: bool = False
+    """Protect each node's uninstall resource (prod): removing a node then needs an
+    explicit `pulumi state unprotect`, so no config slip uninstalls k3s from a host."""
+
+
+def node_settings(config: ClusterConfig, name: str) -> scripts.NodeSettings:
+    """The typed settings the scripts of one node are rendered from (pure)."""
+    node = config.nodes[name]
+    first = config.first_server()
+    cluster_init = name == first
+    return scripts.NodeSettings(
+        node_name=name,
+        address=node.address,
+        role=node.role,
+        arch=node.arch.value,
+        k3s_version=config.k3s_version,
+        cluster_init=cluster_init,
+        join_address=None if cluster_init else config.nodes[first].address,
+        api_endpoint=config.api_endpoint,
+        labels=config.node_labels(name),
+        taints=tuple(config.node_taints(name)),
+        gpu_count=node.gpu.count if node.gpu is not None else 0,
+        nvidia_toolkit_version=(
+            versions.NVIDIA_CONTAINER_TOOLKIT_VERSION if node.gpu is not None else None
+        ),
+    )
+
+
+def join_order(config: ClusterConfig) -> list[str]:
+    """Nodes in install order: the first server, the other servers, then the agents."""
+    first = config.first_server()
+    servers = [n for n in config.servers() if n != first]
+    agents = [n for n, node in config.nodes.items() if node.role == "agent"]
+    return [first, *servers, *agents]
+
+
+def bootstrap_artifacts(config: ClusterConfig) -> dict[str, str]:
+    """Every script of a bootstrap, by path under `files/` (pure)."""
+    files: dict[str, str] = {}
+    for name in join_order(config):
+        settings = node_settings(config, name)
+        files[f"cluster/{name}-preflight.sh"] = scripts.preflight_script(settings)
+        files[f"cluster/{name}-install.sh"] = scripts.install_script(settings)
+        files[f"cluster/{name}-uninstall.sh"] = scripts.uninstall_script(settings)
+    return files
+
+
+def existing_artifacts(config: ClusterConfig) -> dict[str, str]:
+    """The node-labelling script of an existing cluster, when it lists nodes (pure)."""
+    if not config.nodes:
+        return {}
+    nodes = {name: (config.node_labels(name), config.node_taints(name)) for name in config.nodes}
+    return {"cluster/label-nodes.sh": scripts.label_nodes_script(nodes)}
+
+
+def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
+    secret: pulumi.Output[str] = pulumi.Output.secret(value)
+    return secret
 
 
 class K3sCluster(pulumi.ComponentResource):
@@ -29,14 +118,28 @@ class K3sCluster(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    nodes_ready: list[pulumi.Resource]
+    """The install of every node (empty for an existing cluster)."""
+    artifacts: dict[str, pulumi.Output[str]]
+    """Scripts as run on the hosts (path under `files/` → text), for the render."""
 
     def __init__(
         self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("llm-platform:cluster:K3sCluster", name, None, opts)
-        if args.config.mode != "existing" or args.kubeconfig is None:
-            raise ValueError("K3sCluster: bootstrap mode is built by the cluster bootstrap area")
-        self.kubeconfig = pulumi.Output.secret(args.kubeconfig)
+        config = args.config
+        self.nodes_ready = []
+        if config.mode == "existing":
+            if args.kubeconfig is None:
+                raise ValueError("K3sCluster: existing mode needs the kubeconfig secret")
+            self.kubeconfig = _secret(args.kubeconfig)
+            files = existing_artifacts(config)
+        else:
+            if args.ssh_private_key is None:
+                raise ValueError("K3sCluster: bootstrap mode needs the ssh_private_key secret")
+            self.kubeconfig = self._bootstrap(name, config, args)
+            files = bootstrap_artifacts(config)
+        self.artifacts = {path: pulumi.Output.from_input(text) for path, text in files.items()}
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
@@ -44,3 +147,112 @@ class K3sCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})
+
+    def _connection(self, node: Node, key: pulumi.Output[str]) -> command.remote.ConnectionArgs:
+        return command.remote.ConnectionArgs(
+            host=str(node.address),
+            user=node.ssh_user,
+            private_key=key,
+            host_key=node.ssh_host_key,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
+        )
+
+    def _bootstrap(
+        self, name: str, config: ClusterConfig, args: K3sClusterArgs
+    ) -> pulumi.Output[str]:
+        assert args.ssh_private_key is not None and config.api_endpoint is not None
+        key = _secret(args.ssh_private_key)
+        order = join_order(config)
+        first = order[0]
+        child = pulumi.ResourceOptions(parent=self)
+
+        preflights: list[pulumi.Resource] = []
+        for node_name in order:
+            settings = node_settings(config, node_name)
+            preflights.append(
+                command.remote.Command(
+                    f"{name}-{node_name}-preflight",
+                    connection=self._connection(config.nodes[node_name], key),
+                    create=scripts.command_line(scripts.preflight_script(settings), sudo=False),
+                    opts=child,
+                )
+            )
+
+        token: pulumi.Output[str] | None = None
+        servers: list[pulumi.Resource] = []
+        previous: list[pulumi.Resource] = []
+        for node_name in order:
+            node = config.nodes[node_name]
+            settings = node_settings(config, node_name)
+            script = scripts.command_line(scripts.install_script(settings), sudo=True)
+            # Servers join one at a time (etcd adds one member at a time); agents wait
+            # for every server.
+            after = previous if node.role == "server" else servers
+            install = command.remote.Command(
+                f"{name}-{node_name}-install",
+                connection=self._connection(node, key),
+                create=script,
+                update=script,
+                stdin=token if settings.joins else None,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*preflights, *after],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=INSTALL_TIMEOUT, update=INSTALL_TIMEOUT
+                    ),
+                ),
+            )
+            command.remote.Command(
+                f"{name}-{node_name}-uninstall",
+                connection=self._connection(node, key),
+                create=":",
+                delete=scripts.command_line(scripts.uninstall_script(settings), sudo=True),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[install],
+                    protect=args.protect,
+                    ignore_changes=["connection"],
+                ),
+            )
+            self.nodes_ready.append(install)
+            if node.role == "server":
+                servers.append(install)
+                previous = [install]
+            if node_name == first and len(order) > 1:
+                token = self._read_secret(
+                    f"{name}-token", config.nodes[first], key, scripts.SERVER_TOKEN_PATH, [install]
+                ).apply(lambda text: (text or "").strip())
+
+        raw = self._read_secret(
+            f"{name}-kubeconfig",
+            config.nodes[first],
+            key,
+            scripts.KUBECONFIG_PATH,
+            self.nodes_ready,
+        )
+        endpoint = config.api_endpoint
+        # An empty stdout only occurs under the test mocks (a failed `cat` fails the command).
+        return _secret(
+            raw.apply(lambda text: scripts.rewrite_kubeconfig(text, endpoint) if text else "")
+        )
+
+    def _read_secret(
+        self,
+        resource_name: str,
+        node: Node,
+        key: pulumi.Output[str],
+        path: str,
+        after: list[pulumi.Resource],
+    ) -> pulumi.Output[str]:
+        """A root-only file of a node as a secret Output, never printed in the log."""
+        reader = command.remote.Command(
+            resource_name,
+            connection=self._connection(node, key),
+            create=f"sudo -n cat {path}",
+            logging=command.remote.Logging.NONE,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=after, additional_secret_outputs=["stdout"]
+            ),
+        )
+        return _secret(reader.stdout)

@@ -22,6 +22,51 @@ LabelKey = Annotated[
 LabelValue = Annotated[
     str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 ]
+SshHostKey = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$"
+    ),
+]
+
+GPU_CLASS_LABEL = "llm-platform.io/gpu-class"
+"""Node label naming a GPU node's class; model servers select on it."""
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+"""Node label choosing the NVIDIA device plugin's named config (its GPU class's sharing)."""
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT = f"{GPU_TAINT_KEY}=present:NoSchedule"
+"""Taint of every GPU node: only pods tolerating it (GPU workloads) land there."""
+RESERVED_LABEL_KEYS = frozenset({GPU_CLASS_LABEL, DEVICE_PLUGIN_CONFIG_LABEL})
+
+# The kubelet may not set labels in the kubernetes.io / k8s.io namespaces except these
+# (NodeRestriction); a bootstrapped node with another such label fails to register.
+_KUBELET_LABEL_DOMAINS = ("kubelet.kubernetes.io", "node.kubernetes.io")
+_KUBELET_LABEL_KEYS = frozenset(
+    {
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    }
+)
+
+
+def kubelet_may_set(key: str) -> bool:
+    """Whether a kubelet (`--node-label`) may set this label key on its own node."""
+    if "/" not in key or key in _KUBELET_LABEL_KEYS:
+        return True
+    domain = key.split("/", 1)[0]
+    if domain in _KUBELET_LABEL_DOMAINS or any(
+        domain.endswith(f".{d}") for d in _KUBELET_LABEL_DOMAINS
+    ):
+        return True
+    restricted = ("kubernetes.io", "k8s.io")
+    return not any(domain == r or domain.endswith(f".{r}") for r in restricted)
 
 
 class Arch(StrEnum):
@@ -88,6 +133,11 @@ class Node(FrozenModel):
         default=None, description="GPUs on the node; GPU nodes are tainted for GPU workloads only."
     )
     ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_host_key: SshHostKey | None = Field(
+        default=None,
+        description="The host's SSH public key (`ssh-ed25519 AAAA...`), verified in "
+        "`bootstrap` mode; when unset any host key is accepted.",
+    )
     maintenance: bool = Field(
         default=False, description="Same as a GPU class's maintenance switch, for this node only."
     )
@@ -137,6 +187,12 @@ class ClusterConfig(FrozenModel):
         default=None,
         description="Address written into the kubeconfig in `bootstrap` mode (a server or VIP).",
     )
+    init_server: DnsLabel | None = Field(
+        default=None,
+        description="Server node that starts the embedded etcd cluster in `bootstrap` mode "
+        "(`--cluster-init`); the others join it. Defaults to the first server listed; set "
+        "it before reordering nodes, since it must never change once the cluster exists.",
+    )
     nodes: dict[DnsLabel, Node] = Field(default_factory=dict)
     gpu_classes: dict[DnsLabel, GpuClass] = Field(default_factory=dict)
     lan_gpu_hosts: dict[DnsLabel, LanGpuHost] = Field(default_factory=dict)
@@ -175,7 +231,26 @@ class ClusterConfig(FrozenModel):
                     self.k3s_version,
                 )
             )
+        problems.extend(self._bootstrap_problems())
+        problems.extend(self._address_problems())
         for name, node in self.nodes.items():
+            for key in sorted(set(node.labels) & RESERVED_LABEL_KEYS):
+                problems.append(
+                    Problem(
+                        ("nodes", name, "labels", key),
+                        "set by the platform from the node's `gpu`; remove it here",
+                        node.labels[key],
+                    )
+                )
+            for taint in node.taints:
+                if taint.key == GPU_TAINT_KEY:
+                    problems.append(
+                        Problem(
+                            ("nodes", name, "taints"),
+                            f"the {GPU_TAINT_KEY} taint is set by the platform on GPU nodes",
+                            taint.key,
+                        )
+                    )
             if node.gpu is not None and node.gpu.gpu_class not in self.gpu_classes:
                 problems.append(
                     Problem(
@@ -203,6 +278,104 @@ class ClusterConfig(FrozenModel):
             )
         raise_if_problems(problems)
         return self
+
+    def _bootstrap_problems(self) -> list[Problem]:
+        if self.mode != "bootstrap":
+            return []
+        problems: list[Problem] = []
+        servers = self.servers()
+        if self.init_server is not None and self.init_server not in servers:
+            problems.append(
+                Problem(
+                    ("init_server",),
+                    f"must be a server node; servers: {servers or 'none'}",
+                    self.init_server,
+                )
+            )
+        if servers and len(servers) % 2 == 0:
+            problems.append(
+                Problem(
+                    ("nodes",),
+                    f"{len(servers)} servers: etcd needs a majority, so an even count "
+                    "tolerates no more failures than one fewer; use 1, 3 or 5 servers",
+                    servers,
+                )
+            )
+        for name, node in self.nodes.items():
+            for key in sorted(k for k in node.labels if not kubelet_may_set(k)):
+                problems.append(
+                    Problem(
+                        ("nodes", name, "labels", key),
+                        "the kubelet may not set labels in the kubernetes.io/k8s.io "
+                        "namespaces (the node would not register); choose another prefix",
+                        node.labels[key],
+                    )
+                )
+        return problems
+
+    def _address_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        seen: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            address = str(node.address)
+            if address in seen:
+                problems.append(
+                    Problem(
+                        ("nodes", name, "address"),
+                        f"same address as node {seen[address]!r}; each node is its own host",
+                        address,
+                    )
+                )
+            seen.setdefault(address, name)
+        for name, host in self.lan_gpu_hosts.items():
+            address = str(host.address)
+            if address in seen:
+                problems.append(
+                    Problem(
+                        ("lan_gpu_hosts", name, "address"),
+                        f"is cluster node {seen[address]!r}; a LAN GPU host stays outside the "
+                        "cluster (give the node a `gpu` instead)",
+                        address,
+                    )
+                )
+        return problems
+
+    def servers(self) -> list[str]:
+        """Server node names, in config order."""
+        return [name for name, node in self.nodes.items() if node.role == "server"]
+
+    def first_server(self) -> str:
+        """The server that starts the cluster: `init_server`, else the first server listed."""
+        if self.init_server is not None:
+            return self.init_server
+        servers = self.servers()
+        if not servers:
+            raise ValueError("the cluster has no server node")
+        return servers[0]
+
+    def node_labels(self, name: str) -> dict[str, str]:
+        """A node's labels as applied: config labels plus the GPU labels of GPU nodes."""
+        node = self.nodes[name]
+        labels = dict(node.labels)
+        if node.gpu is not None:
+            labels[GPU_CLASS_LABEL] = node.gpu.gpu_class
+            labels[DEVICE_PLUGIN_CONFIG_LABEL] = node.gpu.gpu_class
+        return labels
+
+    def node_taints(self, name: str) -> list[str]:
+        """A node's taints as applied (`key=value:Effect`).
+
+        GPU nodes get the GPU taint, unless no untainted node without GPUs exists (a
+        single-node dev cluster): tainting its only node would leave nothing else a place.
+        """
+        node = self.nodes[name]
+        taints = [
+            f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
+            for t in node.taints
+        ]
+        if node.gpu is not None and self.schedulable_general_nodes() > 0:
+            taints.append(GPU_TAINT)
+        return sorted(taints)
 
     @property
     def gpu_nodes(self) -> dict[str, Node]:

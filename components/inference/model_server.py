@@ -35,6 +35,7 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.config import GpuSharing, LocalModel, PlatformConfig
+from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
 from components.inference.endpoints import (
     INFERENCE_NAMESPACE,
     MODEL_SERVER_COMPONENT,
@@ -46,9 +47,6 @@ from components.inference.placement import Pod, pack, pods_of, replicas_placed
 from components.inference.vllm_args import MODEL_CACHE_PATH, vllm_args
 from components.labels import selector_labels, standard_labels
 
-GPU_CLASS_LABEL = "llm-platform.io/gpu-class"
-"""Node label naming the GPU class of a GPU node (set by the cluster area)."""
-GPU_TAINT_KEY = "nvidia.com/gpu"
 HF_TOKEN_SECRET = "huggingface-token"  # noqa: S105 (a Secret's name)
 HF_TOKEN_KEY = "token"  # noqa: S105 (a key name in that Secret)
 
