@@ -84,7 +84,15 @@ def _bootstrap(stack: str) -> PlatformConfig:
 
 @cache
 def _run_stack(stack: str, mode: str) -> ProgramRun:
-    return _run(_bootstrap(stack) if mode == "bootstrap" else stack_config(stack))
+    return _run(_bootstrap(stack) if mode == "bootstrap" else _existing(stack))
+
+
+def _existing(stack: str) -> PlatformConfig:
+    """The stack adopting an existing cluster (whatever mode its file uses)."""
+    values = stack_values(stack)
+    values["cluster"]["mode"] = "existing"
+    values["cluster"].pop("api_endpoint", None)
+    return parse_platform_config(values)
 
 
 def _only(run: ProgramRun, type_token: str) -> RecordedResource:

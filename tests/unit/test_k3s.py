@@ -257,6 +257,8 @@ def test_init_server_choice_is_respected() -> None:
 
 def test_existing_mode_runs_nothing_on_hosts_and_renders_the_labels() -> None:
     values = stack_values("prod")
+    values["cluster"]["mode"] = "existing"
+    values["cluster"].pop("api_endpoint", None)
     run = run_cluster(values)
     assert run.of_type(COMMAND) == []
     (provider,) = run.of_type("pulumi:providers:kubernetes")
