@@ -254,6 +254,11 @@ def test_server_sent_events_arrive_event_by_event(edge: Edge) -> None:
         if line.startswith(b"data:"):
             received.append((time.monotonic(), json.loads(line[5:])["index"]))
     conn.close()
+    # The upstream notes each send after writing it, so the client may read the last
+    # event a moment before its timestamp is stored: wait for it, bounded.
+    settle = time.monotonic() + 2
+    while len(edge.upstream.stream_sent_at(stream_id)) < events and time.monotonic() < settle:
+        time.sleep(0.01)
     sent = edge.upstream.stream_sent_at(stream_id)
 
     assert [index for _, index in received] == list(range(events))
