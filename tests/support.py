@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.config import PlatformConfig, parse_platform_config
-from tools.mock_engine import PROJECT, ProgramRun, config_for_engine, run_program
+from tools.mock_engine import (
+    PROJECT,
+    ProgramRun,
+    RecordedResource,
+    config_for_engine,
+    run_program,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -48,3 +55,16 @@ def run_stack(values: dict[str, Any], stack: str = "dev") -> ProgramRun:
         secret_keys.append(f"{PROJECT}:{key}")
     config["pulumi:disable-default-providers"] = '["aws", "kubernetes"]'
     return run_program(stack=stack, config=config, secret_keys=secret_keys, program=MAIN)
+
+
+def run_component(stack: str, program: Callable[[], dict[str, Any]]) -> ProgramRun:
+    """Run a program building one area, with a stack's config values, under the mocks."""
+    return run_program(
+        stack=stack, config=config_for_engine(stack_values(stack)), secret_keys=[], program=program
+    )
+
+
+def dependency_names(run: ProgramRun, resource: RecordedResource) -> set[str]:
+    """Names of the resources a recorded resource explicitly depends on."""
+    by_urn = {r.urn: r.name for r in run.resources}
+    return {by_urn[urn] for urn in resource.depends_on}

@@ -15,9 +15,9 @@ from components.ingress import traefik_values as tv
 from components.ingress.publish import PublishArgs, PublishedService
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs, traefik_settings
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
-from tests.support import stack_config, stack_values
+from tests.support import dependency_names, run_component, stack_config
 from tests.unit.manifest_checks import schemas_present, validate_custom_resource
-from tools.mock_engine import ProgramRun, RecordedResource, config_for_engine, run_program
+from tools.mock_engine import ProgramRun, RecordedResource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MIDDLEWARE = "kubernetes:traefik.io/v1alpha1:Middleware"
@@ -73,18 +73,11 @@ def _program(stack: str) -> Callable[[], dict[str, Any]]:
 def ingress_run(stack: str) -> ProgramRun:
     """One recorded run per stack, shared by the tests (runs are pure)."""
     if stack not in _RUNS:
-        _RUNS[stack] = run_program(
-            stack=stack,
-            config=config_for_engine(stack_values(stack)),
-            secret_keys=[],
-            program=_program(stack),
-        )
+        _RUNS[stack] = run_component(stack, _program(stack))
     return _RUNS[stack]
 
 
-def _deps(run: ProgramRun, resource: RecordedResource) -> set[str]:
-    by_urn = {r.urn: r.name for r in run.resources}
-    return {by_urn[urn] for urn in resource.depends_on}
+_deps = dependency_names
 
 
 def _values(stack: str) -> dict[str, Any]:

@@ -13,13 +13,13 @@ from components.chart_values import undocumented_keys
 from components.config import PkiConfig
 from components.pki import values as pki_values
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
-from tests.support import stack_config, stack_values
+from tests.support import dependency_names, run_component, stack_config
 from tests.unit.manifest_checks import (
     schemas_present,
     validate_core,
     validate_custom_resource,
 )
-from tools.mock_engine import ProgramRun, RecordedResource, config_for_engine, run_program
+from tools.mock_engine import ProgramRun, RecordedResource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 _RUNS: dict[str, ProgramRun] = {}
@@ -41,18 +41,11 @@ def _program(stack: str) -> Callable[[], dict[str, Any]]:
 def pki_run(stack: str) -> ProgramRun:
     """One recorded run per stack (runs are pure, so they are shared by the tests)."""
     if stack not in _RUNS:
-        _RUNS[stack] = run_program(
-            stack=stack,
-            config=config_for_engine(stack_values(stack)),
-            secret_keys=[],
-            program=_program(stack),
-        )
+        _RUNS[stack] = run_component(stack, _program(stack))
     return _RUNS[stack]
 
 
-def _deps(run: ProgramRun, resource: RecordedResource) -> set[str]:
-    by_urn = {r.urn: r.name for r in run.resources}
-    return {by_urn[urn] for urn in resource.depends_on}
+_deps = dependency_names
 
 
 def _custom_resources(run: ProgramRun) -> list[RecordedResource]:
