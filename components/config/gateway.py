@@ -42,6 +42,21 @@ class RouterConfig(FrozenModel):
     cooldown_seconds: int = Field(default=30, ge=1, le=3600)
     health_check_interval_seconds: int = Field(default=30, ge=5, le=3600)
 
+    @model_validator(mode="after")
+    def _timeouts(self) -> RouterConfig:
+        if self.request_timeout_seconds < self.stream_timeout_seconds:
+            raise_if_problems(
+                [
+                    Problem(
+                        ("request_timeout_seconds",),
+                        f"shorter than stream_timeout_seconds ({self.stream_timeout_seconds}s): "
+                        "no request could outlive its own first token",
+                        self.request_timeout_seconds,
+                    )
+                ]
+            )
+        return self
+
 
 class PostgresConfig(FrozenModel):
     """CloudNativePG cluster holding LiteLLM's keys, budgets and spend."""
@@ -84,6 +99,19 @@ class LlmGatewayConfig(FrozenModel):
                     self.autoscale_max_replicas,
                 )
             )
+        secrets_by_env: dict[str, set[str]] = {}
+        for model in self.cloud_models.values():
+            secrets_by_env.setdefault(model.api_key_env, set()).add(model.api_key_secret)
+        for name, model in sorted(self.cloud_models.items()):
+            if len(secrets_by_env[model.api_key_env]) > 1:
+                problems.append(
+                    Problem(
+                        ("cloud_models", name, "api_key_env"),
+                        "another cloud model reads a different secret from this variable; "
+                        "one variable holds one key: give each secret its own api_key_env",
+                        model.api_key_env,
+                    )
+                )
         if self.redis is False and self.replicas > 1:
             problems.append(
                 Problem(("redis",), "more than one replica needs shared router state", False)

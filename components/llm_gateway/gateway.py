@@ -42,6 +42,7 @@ from components.config import PlatformConfig
 from components.ingress.publish import IngressHandle, PublishArgs, PublishedService
 from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
+from components.llm_gateway.costs import client_budget_usd
 from components.llm_gateway.litellm_config import litellm_config_yaml
 from components.llm_gateway.migrations import migrations_job
 from components.llm_gateway.postgres import (
@@ -140,6 +141,8 @@ def server_env(
         # Migrations run in their Job; the server only checks the schema.
         {"name": "DISABLE_SCHEMA_UPDATE", "value": "true"},
         {"name": "LITELLM_LOG", "value": "INFO"},
+        # Use the price map in the pinned package; never fetch one from the internet at start.
+        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
         {"name": "JSON_LOGS", "value": "True"},
         *pod.writable_env(),
     ]
@@ -479,7 +482,11 @@ class LlmGateway(pulumi.ComponentResource):
                         admin_url=self.admin_url,
                         master_key=self.master_key,
                         key=args.client_keys[client_name],
-                        settings=client_key_settings(client_name, client),
+                        settings=client_key_settings(
+                            client_name,
+                            client,
+                            max_budget_usd=client_budget_usd(config, client_name),
+                        ),
                         ca_pem=args.admin_ca_pem,
                     ),
                     opts=pulumi.ResourceOptions(

@@ -7,8 +7,24 @@ that the Deployment fills from Kubernetes Secrets, so the rendered YAML never ho
 secret. A model whose GPUs are in maintenance is served by its cloud fallback as the
 primary, under the local name, so no request waits on a dead GPU.
 
-Key names follow LiteLLM's proxy config reference (`model_list`, `litellm_settings`,
-`router_settings`, `general_settings`) for the pinned release.
+Every key below was checked against litellm 1.83.14 (the pinned wheel):
+`litellm/router.py` `Router.__init__` for `router_settings` (the proxy drops unknown
+ones with a warning and refuses `health_check_interval` there),
+`litellm/proxy/_types.py` `ConfigGeneralSettings` and `proxy_server.py` `load_config`
+for `general_settings`, module attributes of `litellm` for `litellm_settings`,
+`litellm/types/router.py` `RetryPolicy`, and `litellm/proxy/health_check.py` /
+`proxy_server.py` for the `model_info` health-check keys.
+
+Failover as the pinned LiteLLM does it (tests/live/test_litellm_proxy.py shows each
+step): an error from a local backend (refused or cut connection, 5xx) is retried
+`num_retries` times, then its cloud fallback answers. A timeout is not retried
+(`retry_policy`), so a hanging backend costs one `timeout` (`stream_timeout` to the first
+streamed token). More than `allowed_fails` failures within `cooldown_time` cool the
+backend down: its requests go straight to the fallback for `cooldown_time`, then return.
+A stream cut after its first event is continued by the fallback (LiteLLM's mid-stream
+fallback sends the partial answer as an assistant prefix); without a fallback, or when
+it fails too, the stream ends with an error event and no `[DONE]`. Both need
+`disable_aiohttp_transport` (below).
 """
 
 from __future__ import annotations
@@ -23,7 +39,13 @@ from components.inference.endpoints import model_api_bases
 from components.llm_gateway.costs import local_token_cost
 
 LOCAL_PROVIDER = "hosted_vllm"
-"""LiteLLM's provider for OpenAI-compatible vLLM (and Ollama's OpenAI API) servers."""
+"""LiteLLM's provider for vLLM's OpenAI-compatible server (`hosted_vllm/<served name>`)."""
+
+LOCAL_API_KEY = "unused-in-cluster"
+"""vLLM runs without `--api-key`: the mesh (mTLS, policy) guards it, not a bearer token.
+Set explicitly so LiteLLM never sends some other provider's key from its environment."""
+
+HEALTH_CHECK_MAX_TOKENS = 1
 
 
 def env_ref(name: str) -> str:
@@ -31,19 +53,29 @@ def env_ref(name: str) -> str:
     return f"os.environ/{name}"
 
 
+def backend_model_name(name: str, model: LocalModel) -> str:
+    """The model id the backend knows: the served name for vLLM in the cluster (started
+    with `--served-model-name=<name>`), `backend_model` or else the Hugging Face repo for a
+    LAN host."""
+    if model.backend_model is not None:
+        return model.backend_model
+    return model.hf_repo if model.placement == "lan" else name
+
+
 def _local_entry(
     name: str, model: LocalModel, api_base: str, config: PlatformConfig
 ) -> dict[str, Any]:
     router = config.llm_gateway.router
     cost = local_token_cost(config, name)
-    backend = model.backend_model or name
     return {
         "model_name": name,
         "litellm_params": {
-            "model": f"{LOCAL_PROVIDER}/{backend}",
+            "model": f"{LOCAL_PROVIDER}/{backend_model_name(name, model)}",
             "api_base": api_base,
+            "api_key": LOCAL_API_KEY,
             "timeout": router.request_timeout_seconds,
             "stream_timeout": router.stream_timeout_seconds,
+            # The router retries and falls back; the client underneath must not retry too.
             "max_retries": 0,
             "input_cost_per_token": cost.input_cost_per_token,
             "output_cost_per_token": cost.output_cost_per_token,
@@ -52,7 +84,8 @@ def _local_entry(
             "id": f"local-{name}",
             "mode": "chat",
             "max_input_tokens": model.context_length,
-            "llm-platform-placement": model.placement,
+            "health_check_timeout": router.stream_timeout_seconds,
+            "health_check_max_tokens": HEALTH_CHECK_MAX_TOKENS,
         },
     }
 
@@ -73,8 +106,34 @@ def _cloud_entry(name: str, config: PlatformConfig, *, serves: str | None = None
             "id": f"cloud-{name}" if serves is None else f"maintenance-{serves}-{name}",
             "mode": "chat",
             "max_input_tokens": cloud.context_window,
+            # Background checks of a paid API would bill every interval, per replica.
+            "disable_background_health_check": True,
         },
     }
+
+
+def _model_list(
+    config: PlatformConfig, bases: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, list[str]]], list[dict[str, list[str]]]]:
+    """Model entries, fallbacks on errors and fallbacks on context-window overflow."""
+    gateway = config.llm_gateway
+    entries: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, list[str]]] = []
+    context_fallbacks: list[dict[str, list[str]]] = []
+    for name, model in sorted(config.inference.models.items()):
+        fallback = model.cloud_fallback
+        if config.model_in_maintenance(name):
+            assert fallback is not None  # enforced by the config rules
+            entries.append(_cloud_entry(fallback, config, serves=name))
+            continue
+        entries.append(_local_entry(name, model, bases[name], config))
+        if fallback is None:
+            continue
+        fallbacks.append({name: [fallback]})
+        if gateway.cloud_models[fallback].context_window > model.context_length:
+            context_fallbacks.append({name: [fallback]})
+    entries += [_cloud_entry(name, config) for name in sorted(gateway.cloud_models)]
+    return entries, fallbacks, context_fallbacks
 
 
 def render_litellm_config(
@@ -83,40 +142,39 @@ def render_litellm_config(
     api_bases: Mapping[str, str] | None = None,
     redis: bool | None = None,
 ) -> dict[str, Any]:
-    """The proxy config as a dict; `api_bases` overrides where local models are reached."""
+    """The proxy config as a dict.
+
+    `api_bases` maps local model names to their OpenAI-compatible base URL (default: the
+    in-cluster Services of `model_api_bases`); `redis` turns the shared router state and
+    cache on or off (default: `llm_gateway.uses_redis`).
+    """
     gateway = config.llm_gateway
     router = gateway.router
     bases = dict(model_api_bases(config) if api_bases is None else api_bases)
     shared_state = gateway.uses_redis if redis is None else redis
-
-    model_list: list[dict[str, Any]] = []
-    fallbacks: list[dict[str, list[str]]] = []
-    for name, model in sorted(config.inference.models.items()):
-        if config.model_in_maintenance(name):
-            assert model.cloud_fallback is not None  # enforced by the config rules
-            model_list.append(_cloud_entry(model.cloud_fallback, config, serves=name))
-            continue
-        model_list.append(_local_entry(name, model, bases[name], config))
-        if model.cloud_fallback is not None:
-            fallbacks.append({name: [model.cloud_fallback]})
-    model_list += [_cloud_entry(name, config) for name in sorted(gateway.cloud_models)]
+    model_list, fallbacks, context_fallbacks = _model_list(config, bases)
 
     router_settings: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
         "num_retries": router.num_retries,
+        "retry_policy": {"TimeoutErrorRetries": 0},
         "timeout": router.request_timeout_seconds,
         "stream_timeout": router.stream_timeout_seconds,
         "allowed_fails": router.allowed_fails,
         "cooldown_time": router.cooldown_seconds,
         "fallbacks": fallbacks,
-        "context_window_fallbacks": fallbacks,
+        "context_window_fallbacks": context_fallbacks,
     }
     litellm_settings: dict[str, Any] = {
         "drop_params": True,
         "request_timeout": router.request_timeout_seconds,
-        "num_retries": router.num_retries,
         "json_logs": True,
+        # Prompts and answers stay out of logs and callbacks; spend rows keep the counts.
         "turn_off_message_logging": True,
+        # LiteLLM's default aiohttp transport ends a stream cut by the backend as if it had
+        # finished (a truncated answer, then `finish_reason: stop` and `[DONE]`); httpx's
+        # raises, and the proxy then ends the stream with an error event.
+        "disable_aiohttp_transport": True,
     }
     if shared_state:
         redis_settings = {
@@ -124,6 +182,7 @@ def render_litellm_config(
             "port": env_ref("REDIS_PORT"),
             "password": env_ref("REDIS_PASSWORD"),
         }
+        # Cooldowns, failure counts and usage are shared by every replica through these.
         router_settings.update({f"redis_{k}": v for k, v in redis_settings.items()})
         litellm_settings["cache"] = True
         # Responses are cached only when a request asks for it.

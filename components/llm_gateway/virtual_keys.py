@@ -79,8 +79,12 @@ def key_handle(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def client_key_settings(name: str, client: ClientConfig) -> dict[str, Any]:
+def client_key_settings(
+    name: str, client: ClientConfig, *, max_budget_usd: float | None = None
+) -> dict[str, Any]:
     """The managed settings of a client's key, from its config (pure).
+
+    `max_budget_usd` overrides the client's budget (tighter during GPU maintenance).
 
     The edge limits requests per second with a burst; LiteLLM counts per minute, so the
     key allows the sustained rate times sixty plus the burst, keeping the edge the limit
@@ -88,7 +92,7 @@ def client_key_settings(name: str, client: ClientConfig) -> dict[str, Any]:
     """
     return {
         "key_alias": name,
-        "max_budget": client.max_budget_usd,
+        "max_budget": client.max_budget_usd if max_budget_usd is None else max_budget_usd,
         "budget_duration": client.budget_duration,
         "rpm_limit": math.ceil(client.requests_per_second * 60) + client.burst,
         "tpm_limit": None,

@@ -1,0 +1,165 @@
+"""A fake OpenAI-compatible model server (what vLLM serves) on loopback.
+
+Routes: `POST /v1/chat/completions` (JSON, or server-sent events with `"stream": true`,
+ending in `data: [DONE]`), `GET /v1/models`, `GET /health`. Every answer names the fake
+(`name`) in its model id and text, so a test knows which backend answered.
+
+Controls (attributes, changed while it runs): `mode` is `normal`, `hang` (accept and
+never answer), `break-after-first-event` (a stream's connection is cut after its first
+event; a non-stream request is cut before any byte) or `error` (HTTP 500);
+asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
+`first_token_delay` and `token_interval` in seconds; `stop()` takes it down (connection
+refused) and `start()` brings it back on the same port.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.fakes.sse_server import FakeApi, FakeHandler
+
+CREATED = 1_700_000_000
+
+
+def continued_text(body: dict[str, Any]) -> str | None:
+    """The partial answer a request asks to continue (a last assistant message marked
+    `prefix`, as LiteLLM's mid-stream fallback sends), or None."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    if last.get("role") == "assistant" and last.get("prefix"):
+        return str(last.get("content", ""))
+    return None
+
+
+class _OpenAiHandler(FakeHandler):
+    @property
+    def openai(self) -> OpenAiFake:
+        fake = self.fake
+        assert isinstance(fake, OpenAiFake)
+        return fake
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self.send_json(200, {})
+        elif self.path == "/v1/models":
+            self.send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": CREATED, "owned_by": "fake"}
+                        for m in self.openai.models
+                    ],
+                },
+            )
+        else:
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        if self.path != "/v1/chat/completions":
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        body = self.read_json()
+        fake = self.openai
+        if fake.mode == "hang":
+            self.hang()
+            return
+        if fake.mode == "error":
+            self.send_json(500, {"error": {"message": "fake backend error", "type": "server"}})
+            return
+        time.sleep(fake.first_token_delay)
+        model = str(body.get("model", "unknown"))
+        if body.get("stream"):
+            self._stream(model, body, fake.words(continuing=continued_text(body) is not None))
+        elif fake.mode == "break-after-first-event":
+            self.cut_connection()
+        else:
+            self.send_json(200, self._completion(model))
+
+    def _completion(self, model: str) -> dict[str, Any]:
+        fake = self.openai
+        return {
+            "id": f"chatcmpl-{fake.name}",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(fake.words())},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 7,
+                "completion_tokens": fake.tokens,
+                "total_tokens": 7 + fake.tokens,
+            },
+        }
+
+    def _event(self, model: str, delta: dict[str, Any], finish: str | None) -> str:
+        chunk = {
+            "id": f"chatcmpl-{self.openai.name}",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    def _stream(self, model: str, body: dict[str, Any], words: list[str]) -> None:
+        fake = self.openai
+        self.start_stream()
+        for i, word in enumerate(words):
+            delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
+            self.send_chunk(self._event(model, delta, None))
+            if fake.mode == "break-after-first-event":
+                self.cut_connection()
+                return
+            time.sleep(fake.token_interval)
+        self.send_chunk(self._event(model, {}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {
+                "id": f"chatcmpl-{fake.name}",
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": 7,
+                    "completion_tokens": fake.tokens,
+                    "total_tokens": 7 + fake.tokens,
+                },
+            }
+            self.send_chunk(f"data: {json.dumps(usage)}\n\n")
+        self.send_chunk("data: [DONE]\n\n")
+        self.end_stream()
+
+
+class OpenAiFake(FakeApi):
+    """A fake vLLM: `name` marks its answers; `models` is what `/v1/models` lists."""
+
+    handler = _OpenAiHandler
+
+    def __init__(self, name: str, *, models: tuple[str, ...] = (), tokens: int = 5) -> None:
+        self.name = name
+        self.models = models or (name,)
+        super().__init__(reply=f"answer from {name} one two three four", tokens=tokens)
+
+    @property
+    def text(self) -> str:
+        """The whole answer a request gets."""
+        return "".join(self.words())
+
+    @property
+    def continuation(self) -> str:
+        """What it answers when asked to continue a partial answer."""
+        return "".join(self.words(continuing=True))
+
+    def words(self, *, continuing: bool = False) -> list[str]:
+        """The answer's pieces; a continuation answers the rest, not the whole again."""
+        if continuing:
+            return [" and the rest", f" from {self.name}."]
+        return list(super().words())

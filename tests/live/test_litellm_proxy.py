@@ -1,0 +1,516 @@
+"""The rendered LiteLLM config in the real proxy (litellm from .venv-litellm) on loopback.
+
+One proxy per module runs the prod stack's rendered config, with the local models'
+`api_base`s pointed at fake vLLM servers and the cloud providers' base URLs
+(`ANTHROPIC_API_BASE`, `OPENAI_API_BASE`) at fake Anthropic and OpenAI APIs; their keys
+come from the environment, as in the cluster. No `DATABASE_URL`: the master key is the
+only key. Router timings are shortened so failover shows within seconds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import PlatformConfig, parse_platform_config
+from components.llm_gateway.costs import local_token_cost
+from components.llm_gateway.litellm_config import (
+    backend_model_name,
+    litellm_config_yaml,
+    render_litellm_config,
+)
+from tests.fakes.anthropic_server import AnthropicFake
+from tests.fakes.openai_server import OpenAiFake
+from tests.support import ROOT, stack_config, stack_values
+
+pytestmark = pytest.mark.live
+
+LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
+if not LITELLM.exists():
+    pytest.skip(
+        ".venv-litellm is absent: run `make litellm-venv` (scripts/setup-litellm-venv.sh)",
+        allow_module_level=True,
+    )
+
+MASTER_KEY = "sk-live-test-master-5f2b"
+ANTHROPIC_KEY = "sk-ant-live-test-5f2b"
+OPENAI_KEY = "sk-openai-live-test-5f2b"
+MARKER = "live-test-request"
+START_LIMIT_SECONDS = 45.0
+
+# Short router timings; cooldown longer than the timeouts so that two hangs in a row
+# fall inside one failure-count window (LiteLLM counts fails for `cooldown_time`).
+ROUTER = {
+    "num_retries": 1,
+    "request_timeout_seconds": 2.0,
+    "stream_timeout_seconds": 1.5,
+    "allowed_fails": 1,
+    "cooldown_seconds": 5,
+    "health_check_interval_seconds": 300,
+}
+
+
+@dataclass
+class Proxy:
+    """The running proxy and the fakes behind it."""
+
+    base: str
+    port: int
+    config: PlatformConfig
+    local: dict[str, OpenAiFake]
+    anthropic: AnthropicFake
+    openai: OpenAiFake
+    log: Path
+    start_seconds: float
+
+    def all_fakes(self) -> list[Any]:
+        return [*self.local.values(), self.anthropic, self.openai]
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: str
+    seconds: float
+
+    @property
+    def deployment(self) -> str:
+        """Which model entry answered (`model_info.id`), from LiteLLM's response header."""
+        return self.headers.get("x-litellm-model-id", "")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _test_config() -> PlatformConfig:
+    values = stack_values("prod")
+    values["llm_gateway"]["router"] = dict(ROUTER)
+    for model in values["inference"]["models"].values():
+        model["first_token_seconds"] = 0.5
+    return parse_platform_config(values)
+
+
+def _request(
+    proxy: Proxy,
+    model: str,
+    *,
+    key: str | None = MASTER_KEY,
+    stream: bool = False,
+    timeout: float = 15.0,
+) -> Reply:
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": MARKER}]}
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=timeout)
+    started = time.monotonic()
+    try:
+        connection.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+        response = connection.getresponse()
+        text = response.read().decode()
+        return Reply(
+            response.status,
+            {k.lower(): v for k, v in response.getheaders()},
+            text,
+            time.monotonic() - started,
+        )
+    finally:
+        connection.close()
+
+
+def _events(reply: Reply) -> list[str]:
+    """The `data:` payloads of a server-sent event stream."""
+    return [line[len("data: ") :] for line in reply.body.splitlines() if line.startswith("data: ")]
+
+
+def _content(events: list[str]) -> str:
+    text = ""
+    for event in events:
+        if event == "[DONE]":
+            continue
+        for choice in json.loads(event).get("choices", []):
+            text += (choice.get("delta") or {}).get("content") or ""
+    return text
+
+
+def _tagged(fake: Any) -> list[Any]:
+    """Requests a fake got from this test (not the proxy's own health checks)."""
+    return [s for s in fake.seen("/v1/") if MARKER in json.dumps(s.body.get("messages", []))]
+
+
+def _wait_until_served_locally(proxy: Proxy, model: str, limit: float) -> float:
+    """Seconds until a request for `model` is answered by its local backend again."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        reply = _request(proxy, model)
+        assert reply.status == 200, reply.body
+        if reply.deployment == f"local-{model}":
+            return time.monotonic() - started
+        time.sleep(0.25)
+    pytest.fail(f"{model}: no request reached the local backend within {limit}s")
+
+
+@pytest.fixture(scope="module")
+def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """The proxy, started once for the module, and its fakes."""
+    config = _test_config()
+    local = {name: OpenAiFake(name) for name in sorted(config.inference.models)}
+    anthropic = AnthropicFake(api_key=ANTHROPIC_KEY)
+    openai = OpenAiFake("cloud-openai")
+    fakes: list[Any] = [*local.values(), anthropic, openai]
+    directory = tmp_path_factory.mktemp("litellm")
+    log = directory / "proxy.log"
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        for fake in fakes:
+            fake.start()
+        config_file = directory / "config.yaml"
+        config_file.write_text(
+            litellm_config_yaml(
+                config,
+                api_bases={name: f"{fake.base_url}/v1" for name, fake in local.items()},
+                redis=False,
+            )
+        )
+        port = _free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(directory),
+            "LITELLM_MASTER_KEY": MASTER_KEY,
+            "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "ANTHROPIC_API_BASE": anthropic.base_url,
+            "OPENAI_API_BASE": f"{openai.base_url}/v1",
+            # Offline: the bundled price map, no telemetry.
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_TELEMETRY": "False",
+        }
+        started = time.monotonic()
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [
+                    str(LITELLM),
+                    "--config",
+                    str(config_file),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--num_workers",
+                    "1",
+                    "--telemetry",
+                    "False",
+                ],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"proxy exited ({process.returncode}):\n{log.read_text()[-4000:]}")
+            if time.monotonic() - started > START_LIMIT_SECONDS:
+                pytest.fail(
+                    f"proxy not ready in {START_LIMIT_SECONDS}s:\n{log.read_text()[-4000:]}"
+                )
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                connection.request("GET", "/health/readiness")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            finally:
+                connection.close()
+            time.sleep(0.2)
+        handle = Proxy(
+            base=f"http://127.0.0.1:{port}",
+            port=port,
+            config=config,
+            local=local,
+            anthropic=anthropic,
+            openai=openai,
+            log=log,
+            start_seconds=time.monotonic() - started,
+        )
+        print(f"\nLiteLLM proxy ready in {handle.start_seconds:.1f}s")
+        # First calls load each provider's code lazily; keep that out of timed tests.
+        for model in [*local, *config.llm_gateway.cloud_models]:
+            assert _request(handle, model).status == 200
+        yield handle
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        for fake in fakes:
+            fake.stop()
+
+
+@pytest.fixture
+def proxy(proxy_process: Proxy) -> Iterator[Proxy]:
+    """The proxy, with every fake up and answering normally before and after the test."""
+    for fake in proxy_process.all_fakes():
+        fake.mode = "normal"
+        fake.token_interval = 0.0
+        fake.start()
+        fake.clear()
+    yield proxy_process
+    for fake in proxy_process.all_fakes():
+        fake.mode = "normal"
+        fake.start()
+
+
+def test_each_local_model_reaches_its_backend_at_its_cost(proxy: Proxy) -> None:
+    for name, fake in proxy.local.items():
+        for other in proxy.local.values():
+            other.clear()
+        reply = _request(proxy, name)
+        assert reply.status == 200, reply.body
+        assert reply.deployment == f"local-{name}"
+        assert reply.json()["choices"][0]["message"]["content"] == fake.text
+        seen = _tagged(fake)
+        assert len(seen) == 1
+        model = proxy.config.inference.models[name]
+        assert seen[0].body["model"] == backend_model_name(name, model)
+        for other_name, other in proxy.local.items():
+            if other_name != name:
+                assert _tagged(other) == []
+        # Budgets bite for local traffic: the fake reports 7 prompt and 5 output tokens.
+        cost = local_token_cost(proxy.config, name)
+        expected = 7 * cost.input_cost_per_token + 5 * cost.output_cost_per_token
+        assert float(reply.headers["x-litellm-response-cost"]) == pytest.approx(expected)
+        assert expected > 0
+
+
+def test_cloud_models_get_their_keys_from_the_environment(proxy: Proxy) -> None:
+    claude = _request(proxy, "claude-haiku")
+    assert claude.status == 200, claude.body
+    assert claude.json()["choices"][0]["message"]["content"] == proxy.anthropic.reply
+    (seen,) = _tagged(proxy.anthropic)
+    assert seen.headers["x-api-key"] == ANTHROPIC_KEY
+    assert seen.body["model"] == "claude-haiku-4-5"
+
+    gpt = _request(proxy, "gpt-mini")
+    assert gpt.status == 200, gpt.body
+    (seen,) = _tagged(proxy.openai)
+    assert seen.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert seen.body["model"] == "gpt-4.1-mini"
+
+
+def test_master_key_accepted_and_others_refused(proxy: Proxy) -> None:
+    assert _request(proxy, "qwen3-8b").status == 200
+    missing = _request(proxy, "qwen3-8b", key=None)
+    assert missing.status == 401, missing.body
+    # Without a database LiteLLM 1.83.14 answers any other key with 400
+    # `no_db_connection` (user_api_key_auth.py); with its database it is a 401.
+    wrong = _request(proxy, "qwen3-8b", key="sk-not-the-master-key")
+    assert wrong.status in {400, 401}, wrong.body
+    assert wrong.json()["error"]["type"] in {"no_db_connection", "auth_error"}
+    assert len(_tagged(proxy.local["qwen3-8b"])) == 1  # only the accepted request
+
+
+def test_stream_arrives_event_by_event(proxy: Proxy) -> None:
+    fake = proxy.local["qwen3-8b"]
+    fake.token_interval = 0.2
+    body = json.dumps(
+        {"model": "qwen3-8b", "stream": True, "messages": [{"role": "user", "content": MARKER}]}
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    arrivals: list[tuple[float, str]] = []
+    try:
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            body,
+            {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("content-type", "").startswith("text/event-stream")
+        for _ in range(100):
+            line = response.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                arrivals.append((time.monotonic(), line[6:].decode().strip()))
+    finally:
+        connection.close()
+    events = [event for _, event in arrivals]
+    assert events[-1] == "[DONE]"
+    assert _content(events) == fake.text
+    content_times = [t for t, event in arrivals if event != "[DONE]" and _content([event])]
+    assert len(content_times) == len(fake.words())
+    # Five pieces 0.2 s apart: forwarded as they come, not gathered at the end.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(content_times)]
+    assert min(gaps) > 0.1, gaps
+
+
+def test_backend_stopped_mid_run_fails_over_and_traffic_returns(proxy: Proxy) -> None:
+    name = "qwen3-14b"
+    fake = proxy.local[name]
+    replies: list[Reply] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 2.5
+
+    def client() -> None:
+        while time.monotonic() < stop_at:
+            reply = _request(proxy, name)
+            with lock:
+                replies.append(reply)
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    time.sleep(0.8)
+    fake.stop()
+    stopped_at = time.monotonic()
+    for thread in clients:
+        thread.join(timeout=20)
+    assert not any(thread.is_alive() for thread in clients)
+
+    failed = [r for r in replies if r.status != 200]
+    assert failed == [], [r.body[:300] for r in failed]
+    answered_by = {r.deployment for r in replies}
+    assert answered_by == {f"local-{name}", "cloud-claude-haiku"}
+    for reply in replies:
+        expected = fake.text if reply.deployment == f"local-{name}" else proxy.anthropic.reply
+        assert reply.json()["choices"][0]["message"]["content"] == expected
+    assert any(s.at > stopped_at for s in _tagged(proxy.anthropic))
+
+    fake.start()
+    cooldown = ROUTER["cooldown_seconds"]
+    assert _wait_until_served_locally(proxy, name, cooldown + 4) <= cooldown + 4
+
+
+def test_hanging_backend_fails_over_within_the_timeout_then_cools_down(proxy: Proxy) -> None:
+    name = "qwen3-8b"
+    fake = proxy.local[name]
+    timeout = ROUTER["request_timeout_seconds"]
+    stream_timeout = ROUTER["stream_timeout_seconds"]
+    fake.mode = "hang"
+
+    hung = _request(proxy, name)
+    assert hung.status == 200, hung.body
+    assert hung.deployment == "cloud-claude-haiku"
+    assert timeout - 0.2 <= hung.seconds <= timeout + 1.5, hung.seconds
+    assert len(_tagged(fake)) == 1  # timeouts are not retried (retry_policy)
+
+    hung_stream = _request(proxy, name, stream=True)
+    assert hung_stream.status == 200, hung_stream.body
+    assert hung_stream.deployment == "cloud-claude-haiku"
+    assert stream_timeout - 0.2 <= hung_stream.seconds <= stream_timeout + 1.5
+    assert _content(_events(hung_stream)) == proxy.anthropic.reply
+    cooled_at = time.monotonic()
+
+    # Two timeouts exceed allowed_fails (1): the backend is cooled down, the fallback
+    # answers at once, and it keeps doing so after the backend recovers, until cooldown.
+    fake.mode = "normal"
+    fast = _request(proxy, name)
+    assert fast.deployment == "cloud-claude-haiku"
+    assert fast.seconds < 1.0
+    cooldown = ROUTER["cooldown_seconds"]
+    waited = _wait_until_served_locally(proxy, name, cooldown + 4)
+    assert time.monotonic() - cooled_at >= cooldown - 1.0, waited
+
+
+def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy) -> None:
+    name = "llama-3-1-8b"
+    fake = proxy.local[name]
+    fake.mode = "break-after-first-event"
+    reply = _request(proxy, name, stream=True)
+    assert reply.status == 200
+    events = _events(reply)
+    first = fake.words()[0]
+    # LiteLLM's mid-stream fallback asks the fallback model to continue the partial
+    # answer; the client gets the partial answer and then the rest, never a bare stop.
+    (continued,) = _tagged(proxy.openai)
+    assert continued.body["messages"][-1] == {
+        "role": "assistant",
+        "content": first,
+        "prefix": True,
+    }
+    assert _content(events) == first + proxy.openai.continuation
+    assert events[-1] == "[DONE]"
+
+
+def test_stream_cut_without_fallback_ends_with_an_error_event(proxy: Proxy) -> None:
+    proxy.anthropic.mode = "break-after-first-event"
+    reply = _request(proxy, "claude-haiku", stream=True)
+    assert reply.status == 200  # the headers left before the cut
+    events = _events(reply)
+    assert _content(events[:1]) == proxy.anthropic.words()[0]
+    assert "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert "incomplete chunked read" in error["message"]
+    finishes = [
+        choice.get("finish_reason")
+        for event in events[:-1]
+        for choice in json.loads(event).get("choices", [])
+    ]
+    assert not any(finishes), "a truncated answer must not be marked finished"
+
+
+def test_stream_cut_when_the_fallback_also_fails_ends_with_an_error_event(
+    proxy: Proxy,
+) -> None:
+    proxy.local["qwen3-14b"].mode = "break-after-first-event"
+    proxy.anthropic.mode = "error"
+    reply = _request(proxy, "qwen3-14b", stream=True)
+    events = _events(reply)
+    assert _content(events[:1]) == proxy.local["qwen3-14b"].words()[0]
+    assert "[DONE]" not in events
+    assert "error" in json.loads(events[-1])
+
+
+_KEY_NAMES = """
+import json, litellm
+from litellm.proxy._types import ConfigGeneralSettings
+from litellm.types.router import RetryPolicy
+print(json.dumps({
+    "router": sorted(litellm.Router.get_valid_args()),
+    "general": sorted(ConfigGeneralSettings.model_fields),
+    "retry_policy": sorted(RetryPolicy.model_fields),
+    "module": sorted(name for name in dir(litellm) if not name.startswith("_")),
+}))
+"""
+
+
+def test_every_rendered_key_is_one_the_pinned_litellm_knows() -> None:
+    found = subprocess.run(
+        [str(LITELLM.parent / "python"), "-c", _KEY_NAMES],
+        env={"PATH": os.environ.get("PATH", ""), "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    known = json.loads(found.stdout.strip().splitlines()[-1])
+    config = stack_config("prod")  # has Redis: every optional key is rendered
+    rendered = render_litellm_config(config)
+    assert set(rendered["router_settings"]) <= set(known["router"])
+    assert set(rendered["router_settings"]["retry_policy"]) <= set(known["retry_policy"])
+    assert set(rendered["general_settings"]) <= set(known["general"]) | {"disable_spend_logs"}
+    # `cache_params` is read by the proxy itself; every other key is set on the module.
+    assert set(rendered["litellm_settings"]) - {"cache_params"} <= set(known["module"])

@@ -1,0 +1,302 @@
+"""The LiteLLM config renderer, local token costs and the gateway's config rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import ConfigError, PlatformConfig, load_stack, parse_platform_config
+from components.inference.endpoints import VLLM_PORT
+from components.llm_gateway.costs import client_budget_usd, local_token_cost
+from components.llm_gateway.litellm_config import litellm_config_yaml, render_litellm_config
+from tests.support import secret_placeholder, stack_config, stack_values
+from tools.mock_engine import PROJECT, config_for_engine, run_program
+
+
+def _entries(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    entries = {e["model_name"]: e for e in rendered["model_list"]}
+    assert len(entries) == len(rendered["model_list"]), "model names must be unique"
+    return entries
+
+
+def _errors(values: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(values)
+    return list(caught.value.lines)
+
+
+def _with_maintenance(stack: str, gpu_class: str) -> PlatformConfig:
+    values = stack_values(stack)
+    values["cluster"]["gpu_classes"][gpu_class]["maintenance"] = True
+    return parse_platform_config(values)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_local_model_is_served_by_vllm_in_the_cluster_or_on_its_lan_host(
+    stack: str,
+) -> None:
+    config = stack_config(stack)
+    entries = _entries(render_litellm_config(config))
+    for name, model in config.inference.models.items():
+        params = entries[name]["litellm_params"]
+        if model.placement == "lan":
+            host = config.cluster.lan_gpu_hosts[model.lan_host or ""]
+            assert params["model"] == f"hosted_vllm/{model.backend_model or model.hf_repo}"
+            assert params["api_base"] == (
+                f"http://lan-{model.lan_host}.inference.svc.cluster.local:{host.port}/v1"
+            )
+        else:
+            assert params["model"] == f"hosted_vllm/{name}"
+            assert params["api_base"] == (
+                f"http://vllm-{name}.inference.svc.cluster.local:{VLLM_PORT}/v1"
+            )
+        assert not params["api_key"].startswith("os.environ/")
+        assert params["timeout"] == config.llm_gateway.router.request_timeout_seconds
+        assert params["stream_timeout"] == config.llm_gateway.router.stream_timeout_seconds
+        assert entries[name]["model_info"]["max_input_tokens"] == model.context_length
+
+
+def test_api_bases_override_where_local_models_are_reached() -> None:
+    config = stack_config("prod")
+    bases = {
+        name: f"http://127.0.0.1:{9000 + i}/v1" for i, name in enumerate(config.inference.models)
+    }
+    entries = _entries(render_litellm_config(config, api_bases=bases))
+    assert {n: entries[n]["litellm_params"]["api_base"] for n in bases} == bases
+
+
+def test_local_token_cost_is_the_gpu_hour_spread_over_the_tokens_it_produces() -> None:
+    config = stack_config("prod")
+    entries = _entries(render_litellm_config(config))
+    # qwen3-14b: two rtx-3090 GPUs at 700 tokens/s.
+    hourly = config.cluster.gpu_classes["rtx-3090"].hourly_cost_usd * 2
+    per_token = hourly / (3600 * 700)
+    assert per_token > 0
+    params = entries["qwen3-14b"]["litellm_params"]
+    assert params["output_cost_per_token"] == pytest.approx(per_token)
+    assert 0 < params["input_cost_per_token"] < params["output_cost_per_token"]
+    for name in config.inference.models:
+        cost = local_token_cost(config, name)
+        assert entries[name]["litellm_params"]["output_cost_per_token"] == (
+            cost.output_cost_per_token
+        )
+
+
+def test_doubling_throughput_halves_the_cost_per_token() -> None:
+    values = stack_values("dev")
+    before = local_token_cost(parse_platform_config(values), "qwen3-4b")
+    values["inference"]["models"]["qwen3-4b"]["tokens_per_second"] *= 2
+    after = local_token_cost(parse_platform_config(values), "qwen3-4b")
+    assert after.output_cost_per_token == pytest.approx(before.output_cost_per_token / 2)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_cloud_keys_come_from_the_environment_never_inline(stack: str) -> None:
+    config = stack_config(stack)
+    entries = _entries(render_litellm_config(config))
+    for name, cloud in config.llm_gateway.cloud_models.items():
+        params = entries[name]["litellm_params"]
+        assert params["model"] == cloud.provider_model
+        assert params["api_key"] == f"os.environ/{cloud.api_key_env}"
+        assert entries[name]["model_info"]["disable_background_health_check"] is True
+    text = litellm_config_yaml(config)
+    for key in config.required_secrets():
+        assert secret_placeholder(key) not in text
+    general = render_litellm_config(config)["general_settings"]
+    assert general["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert general["database_url"] == "os.environ/DATABASE_URL"
+
+
+def test_each_local_model_falls_back_to_its_cloud_model() -> None:
+    config = stack_config("prod")
+    rendered = render_litellm_config(config)
+    router = rendered["router_settings"]
+    expected = [
+        {name: [model.cloud_fallback]}
+        for name, model in sorted(config.inference.models.items())
+        if model.cloud_fallback
+    ]
+    assert router["fallbacks"] == expected
+    served = {e["model_name"] for e in rendered["model_list"]}
+    for rule in router["fallbacks"] + router["context_window_fallbacks"]:
+        ((source, targets),) = rule.items()
+        assert source in served and set(targets) <= served
+
+
+def test_context_window_fallback_only_to_a_larger_window() -> None:
+    values = stack_values("dev")
+    values["llm_gateway"]["cloud_models"]["claude-haiku"]["context_window"] = 4096
+    small = render_litellm_config(parse_platform_config(values))["router_settings"]
+    assert small["fallbacks"] == [{"qwen3-4b": ["claude-haiku"]}]
+    assert small["context_window_fallbacks"] == []
+    large = render_litellm_config(stack_config("dev"))["router_settings"]
+    assert large["context_window_fallbacks"] == [{"qwen3-4b": ["claude-haiku"]}]
+
+
+def test_router_settings_follow_the_config() -> None:
+    values = stack_values("dev")
+    values["llm_gateway"]["router"] = {
+        "num_retries": 3,
+        "request_timeout_seconds": 120,
+        "stream_timeout_seconds": 15,
+        "allowed_fails": 4,
+        "cooldown_seconds": 45,
+        "health_check_interval_seconds": 20,
+    }
+    rendered = render_litellm_config(parse_platform_config(values))
+    router = rendered["router_settings"]
+    assert (router["num_retries"], router["timeout"], router["stream_timeout"]) == (3, 120, 15)
+    assert (router["allowed_fails"], router["cooldown_time"]) == (4, 45)
+    assert router["retry_policy"] == {"TimeoutErrorRetries": 0}
+    assert rendered["litellm_settings"]["request_timeout"] == 120
+    # LiteLLM refuses health-check keys under router_settings; they are general settings.
+    assert "health_check_interval" not in router
+    assert rendered["general_settings"]["health_check_interval"] == 20
+    assert rendered["general_settings"]["background_health_checks"] is True
+    assert rendered["general_settings"]["disable_spend_logs"] is False
+    local = _entries(rendered)["qwen3-4b"]["model_info"]
+    assert local["health_check_timeout"] == 15
+
+
+def test_streams_cut_by_a_backend_are_not_passed_off_as_finished() -> None:
+    # With LiteLLM's default aiohttp transport a cut stream ends in a normal stop and
+    # [DONE] (tests/live/test_litellm_proxy.py shows the behaviour this setting gives).
+    settings = render_litellm_config(stack_config("dev"))["litellm_settings"]
+    assert settings["disable_aiohttp_transport"] is True
+    assert settings["turn_off_message_logging"] is True
+
+
+@pytest.mark.parametrize(("redis", "expected"), [(True, True), (False, False), (None, None)])
+def test_shared_state_in_redis_from_the_environment(redis: bool | None, expected: Any) -> None:
+    config = stack_config("prod")
+    rendered = render_litellm_config(config, redis=redis)
+    uses = config.llm_gateway.uses_redis if expected is None else expected
+    router = rendered["router_settings"]
+    settings = rendered["litellm_settings"]
+    if uses:
+        assert router["redis_host"] == "os.environ/REDIS_HOST"
+        assert router["redis_port"] == "os.environ/REDIS_PORT"
+        assert router["redis_password"] == "os.environ/REDIS_PASSWORD"
+        assert settings["cache"] is True
+        assert settings["cache_params"]["type"] == "redis"
+        assert settings["cache_params"]["mode"] == "default_off"
+        assert settings["cache_params"]["password"] == "os.environ/REDIS_PASSWORD"
+    else:
+        assert not any(key.startswith("redis") for key in router)
+        assert "cache" not in settings and "cache_params" not in settings
+
+
+def test_dev_runs_without_redis_and_prod_with_it() -> None:
+    assert "redis_host" not in render_litellm_config(stack_config("dev"))["router_settings"]
+    assert "redis_host" in render_litellm_config(stack_config("prod"))["router_settings"]
+
+
+def test_gpu_maintenance_serves_the_model_name_from_its_cloud_fallback() -> None:
+    config = _with_maintenance("prod", "rtx-3090")
+    assert config.model_in_maintenance("qwen3-14b")
+    rendered = render_litellm_config(config)
+    entries = _entries(rendered)
+    entry = entries["qwen3-14b"]
+    haiku = config.llm_gateway.cloud_models["claude-haiku"]
+    assert entry["litellm_params"]["model"] == haiku.provider_model
+    assert entry["litellm_params"]["api_key"] == f"os.environ/{haiku.api_key_env}"
+    assert "api_base" not in entry["litellm_params"]
+    fallbacks = rendered["router_settings"]["fallbacks"]
+    assert all("qwen3-14b" not in rule for rule in fallbacks)
+    # The other models are untouched.
+    assert entries["qwen3-8b"]["litellm_params"]["model"] == "hosted_vllm/qwen3-8b"
+    assert entries["claude-haiku"]["model_info"]["id"] == "cloud-claude-haiku"
+
+
+def test_lan_host_maintenance_moves_its_model_to_the_cloud() -> None:
+    values = stack_values("prod")
+    values["cluster"]["lan_gpu_hosts"]["workstation"]["maintenance"] = True
+    entries = _entries(render_litellm_config(parse_platform_config(values)))
+    assert entries["llama-3-1-8b"]["litellm_params"]["model"] == "openai/gpt-4.1-mini"
+
+
+def test_client_budgets_tighten_while_their_models_are_in_maintenance() -> None:
+    normal = stack_config("prod")
+    maintenance = _with_maintenance("prod", "rtx-3090")
+    cap = maintenance.llm_gateway.maintenance_budget_usd
+    assert cap < normal.clients["web-app"].max_budget_usd
+    assert client_budget_usd(normal, "web-app") == normal.clients["web-app"].max_budget_usd
+    # web-app may call every model, batch-jobs names qwen3-14b: both are capped.
+    assert client_budget_usd(maintenance, "web-app") == cap
+    assert client_budget_usd(maintenance, "batch-jobs") == cap
+    values = stack_values("prod")
+    values["cluster"]["lan_gpu_hosts"]["workstation"]["maintenance"] = True
+    lan_down = parse_platform_config(values)
+    # batch-jobs does not use the LAN model, so its budget stays.
+    assert (
+        client_budget_usd(lan_down, "batch-jobs") == lan_down.clients["batch-jobs"].max_budget_usd
+    )
+    assert client_budget_usd(lan_down, "web-app") == cap
+
+
+def test_yaml_is_the_rendered_dict_and_deterministic() -> None:
+    config = stack_config("prod")
+    text = litellm_config_yaml(config)
+    assert text == litellm_config_yaml(stack_config("prod"))
+    assert yaml.safe_load(text) == render_litellm_config(config)
+
+
+# --- config errors -----------------------------------------------------------------
+
+
+def test_fallback_to_a_model_that_does_not_exist_is_refused() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"]["cloud_fallback"] = "claude-opus"
+    (line,) = [line for line in _errors(values) if "cloud_fallback" in line]
+    assert "inference.models.qwen3-4b.cloud_fallback" in line
+    assert "no such cloud model" in line and "claude-haiku" in line
+
+
+def test_stream_timeout_shorter_than_the_first_token_time_is_refused() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"]["first_token_seconds"] = 20
+    values["llm_gateway"]["router"] = {"stream_timeout_seconds": 10}
+    lines = _errors(values)
+    assert any(
+        "llm_gateway.router.stream_timeout_seconds" in line and "qwen3-4b" in line for line in lines
+    ), lines
+
+
+def test_request_timeout_shorter_than_the_stream_timeout_is_refused() -> None:
+    values = stack_values("dev")
+    values["llm_gateway"]["router"] = {"request_timeout_seconds": 5, "stream_timeout_seconds": 10}
+    lines = _errors(values)
+    assert any("llm_gateway.router.request_timeout_seconds" in line for line in lines), lines
+
+
+def test_two_secrets_in_one_key_variable_are_refused() -> None:
+    values = stack_values("prod")
+    values["llm_gateway"]["cloud_models"]["gpt-mini"]["api_key_env"] = "ANTHROPIC_API_KEY"
+    lines = _errors(values)
+    assert any("llm_gateway.cloud_models.gpt-mini.api_key_env" in line for line in lines), lines
+
+
+def test_cloud_model_without_its_key_stops_the_program() -> None:
+    values = stack_values("dev")
+    engine = config_for_engine(values)
+    secrets = [k for k in stack_config("dev").required_secrets() if k != "anthropic_api_key"]
+    for key in secrets:
+        engine[f"{PROJECT}:{key}"] = secret_placeholder(key)
+
+    def program() -> dict[str, Any]:
+        try:
+            load_stack()
+        except ConfigError as error:
+            return {"lines": list(error.lines)}
+        return {"lines": []}
+
+    run = run_program(
+        stack="dev",
+        config=engine,
+        secret_keys=[f"{PROJECT}:{key}" for key in secrets],
+        program=program,
+    )
+    lines = run.program_globals["lines"]
+    assert any("anthropic_api_key" in line and "secret is not set" in line for line in lines)
