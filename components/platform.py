@@ -22,6 +22,7 @@ from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
 from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
 from components.llm_gateway.gateway import LlmGateway, LlmGatewayArgs
+from components.mesh.linkerd import ServiceMesh, ServiceMeshArgs
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
 
@@ -40,6 +41,7 @@ class Platform(pulumi.ComponentResource):
     base: ClusterBase
     pki: InternalPki
     ingress: TraefikIngress
+    mesh: ServiceMesh
     inference: Inference
     lan_hosts: LanGpuHosts
     gpu: GpuSupport
@@ -98,6 +100,17 @@ class Platform(pulumi.ComponentResource):
             InternalPkiArgs(config=config, provider=provider, namespace=namespaces["cert-manager"]),
             opts=child,
         )
+        self.mesh = ServiceMesh(
+            f"{name}-mesh",
+            ServiceMeshArgs(
+                config=config,
+                provider=provider,
+                cert_manager_ready=self.pki.ready,
+                namespace=namespaces.get("linkerd", "linkerd"),
+                cni_namespace=namespaces.get("linkerd-cni", "linkerd-cni"),
+            ),
+            opts=child,
+        )
         self.ingress = TraefikIngress(
             f"{name}-ingress",
             TraefikIngressArgs(
@@ -148,6 +161,7 @@ class Platform(pulumi.ComponentResource):
                 client_keys=self.client_keys.gateway_keys,
                 cert_manager_ready=self.pki.ready,
                 admin_ca_pem=self.pki.root_ca_pem,
+                mesh_ready=self.mesh.ready,
             ),
             opts=child,
         )
@@ -192,7 +206,7 @@ class Platform(pulumi.ComponentResource):
             "namespaces": self.base.namespaces,
             "root_ca_pem": self.pki.root_ca_pem,
             "root_ca_expiry": self.pki.root_ca_expiry,
-            "mesh_trust_anchor_expiry": None,
+            "mesh_trust_anchor_expiry": self.mesh.trust_anchor_expiry,
             "grafana_url": None,
             "edge_public_ip": edge.public_ip if edge else None,
             "edge_wireguard_public_key": edge.wireguard_public_key if edge else None,
