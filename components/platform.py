@@ -108,6 +108,8 @@ class Platform(pulumi.ComponentResource):
                 cert_manager_ready=self.pki.ready,
                 namespace=namespaces.get("linkerd", "linkerd"),
                 cni_namespace=namespaces.get("linkerd-cni", "linkerd-cni"),
+                namespaces=namespaces,
+                viz_namespace=namespaces.get("linkerd-viz", "linkerd-viz"),
             ),
             opts=child,
         )

@@ -84,20 +84,71 @@ class MeshConfig(FrozenModel):
 
     enabled: bool = True
     viz: bool = Field(default=False, description="Install linkerd-viz (dashboard, tap).")
-    trust_anchor_days: int = Field(default=3650, ge=365, le=7300)
-    identity_issuer_hours: int = Field(default=48, ge=24, le=8760)
-    identity_issuer_renew_before_hours: int = Field(default=25, ge=1, le=8000)
+    trust_anchor_days: int = Field(
+        default=3650, ge=365, le=7300, description="Validity of each trust anchor certificate."
+    )
+    trust_anchors: tuple[DnsLabel, ...] = Field(
+        default=("v1",),
+        min_length=1,
+        max_length=2,
+        description="Ids of the trust anchors every proxy trusts (all are bundled). Each id "
+        "is its own key and certificate: rotating adds a new id, moves "
+        "`signing_trust_anchor` to it, then drops the old id (docs/mesh.md).",
+    )
+    signing_trust_anchor: DnsLabel | None = Field(
+        default=None,
+        description="The trust anchor that signs the identity issuer; defaults to the first "
+        "of `trust_anchors`, so adding a second anchor changes nothing until this is set.",
+    )
+    identity_issuer_hours: int = Field(
+        default=48,
+        ge=26,
+        le=8760,
+        description="Lifetime of the identity issuer certificate cert-manager renews.",
+    )
+    identity_issuer_renew_before_hours: int = Field(
+        default=25,
+        ge=25,
+        le=8000,
+        description="cert-manager renews the identity issuer this long before it expires; "
+        "more than the 24 h life of the workload certificates it signs, so the issuer "
+        "always outlives them.",
+    )
+    scrape_cidrs: tuple[Ipv4Network, ...] = Field(
+        default=(K3S_DEFAULT_CLUSTER_CIDR,),
+        min_length=1,
+        description="Sources allowed to GET `/metrics` of the model servers and the LLM "
+        "gateway without a mesh identity (Prometheus is not meshed); every other route "
+        "of those servers needs the caller's mesh identity.",
+    )
+
+    @property
+    def signing_anchor(self) -> str:
+        """The id of the trust anchor that signs the identity issuer."""
+        return self.signing_trust_anchor or self.trust_anchors[0]
 
     @model_validator(mode="after")
-    def _renew_before_lifetime(self) -> MeshConfig:
+    def _rules(self) -> MeshConfig:
+        problems: list[Problem] = []
         if self.identity_issuer_renew_before_hours >= self.identity_issuer_hours:
-            raise_if_problems(
-                [
-                    Problem(
-                        ("identity_issuer_renew_before_hours",),
-                        f"must be shorter than identity_issuer_hours ({self.identity_issuer_hours})",
-                        self.identity_issuer_renew_before_hours,
-                    )
-                ]
+            problems.append(
+                Problem(
+                    ("identity_issuer_renew_before_hours",),
+                    f"must be shorter than identity_issuer_hours ({self.identity_issuer_hours})",
+                    self.identity_issuer_renew_before_hours,
+                )
             )
+        if len(set(self.trust_anchors)) != len(self.trust_anchors):
+            problems.append(
+                Problem(("trust_anchors",), "ids must be different", list(self.trust_anchors))
+            )
+        if self.signing_anchor not in self.trust_anchors:
+            problems.append(
+                Problem(
+                    ("signing_trust_anchor",),
+                    f"must be one of trust_anchors {list(self.trust_anchors)}",
+                    self.signing_trust_anchor,
+                )
+            )
+        raise_if_problems(problems)
         return self

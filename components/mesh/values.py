@@ -1,166 +1,144 @@
-"""Linkerd chart values and authorization policies, as pure functions of config.
+"""Helm values of the Linkerd charts, as pure functions of config.
 
-Every values key used here is a documented key of the pinned chart
-(`components/chart_values/linkerd-*.txt`; a test checks them).
+Every key used here is a documented key of the pinned chart version
+(`components/chart_values/linkerd*.txt`); tests/unit/test_mesh.py checks them with
+`components.chart_values.undocumented_keys`.
+
+Long streams (a generation that streams for many minutes) and the proxy, from the
+proxy's source (linkerd2-proxy `linkerd/app/src/env.rs`) and the chart's values:
+
+* The proxy has no request, response or idle timeout on HTTP traffic by default; the
+  platform sets none (no `timeouts` on routes, no `timeout.linkerd.io/*` annotations).
+* Protocol detection waits up to 10 s for the client's first bytes, then treats the
+  connection as opaque TCP (no per-route policy). HTTP clients speak first, so detection
+  succeeds at once; on the inbound side the platform's `Server`s declare `HTTP/1`, which
+  skips detection entirely (`components.mesh.policy`). The chart's
+  `disable*ProtocolDetectTimeout` are left off on purpose: they make a silent
+  server-speaks-first connection wait for ever instead of falling back after 10 s.
+* Between proxies, HTTP/1 is carried over HTTP/2 with keep-alive PINGs every 10 s (3 s
+  to answer): a long silent prefill before the first token keeps its connection.
+* Shutdown: with native sidecars (pinned on below) the kubelet stops the proxy only
+  after the application container has exited, so a draining generation is bounded by
+  the workload's `terminationGracePeriodSeconds`, not by the proxy's 120 s grace period.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.cluster.namespaces import LLM_GATEWAY_PORT, VLLM_PORT
-from components.inference.endpoints import INFERENCE_NAMESPACE, MODEL_SERVER_COMPONENT
+import pulumi
 
-IDENTITY_ISSUER_SECRET = "linkerd-identity-issuer"  # noqa: S105 (a Secret's name)
-TRUST_ROOTS_CONFIGMAP = "linkerd-identity-trust-roots"
-TRUST_ROOTS_KEY = "ca-bundle.crt"
-TRUST_DOMAIN = "cluster.local"
+from components.mesh.identity import TRUST_DOMAIN
+
 K3S_CNI_NET_DIR = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
 K3S_CNI_BIN_DIR = "/var/lib/rancher/k3s/data/cni"
+"""k3s's CNI config and (static, since k3s-io/k3s#10868) binary directories."""
 
-_NOT_WEBHOOKED = [
-    {"key": "config.linkerd.io/admission-webhooks", "operator": "NotIn", "values": ["disabled"]},
-    # kube-system and cert-manager must never wait on a fail-closed webhook of the mesh
-    # (cert-manager issues the mesh's own identity).
-    {
-        "key": "kubernetes.io/metadata.name",
-        "operator": "NotIn",
-        "values": ["kube-system", "cert-manager"],
-    },
-]
+WEBHOOK_EXEMPT_NAMESPACES = ("kube-system", "cert-manager")
+"""Namespaces no Linkerd admission webhook sees: in prod the webhooks fail closed, and
+kube-system (CoreDNS, ServiceLB) and cert-manager (which issues the mesh's identity)
+must start even while Linkerd's control plane is down."""
+
+HA_REPLICAS = 3
 
 
-def control_plane_values(*, prod: bool) -> dict[str, Any]:
-    """linkerd-control-plane values: external CA via cert-manager, CNI, HA on prod."""
-    selector = {"matchExpressions": _NOT_WEBHOOKED}
+def _resources(
+    cpu_request: str, memory_request: str, memory_limit: str
+) -> dict[str, dict[str, str]]:
+    """Linkerd's own resources struct (not a Kubernetes ResourceRequirements)."""
+    return {
+        "cpu": {"request": cpu_request},
+        "memory": {"request": memory_request, "limit": memory_limit},
+    }
+
+
+def webhook_namespace_selector() -> dict[str, Any]:
+    """The namespaceSelector of the injector and both validators."""
+    return {
+        "matchExpressions": [
+            {
+                "key": "config.linkerd.io/admission-webhooks",
+                "operator": "NotIn",
+                "values": ["disabled"],
+            },
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": list(WEBHOOK_EXEMPT_NAMESPACES),
+            },
+        ]
+    }
+
+
+def control_plane_values(*, prod: bool, trust_anchors_pem: pulumi.Input[str]) -> dict[str, Any]:
+    """linkerd-control-plane values: cert-manager identity, CNI, webhooks, HA on prod.
+
+    `trust_anchors_pem` is the bundle of every trusted anchor. With `identity.externalCA`
+    the chart does not create the trust roots ConfigMap (this program does), but it
+    still hashes this value into the control-plane pods' `linkerd.io/trust-root-sha256`
+    annotation, so a changed bundle rolls the control plane.
+    """
+    selector = webhook_namespace_selector()
     values: dict[str, Any] = {
         "identityTrustDomain": TRUST_DOMAIN,
-        # The trust roots ConfigMap and the issuer Secret come from this program and
-        # cert-manager, not from the chart.
+        "identityTrustAnchorsPEM": trust_anchors_pem,
         "identity": {"externalCA": True, "issuer": {"scheme": "kubernetes.io/tls"}},
         "cniEnabled": True,
         "proxyInjector": {"namespaceSelector": selector},
         "profileValidator": {"namespaceSelector": selector},
         "policyValidator": {"namespaceSelector": selector},
-        "proxy": {
-            # A known pitfall for long requests: after a 10 s protocol-detection timeout the
-            # proxy treats a connection as opaque TCP (no HTTP policy, no metrics). These
-            # raise that timeout to "never"; the proxy has no per-request timeout, so a
-            # generation that streams for many minutes is not cut.
-            "disableInboundProtocolDetectTimeout": True,
-            "disableOutboundProtocolDetectTimeout": True,
-            "resources": {
-                "cpu": {"request": "50m" if not prod else "100m"},
-                "memory": {"request": "20Mi", "limit": "250Mi"},
-            },
-        },
+        "proxy": {"nativeSidecar": True},
     }
-    if prod:
-        values.update(
-            {
-                "controllerReplicas": 3,
-                "enablePodDisruptionBudget": True,
-                "enablePodAntiAffinity": True,
-                "webhookFailurePolicy": "Fail",
-                "controllerResources": {
-                    "cpu": {"request": "100m"},
-                    "memory": {"request": "50Mi", "limit": "250Mi"},
-                },
-            }
-        )
-    else:
+    if not prod:
         values["controllerReplicas"] = 1
+        return values
+    # The chart's values-ha.yaml, spelled out so the render shows it and a bump of the
+    # chart shows in review.
+    controller = _resources("100m", "50Mi", "250Mi")
+    values |= {
+        "highAvailability": True,
+        "controllerReplicas": HA_REPLICAS,
+        "enablePodDisruptionBudget": True,
+        "controller": {"podDisruptionBudget": {"maxUnavailable": 1}},
+        "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+        "enablePodAntiAffinity": True,
+        "webhookFailurePolicy": "Fail",
+        "controllerResources": controller,
+        "destinationResources": controller,
+        "identityResources": _resources("100m", "10Mi", "250Mi"),
+        "heartbeatResources": controller,
+        "proxyInjectorResources": controller,
+        "spValidatorResources": controller,
+    }
+    values["proxy"] = {**values["proxy"], "resources": _resources("100m", "20Mi", "250Mi")}
     return values
 
 
+def crds_values() -> dict[str, Any]:
+    """linkerd-crds values.
+
+    The Gateway API CRDs stay out: Linkerd's policy controller runs without them, the
+    platform's routes are `policy.linkerd.io` HTTPRoutes, and CRDs of a shared API group
+    should not be owned by one add-on's release.
+    """
+    return {"installGatewayAPI": False}
+
+
 def cni_values() -> dict[str, Any]:
-    """linkerd2-cni values for k3s's CNI paths."""
+    """linkerd2-cni values for k3s's CNI paths (no privileged proxy-init per pod)."""
     return {"destCNINetDir": K3S_CNI_NET_DIR, "destCNIBinDir": K3S_CNI_BIN_DIR}
 
 
-def crds_values() -> dict[str, Any]:
-    """linkerd-crds values: the Gateway API CRDs Linkerd's policy needs (k3s has none)."""
-    return {"installGatewayAPI": True}
-
-
-def identity_issuer_spec(*, hours: int, renew_before_hours: int, issuer: str) -> dict[str, Any]:
-    """cert-manager Certificate of Linkerd's identity issuer, signed by the trust anchor."""
+def viz_values(*, prod: bool) -> dict[str, Any]:
+    """linkerd-viz values: the chart's values-ha.yaml on prod."""
+    if not prod:
+        return {}
+    ha = _resources("100m", "50Mi", "250Mi")
     return {
-        "secretName": IDENTITY_ISSUER_SECRET,
-        "duration": f"{hours}h0m0s",
-        "renewBefore": f"{renew_before_hours}h0m0s",
-        "issuerRef": {"name": issuer, "kind": "Issuer", "group": "cert-manager.io"},
-        "commonName": f"identity.linkerd.{TRUST_DOMAIN}",
-        "dnsNames": [f"identity.linkerd.{TRUST_DOMAIN}"],
-        "isCA": True,
-        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-        "usages": ["cert sign", "crl sign", "server auth", "client auth"],
+        "enablePodAntiAffinity": True,
+        "enablePodDisruptionBudget": True,
+        "resources": ha,
+        "tap": {"replicas": HA_REPLICAS, "resources": ha},
+        "dashboard": {"resources": ha},
+        "prometheus": {"resources": _resources("300m", "300Mi", "8192Mi")},
     }
-
-
-def authorization(
-    *,
-    server: str,
-    namespace: str,
-    pod_labels: dict[str, str],
-    port: int,
-    client_sa: str,
-    client_ns: str,
-) -> list[dict[str, Any]]:
-    """A Server, a MeshTLSAuthentication and an AuthorizationPolicy: only one client identity."""
-    authn = f"{server}-clients"
-    return [
-        {
-            "apiVersion": "policy.linkerd.io/v1beta3",
-            "kind": "Server",
-            "metadata": {"name": server, "namespace": namespace},
-            "spec": {
-                "podSelector": {"matchLabels": pod_labels},
-                "port": port,
-                "proxyProtocol": "HTTP/1",
-            },
-        },
-        {
-            "apiVersion": "policy.linkerd.io/v1alpha1",
-            "kind": "MeshTLSAuthentication",
-            "metadata": {"name": authn, "namespace": namespace},
-            "spec": {
-                "identityRefs": [
-                    {"kind": "ServiceAccount", "name": client_sa, "namespace": client_ns}
-                ]
-            },
-        },
-        {
-            "apiVersion": "policy.linkerd.io/v1alpha1",
-            "kind": "AuthorizationPolicy",
-            "metadata": {"name": f"{server}-only-{client_ns}", "namespace": namespace},
-            "spec": {
-                "targetRef": {"group": "policy.linkerd.io", "kind": "Server", "name": server},
-                "requiredAuthenticationRefs": [
-                    {"group": "policy.linkerd.io", "kind": "MeshTLSAuthentication", "name": authn}
-                ],
-            },
-        },
-    ]
-
-
-def platform_authorizations() -> list[dict[str, Any]]:
-    """Only the LLM gateway may call the model servers; only the ingress may call the gateway."""
-    return [
-        *authorization(
-            server="model-servers",
-            namespace=INFERENCE_NAMESPACE,
-            pod_labels={"app.kubernetes.io/component": MODEL_SERVER_COMPONENT},
-            port=VLLM_PORT,
-            client_sa="litellm",
-            client_ns="llm-gateway",
-        ),
-        *authorization(
-            server="litellm",
-            namespace="llm-gateway",
-            pod_labels={"app.kubernetes.io/name": "litellm"},
-            port=LLM_GATEWAY_PORT,
-            client_sa="traefik",
-            client_ns="traefik",
-        ),
-    ]
