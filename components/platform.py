@@ -18,11 +18,13 @@ from components.cluster.gpu import GpuSupport, GpuSupportArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
 from components.config import PlatformConfig, StackSecrets
+from components.data.layer import DataLayer, DataLayerArgs
 from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
 from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
 from components.llm_gateway.gateway import LlmGateway, LlmGatewayArgs
 from components.mesh.linkerd import ServiceMesh, ServiceMeshArgs
+from components.observability.stack import Observability, ObservabilityArgs
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
 
@@ -47,6 +49,8 @@ class Platform(pulumi.ComponentResource):
     gpu: GpuSupport
     llm_gateway: LlmGateway
     client_keys: ClientKeys
+    data: DataLayer
+    observability: Observability
     edge: EdgeGateway | None
     given_keys: dict[str, pulumi.Output[str]]
     """Client keys given as secret config (`edge.client_key_secrets`), by client."""
@@ -168,6 +172,29 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.artifacts.update(self.llm_gateway.artifacts)
+        self.data = DataLayer(
+            f"{name}-data",
+            DataLayerArgs(
+                config=config,
+                provider=provider,
+                namespace=namespaces.get("data", "data"),
+                aws_provider=self.aws_provider,
+                gpu_ready=self.gpu.ready,
+                mesh_policy_ready=self.mesh.policy_ready,
+            ),
+            opts=child,
+        )
+        self.observability = Observability(
+            f"{name}-observability",
+            ObservabilityArgs(
+                config=config,
+                provider=provider,
+                ingress=self.ingress.handle,
+                namespace=namespaces.get("observability", "observability"),
+                gpu_ready=self.gpu.ready,
+            ),
+            opts=child,
+        )
         self.edge = None
         self.given_keys = {
             client: args.secrets.require(key)
@@ -209,14 +236,14 @@ class Platform(pulumi.ComponentResource):
             "root_ca_pem": self.pki.root_ca_pem,
             "root_ca_expiry": self.pki.root_ca_expiry,
             "mesh_trust_anchor_expiry": self.mesh.trust_anchor_expiry,
-            "grafana_url": None,
+            "grafana_url": self.observability.grafana_url,
             "edge_public_ip": edge.public_ip if edge else None,
             "edge_wireguard_public_key": edge.wireguard_public_key if edge else None,
             "edge_ssm_parameters": edge.ssm_parameters if edge else None,
             "edge_home_wireguard_conf": edge.home_wireguard_conf if edge else None,
-            "embeddings_model": None,
-            "vector_db_url": None,
-            "vector_db_api_key_secret": None,
+            "embeddings_model": self.data.embeddings_model,
+            "vector_db_url": self.data.vector_db_url,
+            "vector_db_api_key_secret": self.data.api_key_secret_ref,
             "kubeconfig": self.cluster.kubeconfig,
             "master_key": self.llm_gateway.master_key,
             "client_keys": pulumi.Output.all(**client_keys) if client_keys else {},

@@ -28,12 +28,12 @@ import yaml
 from components import versions
 from components.config import ClusterConfig, GpuClass, GpuSharing
 from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
+from components.helm import pinned_release
 from components.labels import standard_labels
 
 RUNTIME_CLASS = "nvidia"
 DEVICE_PLUGIN_NAMESPACE = "kube-system"
 """Exempt from the cluster's Pod Security defaults: the plugin needs host paths."""
-HELM_TIMEOUT_SECONDS = 600
 
 GPU_TOLERATION: dict[str, str] = {
     "key": GPU_TAINT_KEY,
@@ -127,16 +127,12 @@ class GpuSupport(pulumi.ComponentResource):
             opts=child,
         )
         chart = versions.NVIDIA_DEVICE_PLUGIN
-        self.device_plugin = k8s.helm.v3.Release(
+        self.device_plugin = pinned_release(
             f"{name}-device-plugin",
-            name="nvidia-device-plugin",
-            chart=chart.name,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
+            chart,
+            release_name="nvidia-device-plugin",
             namespace=DEVICE_PLUGIN_NAMESPACE,
             values=device_plugin_values(args.config),
-            skip_await=False,
-            timeout=HELM_TIMEOUT_SECONDS,
             opts=pulumi.ResourceOptions.merge(
                 child,
                 # The plugin's pods run with the RuntimeClass.

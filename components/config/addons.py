@@ -34,8 +34,28 @@ class DataLayerConfig(FrozenModel):
     embeddings_model: DnsLabel = "bge-m3"
     embeddings_device: Literal["cpu", "gpu"] = "cpu"
     embeddings_gpu_class: DnsLabel | None = None
+    embeddings_hf_repo: str = Field(
+        default="BAAI/bge-m3",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Hugging Face repository the embeddings server loads; it is served under "
+        "the name `embeddings_model`.",
+    )
+    embeddings_revision: str = Field(
+        default="5617a9f61b028005a4858fdac845db406aefb181",
+        pattern=r"^[0-9a-f]{40}$",
+        description="Commit of `embeddings_hf_repo` to load (pinned, never a branch).",
+    )
+    embeddings_cache_gib: int = Field(default=10, ge=1, le=1_000)
     vector_db_replicas: int = Field(default=1, ge=1, le=9)
     vector_db_storage_gib: int = Field(default=20, ge=1, le=10_000)
+    snapshot_schedule: str = Field(
+        default="30 3 * * *",
+        pattern=r"^(\S+\s+){4}\S+$",
+        description="Cron schedule (cluster time zone) of the prod vector DB snapshots to S3.",
+    )
+    snapshot_retention_days: int = Field(
+        default=14, ge=1, le=3650, description="S3 expires snapshots after this many days."
+    )
 
     @model_validator(mode="after")
     def _gpu_class_for_gpu(self) -> DataLayerConfig:

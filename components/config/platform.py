@@ -110,6 +110,15 @@ class PlatformConfig(FrozenModel):
                     "its GPU is in maintenance, so a cloud fallback must serve it",
                     None,
                 )
+        if self.data.enabled and self.data.embeddings_model in {
+            *self.inference.models,
+            *self.llm_gateway.cloud_models,
+        }:
+            yield Problem(
+                ("data", "embeddings_model"),
+                "already names a chat model; the gateway serves every model under one name",
+                self.data.embeddings_model,
+            )
         if self.data.embeddings_gpu_class is not None and (
             self.data.embeddings_gpu_class not in cluster.gpu_classes
         ):

@@ -31,6 +31,7 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.config import EdgeConfig, PlatformConfig
+from components.helm import pinned_release
 from components.labels import standard_labels
 
 from .publish import IngressHandle, MiddlewareRef
@@ -45,7 +46,6 @@ from .traefik_values import (
     traefik_values,
 )
 
-HELM_TIMEOUT_SECONDS = 600
 COMPONENT = "ingress"
 READY_ANNOTATION = {"pulumi.com/waitFor": "condition=Ready"}
 DEFAULT_EDGE_READ_TIMEOUT = int(EdgeConfig.model_fields["read_timeout_seconds"].default)
@@ -102,16 +102,12 @@ class TraefikIngress(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         labels = standard_labels(name="traefik", component=COMPONENT)
 
-        self.release = k8s.helm.v3.Release(
+        self.release = pinned_release(
             f"{name}-traefik",
-            name=RELEASE,
-            chart=versions.TRAEFIK.name,
-            version=versions.TRAEFIK.version,
-            repository_opts={"repo": versions.TRAEFIK.repo},
+            versions.TRAEFIK,
+            release_name=RELEASE,
             namespace=args.namespace,
             values=traefik_values(traefik_settings(config)),
-            skip_await=False,
-            timeout=HELM_TIMEOUT_SECONDS,
             opts=child,
         )
         after_release = pulumi.ResourceOptions.merge(

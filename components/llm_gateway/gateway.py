@@ -17,8 +17,8 @@ Creates, in order, in the `llm-gateway` namespace (all with the explicit `k8s.Pr
    meshed by Linkerd), Service `litellm` on 4000, a PDB when it has more than one replica,
    and on prod an HPA (autoscaling/v2) on CPU;
 8. the public route through the ingress helper (`api.<domain>`, internal-CA certificate,
-   streaming-safe middlewares), Prometheus scrape annotations (and a ServiceMonitor when
-   the monitoring CRDs are handed in);
+   streaming-safe middlewares) and Prometheus scrape annotations (the observability
+   area's ServiceMonitor selects the Service);
 9. one LiteLLM virtual key per named client (`VirtualKey`, a dynamic resource through
    the admin API), after the Deployment and the route are up.
 
@@ -43,7 +43,7 @@ from components.ingress.publish import IngressHandle, PublishArgs, PublishedServ
 from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
 from components.llm_gateway.costs import client_budget_usd
-from components.llm_gateway.litellm_config import litellm_config_yaml
+from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV, litellm_config_yaml
 from components.llm_gateway.migrations import migrations_job
 from components.llm_gateway.postgres import (
     APP_SECRET_URI_KEY,
@@ -91,9 +91,6 @@ class LlmGatewayArgs:
     cert_manager_ready: Sequence[pulumi.Resource] | None = None
     """cert-manager's release, for the backup plugin's certificates; default: the ingress
     handle's `crds_ready`."""
-    monitoring_ready: Sequence[pulumi.Resource] | None = None
-    """The release installing the Prometheus Operator CRDs; when given, a ServiceMonitor is
-    created (scrape annotations are always set)."""
     admin_url: str | None = None
     """Where `pulumi up` reaches LiteLLM's admin API for the virtual keys. Default: the
     cluster ingress URL `https://api.<domain>` (reachable from the deploy runner, which
@@ -146,6 +143,7 @@ def server_env(
         {"name": "JSON_LOGS", "value": "True"},
         *pod.writable_env(),
     ]
+    env += [{"name": k, "value": v} for k, v in sorted(RETRY_BACKOFF_ENV.items())]
     if redis is not None:
         env += [
             {"name": "REDIS_HOST", "value": redis.host},
@@ -453,20 +451,6 @@ class LlmGateway(pulumi.ComponentResource):
             opts=mine,
         )
         self.public_url = f"{published.url}/v1"
-        if args.monitoring_ready is not None:
-            k8s.apiextensions.CustomResource(
-                f"{name}-service-monitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
-                metadata=metadata,
-                spec={
-                    "selector": {"matchLabels": selector},
-                    "endpoints": [{"port": "http", "path": METRICS_PATH, "interval": "30s"}],
-                },
-                opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=list(args.monitoring_ready))
-                ),
-            )
 
         # 9. Virtual keys, once the server answers at the admin URL.
         self.admin_url = args.admin_url or published.url

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from components.config import LocalModel, PlatformConfig
+from components.data import embeddings
 from components.inference.endpoints import model_api_bases
 from components.llm_gateway.costs import local_token_cost
 
@@ -46,6 +47,14 @@ LOCAL_API_KEY = "unused-in-cluster"
 Set explicitly so LiteLLM never sends some other provider's key from its environment."""
 
 HEALTH_CHECK_MAX_TOKENS = 1
+
+
+RETRY_BACKOFF_ENV: dict[str, str] = {"INITIAL_RETRY_DELAY": "0", "JITTER": "0"}
+"""Environment of the proxy that sets LiteLLM's back-off before a retry (constants.py of
+1.83.14; no config key reaches them) to none. Its router sleeps 0.5 s x 2^n plus up to
+0.75 s of jitter before retrying a model group of one deployment, even when a fallback
+is configured: every request that reaches a dead local backend before its cooldown
+would wait 0.5-1.25 s for nothing. A `Retry-After` from a provider is still obeyed."""
 
 
 def env_ref(name: str) -> str:
@@ -112,6 +121,23 @@ def _cloud_entry(name: str, config: PlatformConfig, *, serves: str | None = None
     }
 
 
+def _embeddings_entry(config: PlatformConfig, api_base: str) -> dict[str, Any]:
+    """The data layer's embeddings server (TEI speaks OpenAI's `/v1/embeddings`)."""
+    data = config.data
+    router = config.llm_gateway.router
+    return {
+        "model_name": data.embeddings_model,
+        "litellm_params": {
+            "model": f"openai/{data.embeddings_model}",
+            "api_base": api_base,
+            "api_key": LOCAL_API_KEY,
+            "timeout": router.request_timeout_seconds,
+            "max_retries": 0,
+        },
+        "model_info": {"id": f"local-{data.embeddings_model}", "mode": "embedding"},
+    }
+
+
 def _model_list(
     config: PlatformConfig, bases: Mapping[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, list[str]]], list[dict[str, list[str]]]]:
@@ -133,6 +159,9 @@ def _model_list(
         if gateway.cloud_models[fallback].context_window > model.context_length:
             context_fallbacks.append({name: [fallback]})
     entries += [_cloud_entry(name, config) for name in sorted(gateway.cloud_models)]
+    if config.data.enabled:
+        name = config.data.embeddings_model
+        entries.append(_embeddings_entry(config, bases.get(name, embeddings.api_base())))
     return entries, fallbacks, context_fallbacks
 
 
@@ -144,8 +173,9 @@ def render_litellm_config(
 ) -> dict[str, Any]:
     """The proxy config as a dict.
 
-    `api_bases` maps local model names to their OpenAI-compatible base URL (default: the
-    in-cluster Services of `model_api_bases`); `redis` turns the shared router state and
+    `api_bases` maps local model names (and the data layer's embeddings model) to their
+    OpenAI-compatible base URL (default: the in-cluster Services of `model_api_bases` and
+    the embeddings server's); `redis` turns the shared router state and
     cache on or off (default: `llm_gateway.uses_redis`).
     """
     gateway = config.llm_gateway
@@ -175,6 +205,9 @@ def render_litellm_config(
         # finished (a truncated answer, then `finish_reason: stop` and `[DONE]`); httpx's
         # raises, and the proxy then ends the stream with an error event.
         "disable_aiohttp_transport": True,
+        # Serves /metrics/ (requests, tokens, spend, fallbacks, cooldowns, latency): what
+        # the gateway's scrape annotations and the dashboards read.
+        "callbacks": ["prometheus"],
     }
     if shared_state:
         redis_settings = {

@@ -34,7 +34,9 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.config import PlatformConfig
+from components.helm import pinned_release
 from components.labels import standard_labels
+from components.s3_bucket import bucket_writer, private_bucket
 
 OPERATOR_NAMESPACE = "cnpg-system"
 NAMESPACE = "llm-gateway"
@@ -243,15 +245,12 @@ class GatewayDatabase(pulumi.ComponentResource):
         self.app_secret = APP_SECRET
         self.rw_host = f"{RW_SERVICE}.{NAMESPACE}.svc.cluster.local"
 
-        operator = k8s.helm.v3.Release(
+        operator = pinned_release(
             f"{name}-operator",
-            name="cnpg",
-            chart=versions.CLOUDNATIVE_PG.name,
-            version=versions.CLOUDNATIVE_PG.version,
-            repository_opts={"repo": versions.CLOUDNATIVE_PG.repo},
+            versions.CLOUDNATIVE_PG,
+            release_name="cnpg",
             namespace=args.operator_namespace,
             values=operator_values(config),
-            timeout=600,
             opts=child,
         )
 
@@ -316,54 +315,13 @@ class GatewayDatabase(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(provider=aws_provider, parent=self)
         ).account_id
-        bucket = aws.s3.Bucket(
+        bucket = private_bucket(
             f"{name}-backups",
-            bucket=account.apply(lambda a: backup_bucket_name(config, account_id=a)),
-            force_destroy=False,
+            bucket_name=account.apply(lambda a: backup_bucket_name(config, account_id=a)),
             tags={"Name": f"{name}-backups", "purpose": "postgres-backups"},
+            lifecycle_rules=lifecycle_rules(config),
+            versioned=True,
             opts=pulumi.ResourceOptions.merge(on_aws, data),
-        )
-        on_bucket = pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(parent=bucket))
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-backups-private",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=on_bucket,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-backups-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=on_bucket,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-backups-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=on_bucket,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-backups-encryption",
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
-                    "bucket_key_enabled": True,
-                }
-            ],
-            opts=on_bucket,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-backups-lifecycle",
-            bucket=bucket.id,
-            rules=lifecycle_rules(config),
-            # S3 rejects noncurrent-version rules until versioning is on.
-            opts=pulumi.ResourceOptions.merge(
-                on_bucket, pulumi.ResourceOptions(depends_on=[versioning])
-            ),
         )
         return bucket.bucket
 
@@ -378,21 +336,11 @@ class GatewayDatabase(pulumi.ComponentResource):
         data: pulumi.ResourceOptions,
     ) -> list[pulumi.Resource]:
         """Backup user and key, their Secret, the Barman Cloud plugin and its ObjectStore."""
-        on_aws = pulumi.ResourceOptions(parent=self, provider=args.aws_provider)
-        user = aws.iam.User(f"{name}-backup-user", path="/llm-platform/", opts=on_aws)
-        bucket_arn = pulumi.Output.concat("arn:aws:s3:::", bucket_name)
-        aws.iam.UserPolicy(
-            f"{name}-backup-policy",
-            user=user.name,
-            policy=bucket_arn.apply(bucket_policy_document),
-            opts=on_aws,
-        )
-        key = aws.iam.AccessKey(
-            f"{name}-backup-key",
-            user=user.name,
-            opts=pulumi.ResourceOptions.merge(
-                on_aws, pulumi.ResourceOptions(additional_secret_outputs=["secret"])
-            ),
+        key = bucket_writer(
+            f"{name}-backup",
+            bucket_name=bucket_name,
+            policy_document=bucket_policy_document,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.aws_provider),
         )
         region = args.config.aws.region
         secret = k8s.core.v1.Secret(
@@ -404,16 +352,13 @@ class GatewayDatabase(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        plugin = k8s.helm.v3.Release(
+        plugin = pinned_release(
             f"{name}-backup-plugin",
-            name="barman-cloud",
-            chart=versions.CNPG_BARMAN_CLOUD_PLUGIN.name,
-            version=versions.CNPG_BARMAN_CLOUD_PLUGIN.version,
-            repository_opts={"repo": versions.CNPG_BARMAN_CLOUD_PLUGIN.repo},
+            versions.CNPG_BARMAN_CLOUD_PLUGIN,
+            release_name="barman-cloud",
             # The plugin must run next to the operator, which discovers it by its Service.
             namespace=args.operator_namespace,
             values=plugin_values(),
-            timeout=600,
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(depends_on=[operator, *args.cert_manager_ready]),

@@ -52,6 +52,7 @@ import pulumi_tls as tls
 
 from components import versions
 from components.config import PlatformConfig
+from components.helm import pinned_release
 from components.labels import standard_labels
 from components.mesh.identity import (
     ANCHOR_MAX_PATH_LENGTH,
@@ -95,29 +96,6 @@ class ServiceMeshArgs:
     namespaces: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """The created namespaces by name (`ClusterBase.namespaces`): each policy object
     takes its namespace from here, so it waits for it; names missing here are used as is."""
-
-
-def _release(
-    name: str,
-    chart: versions.HelmChart,
-    namespace: pulumi.Input[str],
-    values: dict[str, object],
-    opts: pulumi.ResourceOptions,
-) -> k8s.helm.v3.Release:
-    """A pinned release that counts as created only once its workloads are ready."""
-    return k8s.helm.v3.Release(
-        name,
-        name=chart.name,
-        chart=chart.name,
-        version=chart.version,
-        repository_opts={"repo": chart.repo},
-        namespace=namespace,
-        values=values,
-        skip_await=False,
-        wait_for_jobs=True,
-        timeout=HELM_TIMEOUT_SECONDS,
-        opts=opts,
-    )
 
 
 class ServiceMesh(pulumi.ComponentResource):
@@ -232,26 +210,40 @@ class ServiceMesh(pulumi.ComponentResource):
         )
 
         # 3. The releases, in the order Linkerd needs them.
-        crds = _release(f"{name}-crds", versions.LINKERD_CRDS, args.namespace, crds_values(), child)
-        cni = _release(
-            f"{name}-cni", versions.LINKERD2_CNI, args.cni_namespace, cni_values(), child
+        crds = pinned_release(
+            f"{name}-crds",
+            versions.LINKERD_CRDS,
+            namespace=args.namespace,
+            values=crds_values(),
+            opts=child,
+            timeout_seconds=HELM_TIMEOUT_SECONDS,
         )
-        control_plane = _release(
+        cni = pinned_release(
+            f"{name}-cni",
+            versions.LINKERD2_CNI,
+            namespace=args.cni_namespace,
+            values=cni_values(),
+            opts=child,
+            timeout_seconds=HELM_TIMEOUT_SECONDS,
+        )
+        control_plane = pinned_release(
             f"{name}-control-plane",
             versions.LINKERD_CONTROL_PLANE,
-            args.namespace,
-            control_plane_values(prod=prod, trust_anchors_pem=self.trust_anchor_pem),
-            after(crds, cni, trust_roots, identity_issuer),
+            namespace=args.namespace,
+            values=control_plane_values(prod=prod, trust_anchors_pem=self.trust_anchor_pem),
+            opts=after(crds, cni, trust_roots, identity_issuer),
+            timeout_seconds=HELM_TIMEOUT_SECONDS,
         )
         self.ready = [control_plane]
         self.policy_ready = [crds, control_plane]
         if mesh.viz:
-            _release(
+            pinned_release(
                 f"{name}-viz",
                 versions.LINKERD_VIZ,
-                args.viz_namespace,
-                viz_values(prod=prod),
-                after(control_plane),
+                namespace=args.viz_namespace,
+                values=viz_values(prod=prod),
+                opts=after(control_plane),
+                timeout_seconds=HELM_TIMEOUT_SECONDS,
             )
 
         # 4. Authorization.

@@ -42,6 +42,7 @@ import pulumi_tls as tls
 
 from components import versions
 from components.config import PlatformConfig
+from components.helm import pinned_release
 from components.labels import standard_labels
 
 from .values import (
@@ -58,7 +59,6 @@ from .values import (
 )
 
 CERT_MANAGER_NAMESPACE = "cert-manager"
-HELM_TIMEOUT_SECONDS = 600
 ROOT_CA_USES = ("cert_signing", "crl_signing", "digital_signature")
 COMPONENT = "pki"
 
@@ -73,31 +73,6 @@ class InternalPkiArgs:
     """The cluster's explicit provider."""
     namespace: pulumi.Input[str] = CERT_MANAGER_NAMESPACE
     """cert-manager's namespace; pass the created Namespace's name so the PKI waits for it."""
-
-
-def helm_release(
-    name: str,
-    *,
-    chart: versions.HelmChart,
-    namespace: pulumi.Input[str],
-    values: dict[str, object],
-    opts: pulumi.ResourceOptions,
-    release_name: str,
-) -> k8s.helm.v3.Release:
-    """A pinned Helm release that waits for its resources (and hook Jobs) to be ready."""
-    return k8s.helm.v3.Release(
-        name,
-        name=release_name,
-        chart=chart.name,
-        version=chart.version,
-        repository_opts={"repo": chart.repo},
-        namespace=namespace,
-        values=values,
-        skip_await=False,
-        wait_for_jobs=True,
-        timeout=HELM_TIMEOUT_SECONDS,
-        opts=opts,
-    )
 
 
 class InternalPki(pulumi.ComponentResource):
@@ -121,9 +96,9 @@ class InternalPki(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         labels = standard_labels(name="internal-ca", component=COMPONENT)
 
-        self.cert_manager = helm_release(
+        self.cert_manager = pinned_release(
             f"{name}-cert-manager",
-            chart=versions.CERT_MANAGER,
+            versions.CERT_MANAGER,
             release_name=CERT_MANAGER_RELEASE,
             namespace=args.namespace,
             values=cert_manager_values(prod=prod),
@@ -182,9 +157,9 @@ class InternalPki(pulumi.ComponentResource):
 
         # trust-manager's own webhook certificate is issued by cert-manager, so its
         # release needs cert-manager's CRDs and webhook first.
-        self.trust_manager = helm_release(
+        self.trust_manager = pinned_release(
             f"{name}-trust-manager",
-            chart=versions.TRUST_MANAGER,
+            versions.TRUST_MANAGER,
             release_name=TRUST_MANAGER_RELEASE,
             namespace=args.namespace,
             values=trust_manager_values(prod=prod, trust_namespace=CERT_MANAGER_NAMESPACE),

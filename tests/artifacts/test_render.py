@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from tests.support import ROOT, SCHEMAS, STACKS, stack_config
+from tests.unit.manifest_checks import validate_against_crd
 from tools.diff import diff_markdown
 from tools.render import main as render_main
 
-LOCAL_SCHEMAS = ROOT / "tests" / "fixtures" / "crds"
 CORE_GROUPS = {
     "v1",
     "apps/v1",
@@ -122,17 +122,38 @@ def test_validator_rejects_a_broken_manifest() -> None:
 def test_custom_resources_match_their_crd_schemas(renders: dict[str, Path], stack: str) -> None:
     if not SCHEMAS.exists():
         pytest.skip(f"CRD schemas not found at {SCHEMAS} (shared/ is absent on this machine)")
-    import jsonschema
-
     custom = [(p, m) for p, m in _manifests(renders[stack]) if m["apiVersion"] not in CORE_GROUPS]
     for path, manifest in custom:
-        group, version = manifest["apiVersion"].split("/")
-        schema_file = SCHEMAS / "crds" / group / f"{manifest['kind'].lower()}_{version}.json"
-        if not schema_file.exists():
-            # CRDs the shared catalogue lacks, converted from their pinned charts.
-            schema_file = LOCAL_SCHEMAS / group / f"{manifest['kind'].lower()}_{version}.json"
-        assert schema_file.exists(), f"{path}: no schema {schema_file}"
-        jsonschema.validate(manifest, json.loads(schema_file.read_text()))
+        validate_against_crd(manifest, str(path))
+
+
+def test_dev_has_observability_and_no_data_layer_and_prod_has_both(
+    renders: dict[str, Path],
+) -> None:
+    def kinds(stack: str, namespace: str) -> set[str]:
+        return {
+            m["kind"]
+            for _, m in _manifests(renders[stack])
+            if m["metadata"].get("namespace") == namespace
+        }
+
+    def outputs(stack: str) -> dict[str, object]:
+        loaded: dict[str, object] = json.loads((renders[stack] / "outputs.json").read_text())
+        return loaded
+
+    monitoring = {"PrometheusRule", "ServiceMonitor", "PodMonitor", "ConfigMap", "IngressRoute"}
+    for stack in STACKS:
+        assert monitoring <= kinds(stack, "observability"), stack
+        assert (renders[stack] / "helm" / "monitoring.yaml").exists()
+        assert str(outputs(stack)["grafana_url"]).startswith("https://grafana.")
+    assert kinds("dev", "data") == set()
+    assert not (renders["dev"] / "helm" / "qdrant.yaml").exists()
+    assert outputs("dev")["vector_db_url"] is None
+    assert {"Deployment", "Service", "CronJob", "NetworkPolicy"} <= kinds("prod", "data")
+    assert (renders["prod"] / "helm" / "qdrant.yaml").exists()
+    assert outputs("prod")["embeddings_model"] == "bge-m3"
+    assert outputs("prod")["vector_db_url"] == "http://qdrant.data.svc.cluster.local:6333"
+    assert outputs("prod")["vector_db_api_key_secret"] == "data/qdrant-api-key"
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -160,6 +160,7 @@ def edge_chain(
     upstream_port: int,
     clients: Sequence[ClientLimit],
     keys: Mapping[str, str],
+    *,
     upstream_keys: Mapping[str, str] | None = None,
     **overrides: object,
 ) -> Iterator[EdgeChain]:
@@ -191,7 +192,9 @@ def fake_upstream_chain(
     cert, key = pki.write_server_files(root / "upstream", "ingress", [INGRESS_NAME])
     with (
         FakeUpstream(cert_file=cert, key_file=key) as upstream,
-        edge_chain(root / "edge", pki, upstream.port, clients, keys, **overrides) as chain,
+        edge_chain(
+            root / "edge", pki, upstream.port, clients, keys, upstream_keys=None, **overrides
+        ) as chain,
     ):
         yield chain, upstream
 

@@ -4,8 +4,10 @@ Checks `x-api-key` against the key it was given (401 `authentication_error` othe
 and `anthropic-version`, so a test proves the gateway sends the key it read from its
 environment. Streams use Anthropic's event types in their order: `message_start`,
 `content_block_start`, `ping`, `content_block_delta` (`text_delta`) per piece,
-`content_block_stop`, `message_delta` (stop reason, usage), `message_stop`. The modes and
-timing knobs are those of `tests.fakes.sse_server.FakeApi`.
+`content_block_stop`, `message_delta` (stop reason, usage), `message_stop`. A request
+whose last message is the assistant's (a prefill, as LiteLLM's mid-stream fallback sends
+the partial answer) is answered with the rest only, as Anthropic continues a prefill.
+The modes and timing knobs are those of `tests.fakes.sse_server.FakeApi`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ import time
 from typing import Any
 
 from tests.fakes.sse_server import FakeApi, FakeHandler
+
+
+def prefilled(body: dict[str, Any]) -> bool:
+    """Whether the request ends with an assistant message to be continued."""
+    messages = body.get("messages") or []
+    return bool(messages) and messages[-1].get("role") == "assistant"
 
 
 class _AnthropicHandler(FakeHandler):
@@ -47,21 +55,22 @@ class _AnthropicHandler(FakeHandler):
             return
         time.sleep(fake.first_token_delay)
         model = str(body.get("model", "unknown"))
+        words = fake.words(continuing=prefilled(body))
         if body.get("stream"):
-            self._stream(model)
+            self._stream(model, words)
         elif fake.mode == "break-after-first-event":
             self.cut_connection()
         else:
-            self.send_json(200, self._message(model))
+            self.send_json(200, self._message(model, "".join(words)))
 
-    def _message(self, model: str) -> dict[str, Any]:
+    def _message(self, model: str, text: str) -> dict[str, Any]:
         fake = self.anthropic
         return {
             "id": "msg_fake",
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": fake.reply}],
+            "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": 9, "output_tokens": fake.tokens},
@@ -70,17 +79,17 @@ class _AnthropicHandler(FakeHandler):
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         self.send_chunk(f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n")
 
-    def _stream(self, model: str) -> None:
+    def _stream(self, model: str, words: list[str]) -> None:
         fake = self.anthropic
         self.start_stream()
-        start = {**self._message(model), "content": [], "stop_reason": None}
+        start = {**self._message(model, ""), "content": [], "stop_reason": None}
         start["usage"] = {"input_tokens": 9, "output_tokens": 1}
         self._event("message_start", {"message": start})
         self._event(
             "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
         )
         self._event("ping", {})
-        for word in fake.words():
+        for word in words:
             self._event(
                 "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": word}}
             )
@@ -108,3 +117,14 @@ class AnthropicFake(FakeApi):
     def __init__(self, *, api_key: str, tokens: int = 5) -> None:
         self.api_key = api_key
         super().__init__(reply="answer from anthropic one two three four", tokens=tokens)
+
+    @property
+    def continuation(self) -> str:
+        """What it answers when asked to continue a prefilled answer."""
+        return "".join(self.words(continuing=True))
+
+    def words(self, *, continuing: bool = False) -> list[str]:
+        """The answer's pieces; a continuation answers the rest, not the whole again."""
+        if continuing:
+            return [" and the rest", " from anthropic."]
+        return list(super().words())

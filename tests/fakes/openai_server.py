@@ -1,12 +1,15 @@
 """A fake OpenAI-compatible model server (what vLLM serves) on loopback.
 
 Routes: `POST /v1/chat/completions` (JSON, or server-sent events with `"stream": true`,
-ending in `data: [DONE]`), `GET /v1/models`, `GET /health`. Every answer names the fake
+ending in `data: [DONE]`), `POST /v1/embeddings` (vectors of `fake_embedding`, as floats
+or base64 float32 per `encoding_format`, as TEI answers), `GET /v1/models`,
+`GET /health`. Every answer names the fake
 (`name`) in its model id and text, so a test knows which backend answered.
 
-Controls (attributes, changed while it runs): `mode` is `normal`, `hang` (accept and
-never answer), `break-after-first-event` (a stream's connection is cut after its first
-event; a non-stream request is cut before any byte) or `error` (HTTP 500);
+Controls (attributes, changed while it runs): `mode` is `normal`, `down` (connections
+reset at once), `hang` (accept and never answer), `break-after-first-event` (a stream's
+connection is cut after its first event; a non-stream request is cut before any byte)
+or `error` (HTTP 500);
 asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
 `first_token_delay` and `token_interval` in seconds; `stop()` takes it down (connection
 refused) and `start()` brings it back on the same port.
@@ -14,13 +17,23 @@ refused) and `start()` brings it back on the same port.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import struct
 import time
 from typing import Any
 
 from tests.fakes.sse_server import FakeApi, FakeHandler
 
 CREATED = 1_700_000_000
+EMBEDDING_DIMENSIONS = 8
+
+
+def fake_embedding(text: str) -> list[float]:
+    """A deterministic unit-range vector per text, so a test can check what came back."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [digest[i] / 255 for i in range(EMBEDDING_DIMENSIONS)]
 
 
 def continued_text(body: dict[str, Any]) -> str | None:
@@ -58,6 +71,9 @@ class _OpenAiHandler(FakeHandler):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        if self.path == "/v1/embeddings":
+            self._embeddings(self.read_json())
+            return
         if self.path != "/v1/chat/completions":
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -77,6 +93,35 @@ class _OpenAiHandler(FakeHandler):
             self.cut_connection()
         else:
             self.send_json(200, self._completion(model))
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        """OpenAI's embeddings answer (TEI's `/v1/embeddings`), floats or base64 float32."""
+        if self.openai.mode == "error":
+            self.send_json(500, {"error": {"message": "fake backend error", "type": "server"}})
+            return
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            self.send_json(422, {"error": {"message": "input must be text", "type": "validation"}})
+            return
+        data = []
+        for index, text in enumerate(texts):
+            vector = fake_embedding(text)
+            encoded: list[float] | str = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(text.split()) for text in texts)
+        self.send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model", "unknown")),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def _completion(self, model: str) -> dict[str, Any]:
         fake = self.openai

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -45,6 +46,13 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if self.fake.mode == "down":
+            # Reset at once (SO_LINGER 0 sends RST), as a crashed backend's port does.
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            request.close()
+            return
+        # Each SSE event leaves in its own segment as soon as it is written (no Nagle).
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.connections_lock:
             self.open_connections.add(request)
         super().process_request(request, client_address)
@@ -127,8 +135,10 @@ class FakeHandler(BaseHTTPRequestHandler):
 class FakeApi:
     """Start/stop, recording and knobs shared by the fakes; `handler` answers requests.
 
-    Modes: `normal`; `hang` (accept, never answer); `break-after-first-event` (a stream
-    sends one event then the connection is cut); `error` (HTTP 500). `first_token_delay`
+    Modes: `normal`; `down` (every new connection is reset before a byte is read, as
+    a crashed backend's; `stop()` instead refuses connections); `hang` (accept, never
+    answer); `break-after-first-event` (a stream sends one event then the connection is
+    cut); `error` (HTTP 500). `first_token_delay`
     and `token_interval` (seconds) shape the timing of answers.
     """
 

@@ -26,13 +26,17 @@ import pytest
 
 from components.config import PlatformConfig, parse_platform_config
 from components.llm_gateway.costs import local_token_cost
+from components.llm_gateway.gateway import METRICS_PATH
 from components.llm_gateway.litellm_config import (
+    RETRY_BACKOFF_ENV,
     backend_model_name,
     litellm_config_yaml,
     render_litellm_config,
 )
+from components.observability.metrics import LITELLM as LITELLM_METRICS
+from components.observability.metrics import Kind
 from tests.fakes.anthropic_server import AnthropicFake
-from tests.fakes.openai_server import OpenAiFake
+from tests.fakes.openai_server import OpenAiFake, fake_embedding
 from tests.support import ROOT, stack_config, stack_values
 
 pytestmark = pytest.mark.live
@@ -72,11 +76,12 @@ class Proxy:
     local: dict[str, OpenAiFake]
     anthropic: AnthropicFake
     openai: OpenAiFake
+    embeddings: OpenAiFake
     log: Path
     start_seconds: float
 
     def all_fakes(self) -> list[Any]:
-        return [*self.local.values(), self.anthropic, self.openai]
+        return [*self.local.values(), self.anthropic, self.openai, self.embeddings]
 
 
 @dataclass
@@ -176,7 +181,8 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     local = {name: OpenAiFake(name) for name in sorted(config.inference.models)}
     anthropic = AnthropicFake(api_key=ANTHROPIC_KEY)
     openai = OpenAiFake("cloud-openai")
-    fakes: list[Any] = [*local.values(), anthropic, openai]
+    embeddings = OpenAiFake("tei")  # the data layer's embeddings server
+    fakes: list[Any] = [*local.values(), anthropic, openai, embeddings]
     directory = tmp_path_factory.mktemp("litellm")
     log = directory / "proxy.log"
     process: subprocess.Popen[bytes] | None = None
@@ -187,7 +193,10 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         config_file.write_text(
             litellm_config_yaml(
                 config,
-                api_bases={name: f"{fake.base_url}/v1" for name, fake in local.items()},
+                api_bases={
+                    **{name: f"{fake.base_url}/v1" for name, fake in local.items()},
+                    config.data.embeddings_model: f"{embeddings.base_url}/v1",
+                },
                 redis=False,
             )
         )
@@ -203,6 +212,7 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             # Offline: the bundled price map, no telemetry.
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "LITELLM_TELEMETRY": "False",
+            **RETRY_BACKOFF_ENV,
         }
         started = time.monotonic()
         with log.open("wb") as sink:
@@ -248,6 +258,7 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             local=local,
             anthropic=anthropic,
             openai=openai,
+            embeddings=embeddings,
             log=log,
             start_seconds=time.monotonic() - started,
         )
@@ -324,10 +335,11 @@ def test_master_key_accepted_and_others_refused(proxy: Proxy) -> None:
     missing = _request(proxy, "qwen3-8b", key=None)
     assert missing.status == 401, missing.body
     # Without a database LiteLLM 1.83.14 answers any other key with 400
-    # `no_db_connection` (user_api_key_auth.py); with its database it is a 401.
+    # `no_db_connection` (user_api_key_auth.py: the check after the master-key compare,
+    # no setting changes it); with its database an unknown key is a 401.
     wrong = _request(proxy, "qwen3-8b", key="sk-not-the-master-key")
-    assert wrong.status in {400, 401}, wrong.body
-    assert wrong.json()["error"]["type"] in {"no_db_connection", "auth_error"}
+    assert wrong.status == 400, wrong.body
+    assert wrong.json()["error"]["type"] == "no_db_connection"
     assert len(_tagged(proxy.local["qwen3-8b"])) == 1  # only the accepted request
 
 
@@ -398,6 +410,9 @@ def test_backend_stopped_mid_run_fails_over_and_traffic_returns(proxy: Proxy) ->
         expected = fake.text if reply.deployment == f"local-{name}" else proxy.anthropic.reply
         assert reply.json()["choices"][0]["message"]["content"] == expected
     assert any(s.at > stopped_at for s in _tagged(proxy.anthropic))
+    # A dead backend costs no back-off (RETRY_BACKOFF_ENV): LiteLLM's default sleeps at
+    # least 0.5 s before retrying it, on every request until the cooldown starts.
+    assert max(r.seconds for r in replies) < 0.5, sorted(r.seconds for r in replies)[-3:]
 
     fake.start()
     cooldown = ROUTER["cooldown_seconds"]
@@ -435,23 +450,29 @@ def test_hanging_backend_fails_over_within_the_timeout_then_cools_down(proxy: Pr
     assert time.monotonic() - cooled_at >= cooldown - 1.0, waited
 
 
-def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy) -> None:
-    name = "llama-3-1-8b"
+@pytest.mark.parametrize("name", ["llama-3-1-8b", "qwen3-14b"])
+def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy, name: str) -> None:
     fake = proxy.local[name]
+    fallback = proxy.config.inference.models[name].cloud_fallback
+    cloud = proxy.anthropic if fallback == "claude-haiku" else proxy.openai
     fake.mode = "break-after-first-event"
     reply = _request(proxy, name, stream=True)
     assert reply.status == 200
     events = _events(reply)
     first = fake.words()[0]
     # LiteLLM's mid-stream fallback asks the fallback model to continue the partial
-    # answer; the client gets the partial answer and then the rest, never a bare stop.
-    (continued,) = _tagged(proxy.openai)
-    assert continued.body["messages"][-1] == {
-        "role": "assistant",
-        "content": first,
-        "prefix": True,
-    }
-    assert _content(events) == first + proxy.openai.continuation
+    # answer (a last assistant message: `prefix` for OpenAI, a prefill for Anthropic);
+    # the client gets the partial answer and then the rest, never a bare stop.
+    (continued,) = _tagged(cloud)
+    last = continued.body["messages"][-1]
+    assert last["role"] == "assistant"
+    text = last["content"]
+    if isinstance(text, list):
+        text = "".join(block.get("text", "") for block in text)
+    assert text == first
+    if cloud is proxy.openai:
+        assert last.get("prefix") is True
+    assert _content(events) == first + cloud.continuation
     assert events[-1] == "[DONE]"
 
 
@@ -514,3 +535,81 @@ def test_every_rendered_key_is_one_the_pinned_litellm_knows() -> None:
     assert set(rendered["general_settings"]) <= set(known["general"]) | {"disable_spend_logs"}
     # `cache_params` is read by the proxy itself; every other key is set on the module.
     assert set(rendered["litellm_settings"]) - {"cache_params"} <= set(known["module"])
+
+
+def _metrics(proxy: Proxy) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    try:
+        connection.request("GET", METRICS_PATH)
+        response = connection.getresponse()
+        assert response.status == 200, response.status
+        return response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_metrics_the_dashboards_read_are_served(proxy: Proxy) -> None:
+    name = "qwen3-8b"
+    local = proxy.local[name]
+    # An earlier test may have left the cloud model cooling down; wait it out (bounded).
+    limit = time.monotonic() + ROUTER["cooldown_seconds"] + 4
+    while _request(proxy, "claude-haiku").status != 200:
+        assert time.monotonic() < limit, "claude-haiku still cooling down"
+        time.sleep(0.25)
+    assert _request(proxy, name, stream=True).status == 200  # time to first token
+    # The local backend fails and so does its fallback: failed fallbacks and failed
+    # requests; more than `allowed_fails` failures cool the backend down. Then the
+    # fallback recovers.
+    local.mode = "error"
+    proxy.anthropic.mode = "error"
+    for _ in range(ROUTER["allowed_fails"] + 1):
+        assert _request(proxy, name).status >= 500
+    proxy.anthropic.mode = "normal"
+    rescued = _request(proxy, name)
+    assert rescued.status == 200, rescued.body
+    assert rescued.deployment == "cloud-claude-haiku"
+    local.mode = "normal"
+
+    exposed = {
+        line.split("{")[0].split(" ")[0]
+        for line in _metrics(proxy).splitlines()
+        if line and not line.startswith("#")
+    }
+    missing = [
+        metric
+        for metric, kind in LITELLM_METRICS.metrics
+        if (f"{metric}_bucket" if kind is Kind.HISTOGRAM else metric) not in exposed
+    ]
+    assert missing == [], sorted(m for m in exposed if m.startswith("litellm_"))
+    # Leave the backend serving locally again for whatever runs next.
+    _wait_until_served_locally(proxy, name, ROUTER["cooldown_seconds"] + 4)
+
+
+def test_embeddings_reach_the_data_layer_server(proxy: Proxy) -> None:
+    """The data layer's embeddings model is served through the gateway (OpenAI's
+    `/v1/embeddings`, as TEI answers it), under its own name and model id."""
+    model = proxy.config.data.embeddings_model
+    texts = [f"{MARKER} first passage", f"{MARKER} second passage"]
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=15)
+    try:
+        connection.request(
+            "POST",
+            "/v1/embeddings",
+            json.dumps({"model": model, "input": texts}),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"},
+        )
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, body
+        assert response.getheader("x-litellm-model-id") == f"local-{model}"
+    finally:
+        connection.close()
+    vectors = [
+        item["embedding"] for item in sorted(json.loads(body)["data"], key=lambda d: d["index"])
+    ]
+    assert len(vectors) == len(texts)
+    for text, vector in zip(texts, vectors, strict=True):
+        assert vector == pytest.approx(fake_embedding(text), abs=1e-6)
+    (seen,) = [s for s in proxy.embeddings.seen("/v1/embeddings") if MARKER in json.dumps(s.body)]
+    assert seen.body["input"] == texts
+    assert not any(_tagged(fake) for fake in proxy.local.values())

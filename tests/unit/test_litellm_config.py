@@ -67,6 +67,29 @@ def test_api_bases_override_where_local_models_are_reached() -> None:
     assert {n: entries[n]["litellm_params"]["api_base"] for n in bases} == bases
 
 
+def test_the_data_layer_embeddings_model_is_served_only_when_the_layer_is_on() -> None:
+    prod = stack_config("prod")
+    entry = _entries(render_litellm_config(prod))[prod.data.embeddings_model]
+    assert entry["model_info"] == {"id": "local-bge-m3", "mode": "embedding"}
+    assert entry["litellm_params"]["model"] == "openai/bge-m3"
+    assert entry["litellm_params"]["api_base"] == "http://embeddings.data.svc.cluster.local:8080/v1"
+    assert not entry["litellm_params"]["api_key"].startswith("os.environ/")
+    # No fallback: a cloud model would return vectors of another space.
+    fallbacks = render_litellm_config(prod)["router_settings"]["fallbacks"]
+    assert all(prod.data.embeddings_model not in f for f in fallbacks)
+    dev = stack_config("dev")
+    assert not dev.data.enabled
+    modes = {e["model_info"]["mode"] for e in render_litellm_config(dev)["model_list"]}
+    assert modes == {"chat"}
+
+
+def test_an_embeddings_model_named_like_a_chat_model_is_refused() -> None:
+    values = stack_values("prod")
+    values["data"]["embeddings_model"] = next(iter(values["inference"]["models"]))
+    (line,) = [line for line in _errors(values) if "embeddings_model" in line]
+    assert "data.embeddings_model" in line and "already names a chat model" in line
+
+
 def test_local_token_cost_is_the_gpu_hour_spread_over_the_tokens_it_produces() -> None:
     config = stack_config("prod")
     entries = _entries(render_litellm_config(config))

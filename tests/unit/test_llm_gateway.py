@@ -556,3 +556,15 @@ def test_pod_module_paths_are_under_its_volumes() -> None:
     mounts = {m["mount_path"] for m in pod.writable_mounts()}
     assert {m["name"] for m in pod.writable_mounts()} == {v["name"] for v in pod.writable_volumes()}
     assert pod.TMP_DIR in mounts and pod.STATE_DIR in mounts
+
+
+def test_the_server_runs_with_the_retry_back_off_the_live_tests_prove(
+    gateway_run: StackRun,
+) -> None:
+    from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV
+
+    _, container = _server(gateway_run("prod"))
+    env = _env(container)
+    assert RETRY_BACKOFF_ENV  # the tests run the proxy with exactly these
+    for name, value in RETRY_BACKOFF_ENV.items():
+        assert env[name] == {"name": name, "value": value}

@@ -1,0 +1,163 @@
+"""Helm values of kube-prometheus-stack and the DCGM exporter (pure; keys checked in tests).
+
+kube-prometheus-stack: Prometheus keeps `retention_days` on a PVC of `storage_gib`
+(size-based retention at 90% of it, so a full disk never stops ingestion); it selects
+every ServiceMonitor, PodMonitor and PrometheusRule in the cluster, not only those
+labelled with its release. Grafana reads its admin credentials from an existing Secret
+(never from values) and loads dashboards from ConfigMaps labelled `grafana_dashboard`.
+k3s runs the control plane in one process whose metrics ports are not exposed, so the
+controller-manager, scheduler, proxy and etcd targets and their rules are off. Dev runs
+small without Grafana/Alertmanager persistence; prod persists both and sizes requests.
+
+DCGM exporter: on nodes with the GPU class label, tolerating the GPU taint, through the
+`nvidia` runtime; its chart's ServiceMonitor is on (needs the operator's CRDs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
+
+RELEASE = "monitoring"
+FULLNAME = "kps"
+"""`fullnameOverride`: short names for the operator's objects (kps-prometheus, ...)."""
+GRAFANA_SERVICE = f"{RELEASE}-grafana"
+"""The grafana subchart's Service: `<release>-grafana` (its `grafana.fullname` helper)."""
+GRAFANA_SERVICE_PORT = 80
+DASHBOARD_LABEL = "grafana_dashboard"
+DASHBOARD_LABEL_VALUE = "1"
+ADMIN_USER_KEY = "admin-user"
+ADMIN_PASSWORD_KEY = "admin-password"  # noqa: S105 (a key name in the Secret)
+RETENTION_SIZE_SHARE = 0.9
+NVIDIA_RUNTIME_CLASS = "nvidia"
+"""The RuntimeClass the cluster area's GPU support creates (passed in as `gpu_ready`)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StackSettings:
+    """What the kube-prometheus-stack values depend on."""
+
+    prod: bool
+    retention_days: int
+    storage_gib: int
+    admin_secret: str
+    """Secret holding `admin-user` and `admin-password` for Grafana."""
+
+
+def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": cpu, "memory": memory},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+    }
+
+
+def _pvc(size_gib: int) -> dict[str, Any]:
+    return {
+        "volumeClaimTemplate": {
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{size_gib}Gi"}},
+            }
+        }
+    }
+
+
+def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
+    """Values of the kube-prometheus-stack chart."""
+    prod = settings.prod
+    retention_size = max(1, int(settings.storage_gib * RETENTION_SIZE_SHARE))
+    prometheus_spec: dict[str, Any] = {
+        "retention": f"{settings.retention_days}d",
+        "retentionSize": f"{retention_size}GB",
+        "storageSpec": _pvc(settings.storage_gib),
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "probeSelectorNilUsesHelmValues": False,
+        "scrapeConfigSelectorNilUsesHelmValues": False,
+        "resources": (
+            _resources("500m", "2Gi", "2", "6Gi")
+            if prod
+            else _resources("100m", "512Mi", "1", "2Gi")
+        ),
+    }
+    alertmanager_spec: dict[str, Any] = {
+        "resources": (
+            _resources("50m", "64Mi", "200m", "256Mi")
+            if prod
+            else _resources("10m", "32Mi", "100m", "128Mi")
+        ),
+    }
+    grafana: dict[str, Any] = {
+        "admin": {
+            "existingSecret": settings.admin_secret,
+            "userKey": ADMIN_USER_KEY,
+            "passwordKey": ADMIN_PASSWORD_KEY,
+        },
+        "defaultDashboardsEnabled": True,
+        "sidecar": {
+            "dashboards": {
+                "enabled": True,
+                "label": DASHBOARD_LABEL,
+                "labelValue": DASHBOARD_LABEL_VALUE,
+                "searchNamespace": "ALL",
+            }
+        },
+        "service": {"port": GRAFANA_SERVICE_PORT},
+        "resources": (
+            _resources("100m", "256Mi", "500m", "512Mi")
+            if prod
+            else _resources("50m", "128Mi", "500m", "384Mi")
+        ),
+        "persistence": {"enabled": prod, "size": "5Gi"},
+    }
+    if prod:
+        alertmanager_spec["storage"] = _pvc(2)
+    return {
+        "fullnameOverride": FULLNAME,
+        "crds": {"enabled": True},
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
+        "defaultRules": {
+            "create": True,
+            "rules": {
+                "etcd": False,
+                "kubeControllerManager": False,
+                "kubeSchedulerAlerting": False,
+                "kubeSchedulerRecording": False,
+                "kubeProxy": False,
+                "windows": False,
+            },
+        },
+        "prometheus": {"prometheusSpec": prometheus_spec},
+        "alertmanager": {"enabled": True, "alertmanagerSpec": alertmanager_spec},
+        "grafana": grafana,
+        "prometheusOperator": {
+            "resources": _resources("50m", "128Mi", "500m", "512Mi"),
+        },
+    }
+
+
+def dcgm_exporter_values() -> dict[str, Any]:
+    """Values of the dcgm-exporter chart: GPU nodes only, through the nvidia runtime."""
+    return {
+        "runtimeClassName": NVIDIA_RUNTIME_CLASS,
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": GPU_CLASS_LABEL, "operator": "Exists"}]}
+                    ]
+                }
+            }
+        },
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        # `service.enable` (not `enabled`) in this chart; the ServiceMonitor scrapes it.
+        "service": {"enable": True},
+        "serviceMonitor": {"enabled": True, "interval": "30s"},
+        "resources": _resources("50m", "128Mi", "500m", "512Mi"),
+    }

@@ -1,0 +1,236 @@
+"""Scenarios (2), (3) and (5) of issue 10 through the whole chain on loopback: the rendered
+edge config in nginx, the rendered LiteLLM config in the real proxy, fake vLLM servers and a
+fake Anthropic API as the cloud (tests/e2e/chain.py).
+
+One chain serves the module (LiteLLM takes seconds to start); each scenario faults a
+different local model, so a cooldown left by one never shapes another. Every scenario is
+bounded in requests and seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from components.edge.nginx_conf import ClientLimit
+from tests.e2e.chain import FAST_ROUTER, Chain, Reply, litellm_available, litellm_chain
+
+pytestmark = [pytest.mark.e2e, pytest.mark.live]
+
+_missing = litellm_available()
+if _missing is not None:
+    pytest.skip(_missing, allow_module_level=True)
+
+KEYS = {
+    "alice": "sk-e2e-chain-AliceAliceAlice0123456789",
+    "bob": "sk-e2e-chain-BobBobBobBobBob0123456789",
+}
+CLIENTS = (
+    ClientLimit(name="alice", requests_per_second=200, burst=200),
+    ClientLimit(name="bob", requests_per_second=200, burst=200),
+)
+TIMEOUT_S = float(FAST_ROUTER["request_timeout_seconds"])
+STREAM_TIMEOUT_S = float(FAST_ROUTER["stream_timeout_seconds"])
+COOLDOWN_S = float(FAST_ROUTER["cooldown_seconds"])
+MARKER = "chain-scenario"
+
+
+@pytest.fixture(scope="module")
+def running_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    with litellm_chain(tmp_path_factory.mktemp("chain"), CLIENTS, KEYS) as chain:
+        yield chain
+
+
+@pytest.fixture
+def chain(running_chain: Chain) -> Iterator[Chain]:
+    running_chain.reset()
+    try:
+        yield running_chain
+    finally:
+        running_chain.reset()
+
+
+def _tagged(chain: Chain, fake_name: str) -> int:
+    fake = chain.local.get(fake_name) or chain.openai
+    return sum(MARKER in json.dumps(s.body.get("messages", [])) for s in fake.seen("/v1/"))
+
+
+def _wait_until_local(chain: Chain, model: str, limit_s: float) -> float:
+    """Seconds until `model` is answered by its local backend again (at most `limit_s`)."""
+    started = time.monotonic()
+    for _ in range(200):
+        reply = chain.chat(KEYS["alice"], model, marker="recovery-probe")
+        assert reply.status == 200, reply.body[:300]
+        if reply.deployment == f"local-{model}":
+            return time.monotonic() - started
+        if time.monotonic() - started > limit_s:
+            break
+        time.sleep(0.2)
+    pytest.fail(f"{model}: not served locally again within {limit_s} s")
+
+
+def test_local_backend_killed_mid_run_no_client_request_fails(chain: Chain) -> None:
+    """(2) Two clients send streaming and plain requests while the fake vLLM is stopped:
+    every request succeeds, the cloud's share goes from none to all, and traffic returns
+    to the local backend once it is back and the cooldown has passed."""
+    model = "qwen3-14b"
+    fake = chain.local[model]
+    fake.token_interval = 0.01
+    replies: list[tuple[float, Reply]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 3.0
+
+    def client(name: str, stream: bool) -> None:
+        for _ in range(300):
+            if time.monotonic() >= stop_at:
+                return
+            started = time.monotonic()
+            reply = chain.chat(KEYS[name], model, stream=stream, marker=MARKER)
+            with lock:
+                replies.append((started, reply))
+
+    threads = [
+        threading.Thread(target=client, args=(name, stream))
+        for name in KEYS
+        for stream in (False, True)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    fake.stop()
+    stopped_at = time.monotonic()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+
+    failed = [(r.status, r.body[:200]) for _, r in replies if r.status != 200]
+    assert failed == []
+    for _, reply in replies:
+        local = reply.deployment == f"local-{model}"
+        assert local or reply.deployment == "cloud-claude-haiku", reply.deployment
+        content = reply.content()
+        if content != (fake.text if local else chain.anthropic.reply):
+            # A stream cut by the stop: LiteLLM's mid-stream fallback has the cloud
+            # continue the partial local answer, so the client still gets one whole answer.
+            rest = chain.anthropic.continuation
+            assert local and content.endswith(rest), content
+            assert fake.text.startswith(content[: -len(rest)]), content
+        if reply.headers["content-type"].startswith("text/event-stream"):
+            assert reply.events()[-1] == "[DONE]"
+
+    def cloud_share(group: list[Reply]) -> float:
+        return sum(r.deployment == "cloud-claude-haiku" for r in group) / len(group)
+
+    before = [r for started, r in replies if started < stopped_at - 0.1]
+    after = [r for started, r in replies if started > stopped_at + 0.5]
+    assert len(before) >= 8 and len(after) >= 8, (len(before), len(after))
+    assert cloud_share(before) == 0.0
+    assert cloud_share(after) == 1.0
+
+    fake.start()
+    restarted_at = time.monotonic()
+    waited = _wait_until_local(chain, model, COOLDOWN_S + 5)
+    # Cooled down at the first failures after the stop; back no earlier than that cooldown.
+    assert time.monotonic() - stopped_at >= COOLDOWN_S - 1.0, waited
+    assert time.monotonic() - restarted_at <= COOLDOWN_S + 5
+
+
+def test_hanging_local_backend_clients_get_the_fallback_within_the_timeout(
+    chain: Chain,
+) -> None:
+    """(3) The fake vLLM accepts and never answers: concurrent plain and streaming requests
+    all get the cloud's answer after about the configured timeout, none waits longer; once
+    the backend is cooled down, requests go to the cloud at once."""
+    model = "qwen3-8b"
+    fake = chain.local[model]
+    fake.mode = "hang"
+    requests = [(name, stream) for name in KEYS for stream in (False, True)] * 2
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        futures = [
+            pool.submit(chain.chat, KEYS[name], model, stream=stream, marker=MARKER, timeout=15)
+            for name, stream in requests
+        ]
+        replies = [future.result(timeout=20) for future in futures]
+
+    for (_, stream), reply in zip(requests, replies, strict=True):
+        assert reply.status == 200, reply.body[:300]
+        assert reply.deployment == "cloud-claude-haiku"
+        assert reply.content() == chain.anthropic.reply
+        limit = STREAM_TIMEOUT_S if stream else TIMEOUT_S
+        # Never a hang: the fallback's answer comes right after the configured timeout.
+        assert reply.seconds <= limit + 1.5, (stream, reply.seconds)
+        assert reply.seconds >= limit - 0.3, (stream, reply.seconds)
+    assert 1 <= _tagged(chain, model) <= len(requests)  # timeouts are not retried
+
+    fake.mode = "normal"
+    fake.release.set()
+    fast = chain.chat(KEYS["bob"], model, marker=MARKER)
+    assert fast.status == 200
+    assert fast.deployment == "cloud-claude-haiku"
+    assert fast.seconds < 1.0, fast.seconds
+    _wait_until_local(chain, model, COOLDOWN_S + 5)
+
+
+def test_malformed_requests_through_the_chain_get_their_4xx_quickly(chain: Chain) -> None:
+    """(5) Invalid JSON and wrong methods through the whole chain: each gets its 4xx within
+    a second from the hop that owns the check, nothing reaches a model, and a
+    well-behaved client is served throughout."""
+    model = "llama-3-1-8b"
+    good: list[Reply] = []
+    stop = threading.Event()
+
+    def well_behaved() -> None:
+        for _ in range(200):
+            if stop.is_set():
+                return
+            good.append(chain.chat(KEYS["bob"], model, marker="well-behaved"))
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=well_behaved)
+    sender.start()
+    try:
+        json_headers = {"Content-Type": "application/json"}
+        key = KEYS["alice"]
+        cases = {
+            "truncated json": chain.send(
+                "POST",
+                "/v1/chat/completions",
+                key=key,
+                body=b'{"model": "llama-3-1-8b", "messages": [',
+                headers=json_headers,
+            ),
+            "not json": chain.send(
+                "POST", "/v1/chat/completions", key=key, body=b"model=x", headers=json_headers
+            ),
+            "get on chat": chain.send("GET", "/v1/chat/completions", key=key),
+            "put on chat": chain.send("PUT", "/v1/chat/completions", key=key, body=b"{}"),
+            "trace": chain.send("TRACE", "/v1/chat/completions", key=key),
+        }
+    finally:
+        stop.set()
+        sender.join(timeout=10)
+    assert {name: reply.status for name, reply in cases.items()} == {
+        "truncated json": 400,
+        "not json": 400,
+        "get on chat": 405,
+        "put on chat": 405,
+        "trace": 405,
+    }
+    assert all(reply.seconds < 1.0 for reply in cases.values()), {
+        name: reply.seconds for name, reply in cases.items()
+    }
+    # Invalid JSON is judged by LiteLLM (the edge does not parse bodies) ...
+    for name in ("truncated json", "not json"):
+        assert cases[name].json()["error"]["type"] == "invalid_request_error", name
+    # ... TRACE is refused by the edge itself, before any key or upstream.
+    assert b"nginx" in cases["trace"].body
+    # Only the well-behaved requests reached any backend.
+    assert len(chain.local[model].seen("/v1/")) == len(good)
+    assert [f for f in chain.fakes() if f is not chain.local[model] and f.seen()] == []
+    assert good and all(reply.status == 200 for reply in good)
+    assert all(reply.deployment == f"local-{model}" for reply in good)

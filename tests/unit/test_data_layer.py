@@ -1,0 +1,338 @@
+"""The data layer under the recording mocks: per environment, switched off, schemas, policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import versions
+from components.chart_values import undocumented_keys
+from components.config import PlatformConfig
+from components.data import embeddings, qdrant, snapshots
+from components.data.layer import DataLayer, DataLayerArgs
+from tests.support import dependency_names, stack_config, stack_values
+from tests.unit.manifest_checks import manifest, schema_file, schemas_present, validate_core
+from tools.mock_engine import ProgramRun, RecordedResource, config_for_engine, run_program
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+_RUNS: dict[tuple[str, bool], ProgramRun] = {}
+
+
+def _config(stack: str, enabled: bool | None) -> PlatformConfig:
+    config = stack_config(stack)
+    if enabled is not None:
+        config = config.model_copy(
+            update={"data": config.data.model_copy(update={"enabled": enabled})}
+        )
+    return config
+
+
+def _program(config: PlatformConfig) -> Callable[[], dict[str, Any]]:
+    def program() -> dict[str, Any]:
+        import pulumi
+        import pulumi_aws as aws
+        import pulumi_kubernetes as k8s
+
+        provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret("x"))
+        aws_provider = aws.Provider("aws", region=config.aws.region)
+        layer = DataLayer(
+            "data",
+            DataLayerArgs(config=config, provider=provider, aws_provider=aws_provider),
+        )
+        return {
+            "embeddings_model": layer.embeddings_model,
+            "embeddings_api_base": layer.embeddings_api_base,
+            "vector_db_url": layer.vector_db_url,
+            "api_key_secret": layer.api_key_secret,
+        }
+
+    return program
+
+
+def data_run(stack: str, enabled: bool | None = None) -> ProgramRun:
+    """One run per stack; `enabled` None keeps the stack file's switch."""
+    key = (stack, enabled if enabled is not None else stack_config(stack).data.enabled)
+    if key not in _RUNS:
+        _RUNS[key] = run_program(
+            stack=stack,
+            config=config_for_engine(stack_values(stack)),
+            secret_keys=[],
+            program=_program(_config(stack, enabled)),
+        )
+    return _RUNS[key]
+
+
+def _validate_custom(resource: RecordedResource) -> None:
+    import jsonschema
+
+    body = manifest(resource)
+    path = schema_file(body["apiVersion"], body["kind"])
+    assert path.exists(), f"{resource.name}: no schema {path}"
+    schema = json.loads(path.read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(body)
+
+
+def _owned(run: ProgramRun) -> list[RecordedResource]:
+    return [r for r in run.resources if r.custom and not r.type.startswith("pulumi:providers")]
+
+
+def test_dev_deploys_nothing_by_default() -> None:
+    assert stack_config("dev").data.enabled is False
+    assert _owned(data_run("dev")) == []
+
+
+def test_prod_switched_off_deploys_nothing() -> None:
+    assert _owned(data_run("prod", enabled=False)) == []
+
+
+def test_prod_renders_the_data_layer() -> None:
+    run = data_run("prod")
+    types = {r.type for r in _owned(run)}
+    assert {
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:core/v1:Service",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        RELEASE,
+        "kubernetes:batch/v1:CronJob",
+        "aws:s3/bucket:Bucket",
+    } <= types
+
+
+def test_dev_with_the_layer_switched_on_has_no_snapshots_and_no_aws() -> None:
+    run = data_run("dev", enabled=True)
+    types = {r.type for r in _owned(run)}
+    assert RELEASE in types
+    assert "kubernetes:batch/v1:CronJob" not in types
+    assert not any(t.startswith("aws:") for t in types)
+
+
+def test_prod_without_an_aws_provider_is_refused() -> None:
+    config = stack_config("prod")
+
+    def program() -> dict[str, Any]:
+        import pulumi
+        import pulumi_kubernetes as k8s
+
+        provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret("x"))
+        return {"d": DataLayer("data", DataLayerArgs(config=config, provider=provider))}
+
+    with pytest.raises(Exception, match="aws_provider"):
+        run_program(
+            stack="prod",
+            config=config_for_engine(stack_values("prod")),
+            secret_keys=[],
+            program=program,
+        )
+
+
+# --- embeddings --------------------------------------------------------------------------
+
+
+def test_tei_serves_the_configured_model_at_its_pinned_revision() -> None:
+    run = data_run("prod")
+    deployment = run.named("data-embeddings")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    data = stack_config("prod").data
+    assert container["image"] == versions.TEI_CPU.ref
+    args = container["args"]
+    assert args[args.index("--model-id") + 1] == data.embeddings_hf_repo
+    assert args[args.index("--revision") + 1] == data.embeddings_revision
+    assert args[args.index("--served-model-name") + 1] == "bge-m3"
+    assert args[args.index("--port") + 1] == str(embeddings.PORT)
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "embeddings-cache"
+    assert deployment.inputs["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_tei_on_a_gpu_uses_the_cuda_image_and_the_gpu_class() -> None:
+    config = stack_config("prod")
+    data = config.data.model_copy(
+        update={"embeddings_device": "gpu", "embeddings_gpu_class": "rtx-4090"}
+    )
+    pod = embeddings.pod_spec(data)
+    (container,) = pod["containers"]
+    assert container["image"] == versions.TEI_CUDA.ref
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert pod["runtime_class_name"] == "nvidia"
+    assert pod["node_selector"] == {"llm-platform.io/gpu-class": "rtx-4090"}
+    cpu_pod = embeddings.pod_spec(config.data)
+    assert "runtime_class_name" not in cpu_pod
+    assert "nvidia.com/gpu" not in cpu_pod["containers"][0]["resources"]["limits"]
+
+
+# --- qdrant -------------------------------------------------------------------------------
+
+
+def test_qdrant_release_is_pinned_with_documented_values_and_a_secret_key() -> None:
+    run = data_run("prod")
+    release = run.named("data-qdrant")
+    assert (release.inputs["chart"], release.inputs["version"]) == (
+        versions.QDRANT.name,
+        versions.QDRANT.version,
+    )
+    # The key reaches Qdrant by reference only: the values stay in clear for review.
+    values = release.inputs["values"]
+    assert values != "[secret]"
+    assert values["apiKey"] is False
+    assert values["env"] == [
+        {
+            "name": "QDRANT__SERVICE__API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "qdrant-api-key", "key": "api-key"}},
+        }
+    ]
+    data = stack_config("prod").data
+    assert undocumented_keys("qdrant", values) == []
+    assert values["replicaCount"] == data.vector_db_replicas
+    assert values["persistence"]["size"] == f"{data.vector_db_storage_gib}Gi"
+    assert values["podDisruptionBudget"]["enabled"] is True
+    assert release.protect is True
+    secret = run.named("data-qdrant-api-key")
+    assert secret.inputs["stringData"] == "[secret]"
+    assert "data-qdrant-api-key" in dependency_names(run, release)
+
+
+def test_dev_qdrant_is_not_protected() -> None:
+    assert data_run("dev", enabled=True).named("data-qdrant").protect is False
+
+
+def test_outputs_name_the_model_url_and_secret() -> None:
+    assert data_run("prod").program_globals == {
+        "embeddings_model": "bge-m3",
+        "embeddings_api_base": "http://embeddings.data.svc.cluster.local:8080/v1",
+        "vector_db_url": "http://qdrant.data.svc.cluster.local:6333",
+        "api_key_secret": "qdrant-api-key",
+    }
+    assert set(data_run("dev").program_globals.values()) == {None}
+
+
+def test_only_the_gateway_and_data_namespaces_reach_qdrant() -> None:
+    policy = data_run("prod").named("data-qdrant-clients").inputs["spec"]
+    (rule,) = policy["ingress"]
+    sources = {
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]
+    }
+    assert sources == {"llm-gateway", "data"}
+    assert {p["port"] for p in rule["ports"]} == {6333, 6334, 4143}
+    assert policy["podSelector"]["matchLabels"] == qdrant.SELECTOR
+
+
+def test_linkerd_policy_admits_litellm_and_the_data_namespace() -> None:
+    run = data_run("prod")
+    authn = run.named("data-mesh-clients").inputs["spec"]["identities"]
+    assert authn == [
+        "litellm.llm-gateway.serviceaccount.identity.linkerd.cluster.local",
+        "*.data.serviceaccount.identity.linkerd.cluster.local",
+    ]
+    servers = {
+        r.inputs["metadata"]["name"]: r.inputs["spec"]
+        for r in run.resources
+        if r.type.endswith(":Server")
+    }
+    assert {name: spec["port"] for name, spec in servers.items()} == {
+        "qdrant-http": 6333,
+        "qdrant-grpc": 6334,
+        "embeddings-http": 8080,
+    }
+    policies = [r for r in run.resources if r.type.endswith(":AuthorizationPolicy")]
+    assert {p.inputs["spec"]["targetRef"]["name"] for p in policies} == set(servers)
+
+
+def test_no_linkerd_policy_without_the_mesh() -> None:
+    config = stack_config("prod")
+    config = config.model_copy(update={"mesh": config.mesh.model_copy(update={"enabled": False})})
+    run = run_program(
+        stack="prod",
+        config=config_for_engine(stack_values("prod")),
+        secret_keys=[],
+        program=_program(config),
+    )
+    assert not [r for r in run.resources if "linkerd" in r.type]
+    rule = run.named("data-qdrant-clients").inputs["spec"]["ingress"][0]
+    assert 4143 not in {p["port"] for p in rule["ports"]}
+
+
+# --- snapshots ----------------------------------------------------------------------------
+
+
+def test_snapshot_cronjob_uses_the_pinned_curl_and_secrets() -> None:
+    run = data_run("prod")
+    cron = run.named("data-snapshot-cronjob")
+    data = stack_config("prod").data
+    assert cron.inputs["spec"]["schedule"] == data.snapshot_schedule
+    pod = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == versions.CURL.ref
+    env = {e["name"]: e for e in container["env"]}
+    assert env["QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-snapshot-s3"
+    assert env["QDRANT_NODES"]["value"] == str(data.vector_db_replicas)
+    assert run.named("data-snapshot-credentials").inputs["stringData"] == "[secret]"
+    assert "data-qdrant" in dependency_names(run, cron)
+    lifecycle = run.named("data-snapshots-lifecycle").inputs["rules"][0]
+    assert lifecycle["expiration"]["days"] == data.snapshot_retention_days
+
+
+def test_snapshot_user_may_only_write_its_bucket() -> None:
+    document = json.loads(snapshots.bucket_policy_document("arn:aws:s3:::b"))
+    resources = {r for s in document["Statement"] for r in s["Resource"]}
+    assert resources == {"arn:aws:s3:::b", "arn:aws:s3:::b/qdrant/*"}
+    actions = {a for s in document["Statement"] for a in s["Action"]}
+    assert "s3:DeleteObject" not in actions
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_snapshot_script_passes_shellcheck(tmp_path: Path) -> None:
+    script = tmp_path / "snapshot.sh"
+    script.write_text(snapshots.snapshot_script())
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_snapshot_script_walks_every_node_and_cleans_up() -> None:
+    script = snapshots.snapshot_script()
+    assert 'while [ "$node" -lt "$QDRANT_NODES" ]' in script
+    assert "qdrant-${node}.qdrant-headless" in script
+    assert "--aws-sigv4" in script
+    assert script.index("-T ") < script.index("-X DELETE")
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stack", "enabled"), [("prod", None), ("dev", True)])
+def test_every_object_passes_its_schema(stack: str, enabled: bool | None) -> None:
+    run = data_run(stack, enabled)
+    k8s_objects = [r for r in _owned(run) if r.type.startswith("kubernetes:")]
+    core = [
+        r
+        for r in k8s_objects
+        if r.type.startswith(
+            (
+                "kubernetes:core/",
+                "kubernetes:apps/",
+                "kubernetes:batch/",
+                "kubernetes:networking.k8s.io/",
+            )
+        )
+    ]
+    assert len(core) >= 5
+    for resource in core:
+        validate_core(resource)
+    if not schemas_present():
+        pytest.skip("CRD schemas not found (shared/ is absent on this machine)")
+    custom = [r for r in k8s_objects if r not in core and r.type != RELEASE]
+    assert len(custom) == 7  # MeshTLSAuthentication, 3 Servers, 3 AuthorizationPolicies
+    for resource in custom:
+        _validate_custom(resource)
