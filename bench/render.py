@@ -6,9 +6,10 @@
 - render time and resource count as the model catalog grows 1 -> 8 -> 32 -> 64 models.
 
 Every measurement runs in a fresh interpreter (imports are cached per process).
-Catalogs are copies of one prod model entry; to stay valid under the GPU fit check the
-copies' GPU class is time-sliced (16 per GPU) and its node gets ceil(N/16) GPUs, and the
-client whose model list named a removed model is pointed at the first copy.
+Catalogs are copies of one prod model entry, each on a GPU of its own as it would be in a
+real cluster: the stack gets ceil(N/8) added GPU nodes of 8 GPUs of the copies' class (so
+the per-model figures include an eighth of a node), and the client whose model list named
+a removed model is pointed at the first copy.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SOURCE_MODEL = "qwen3-8b"
 RENDER_TARGET_RATIO = 2.0
 LINEAR_TOLERANCE = 0.25  # of the render-time growth from the smallest to the largest catalog
 LINEAR_NOISE_S = 0.02
+GPUS_PER_NODE = 8  # the most a node may declare
 
 _PROBE = """
 import json, sys
@@ -101,14 +103,13 @@ def catalog_values(document: dict[str, Any], size: int) -> dict[str, Any]:
     names = [f"catalog-{index:03d}" for index in range(size)]
     config["llm-platform:inference"]["models"] = {name: copy.deepcopy(entry) for name in names}
     gpu_class = entry["gpu_class"]
-    cluster = config["llm-platform:cluster"]
-    cluster["gpu_classes"][gpu_class]["sharing"] = "time-slicing"
-    cluster["gpu_classes"][gpu_class]["time_slicing_replicas"] = 16
-    for node in cluster["nodes"].values():
-        gpu = node.get("gpu")
-        if gpu is not None and gpu["gpu_class"] == gpu_class:
-            gpu["count"] = max(gpu["count"], math.ceil(size / 16))
-            break
+    nodes = config["llm-platform:cluster"]["nodes"]
+    for index in range(math.ceil(size / GPUS_PER_NODE)):
+        nodes[f"bench-gpu-{index:02d}"] = {
+            "address": f"192.168.20.{index + 1}",
+            "labels": {"node-role/ai": "true"},
+            "gpu": {"gpu_class": gpu_class, "count": GPUS_PER_NODE},
+        }
     for client in config["llm-platform:clients"].values():
         if "models" in client:
             kept = [m for m in client["models"] if m not in models]

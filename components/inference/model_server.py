@@ -114,23 +114,29 @@ def _node_local(config: PlatformConfig) -> bool:
     return config.inference.cache_access_mode == "ReadWriteOnce"
 
 
+def class_replicas(config: PlatformConfig, gpu_class: str) -> dict[str, int]:
+    """Replicas each model of a GPU class runs on the class's nodes left in service.
+
+    One packing of the whole class: the pods that no longer fit once a node is taken
+    out are dropped in the deterministic order of `placement.pods_of` rather than left
+    Pending (a Pending pod would hold `pulumi up` until its timeout).
+    """
+    nodes = {n: gpus for n, (gpus, down) in _class_nodes(config, gpu_class).items() if not down}
+    demand = _class_demand(config, gpu_class)
+    return replicas_placed(nodes, demand, same_node=_node_local(config))
+
+
 def running_replicas(config: PlatformConfig, name: str) -> int:
     """Replicas a model runs: 0 in maintenance, else what the nodes left in service hold.
 
     A class (or every node of it) in maintenance scales its models to zero; a single node
-    in maintenance takes its GPUs out, and the pods that no longer fit are dropped in the
-    deterministic order of `placement.pods_of` rather than left Pending (a Pending pod
-    would hold `pulumi up` until its timeout).
+    in maintenance takes its GPUs out (see `class_replicas`).
     """
     model = config.inference.models[name]
     if config.model_in_maintenance(name):
         return 0
     assert model.gpu_class is not None
-    nodes = {
-        n: gpus for n, (gpus, down) in _class_nodes(config, model.gpu_class).items() if not down
-    }
-    demand = _class_demand(config, model.gpu_class)
-    return replicas_placed(nodes, demand, same_node=_node_local(config))[name]
+    return class_replicas(config, model.gpu_class)[name]
 
 
 def has_spare_gpu(config: PlatformConfig, model_name: str) -> bool:
@@ -145,8 +151,9 @@ def has_spare_gpu(config: PlatformConfig, model_name: str) -> bool:
     nodes = {
         n: gpus for n, (gpus, down) in _class_nodes(config, model.gpu_class).items() if not down
     }
+    running = class_replicas(config, model.gpu_class)
     demand = {
-        n: (gpus, running_replicas(config, n))
+        n: (gpus, 0 if config.model_in_maintenance(n) else running[n])
         for n, (gpus, _) in _class_demand(config, model.gpu_class).items()
     }
     surge = Pod(gpus=model.gpu_count, model=model_name, replica=demand[model_name][1])
