@@ -14,30 +14,34 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import ssl
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from components.config import PlatformConfig, parse_platform_config
 from components.edge.nginx_conf import ClientLimit
-from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV, litellm_config_yaml
-from tests.artifacts.edge.nginx_harness import INGRESS_NAME, free_port
+from components.llm_gateway.litellm_config import litellm_config_yaml
+from tests.artifacts.edge.nginx_harness import INGRESS_NAME
 from tests.e2e.harness import EdgeChain, edge_chain
 from tests.fakes.anthropic_server import AnthropicFake
 from tests.fakes.openai_server import OpenAiFake
 from tests.fakes.upstream import TestPki
+from tests.litellm_proxy import (
+    CloudBases,
+    ProxyKeys,
+    Reply,
+    RunningProxy,
+    ServerTls,
+    connect,
+    litellm_proxy,
+    read_reply,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 MASTER_KEY = "sk-e2e-chain-master-7c41d0e2b9"
 ANTHROPIC_KEY = "sk-ant-e2e-chain-7c41"
 OPENAI_KEY = "sk-openai-e2e-chain-7c41"
-START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
+KEYS = ProxyKeys(master=MASTER_KEY, anthropic=ANTHROPIC_KEY, openai=OPENAI_KEY)
 
 # Router timings short enough for failover and cooldown to show within seconds.
 FAST_ROUTER: dict[str, float | int] = {
@@ -48,13 +52,6 @@ FAST_ROUTER: dict[str, float | int] = {
     "cooldown_seconds": 4,
     "health_check_interval_seconds": 300,
 }
-
-
-def litellm_available() -> str | None:
-    """Why the chain cannot run here, or None when it can."""
-    if not LITELLM.exists():
-        return ".venv-litellm is absent: run scripts/setup-litellm-venv.sh"
-    return None
 
 
 def chain_config(
@@ -79,46 +76,6 @@ def chain_config(
     return parse_platform_config(values)
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One response through the chain, with LiteLLM's deployment header."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    seconds: float
-    first_byte_seconds: float
-
-    @property
-    def deployment(self) -> str:
-        """Which model entry answered (`model_info.id`)."""
-        return self.headers.get("x-litellm-model-id", "")
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-    def events(self) -> list[str]:
-        """The `data:` payloads of a server-sent event stream."""
-        return [
-            line[len("data: ") :]
-            for line in self.body.decode().splitlines()
-            if line.startswith("data: ")
-        ]
-
-    def content(self) -> str:
-        """The assistant text, from a JSON completion or a stream."""
-        if self.headers.get("content-type", "").startswith("text/event-stream"):
-            text = ""
-            for event in self.events():
-                if event == "[DONE]":
-                    continue
-                for choice in json.loads(event).get("choices", []):
-                    text += (choice.get("delta") or {}).get("content") or ""
-            return text
-        return str(self.json()["choices"][0]["message"]["content"])
-
-
 @dataclass
 class Chain:
     """The running chain: the edge, LiteLLM and the fakes behind it."""
@@ -128,8 +85,7 @@ class Chain:
     local: dict[str, OpenAiFake]
     anthropic: AnthropicFake
     openai: OpenAiFake
-    litellm_port: int
-    litellm_log: Path
+    litellm: RunningProxy
     pki: TestPki
 
     def fakes(self) -> list[OpenAiFake | AnthropicFake]:
@@ -146,13 +102,9 @@ class Chain:
                 fake.start()
             fake.clear()
 
-    def litellm_connection(self, timeout: float = 15) -> http.client.HTTPSConnection:
-        """A connection straight to LiteLLM (bypassing the edge)."""
-        context = ssl.create_default_context(cadata=self.pki.ca_pem.decode())
-        context.check_hostname = False
-        return http.client.HTTPSConnection(
-            "127.0.0.1", self.litellm_port, context=context, timeout=timeout
-        )
+    def litellm_connection(self, timeout: float = 15) -> http.client.HTTPConnection:
+        """A connection straight to LiteLLM (bypassing the edge), verifying its certificate."""
+        return connect(self.litellm.port, ca_pem=self.pki.ca_pem, timeout=timeout)
 
     def chat(
         self,
@@ -194,106 +146,9 @@ class Chain:
         started = time.monotonic()
         try:
             conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            first = time.monotonic() - started
-            payload = response.read()
-            return Reply(
-                response.status,
-                {k.lower(): v for k, v in response.getheaders()},
-                payload,
-                time.monotonic() - started,
-                first,
-            )
+            return read_reply(conn, started)
         finally:
             conn.close()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], port: int, pki: TestPki, log: Path) -> None:
-    context = ssl.create_default_context(cadata=pki.ca_pem.decode())
-    context.check_hostname = False
-    deadline = time.monotonic() + START_LIMIT_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"litellm exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"litellm not ready in {START_LIMIT_SECONDS} s:\n{log.read_text()[-2000:]}"
-            )
-        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=1)
-        try:
-            conn.request("GET", "/health/readiness")
-            if conn.getresponse().status == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def litellm_process(
-    root: Path,
-    pki: TestPki,
-    config: PlatformConfig,
-    local: Mapping[str, OpenAiFake],
-    anthropic: AnthropicFake,
-    openai: OpenAiFake,
-) -> Iterator[tuple[int, Path]]:
-    """The real LiteLLM proxy on the rendered config, HTTPS on a free loopback port."""
-    root.mkdir(parents=True, exist_ok=True)
-    cert, key = pki.write_server_files(root, "litellm", [INGRESS_NAME])
-    config_file = root / "config.yaml"
-    config_file.write_text(
-        litellm_config_yaml(
-            config,
-            api_bases={name: f"{fake.base_url}/v1" for name, fake in local.items()},
-            redis=False,
-        )
-    )
-    port = free_port()
-    log = root / "litellm.log"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root),
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
-        "OPENAI_API_KEY": OPENAI_KEY,
-        "ANTHROPIC_API_BASE": anthropic.base_url,
-        "OPENAI_API_BASE": f"{openai.base_url}/v1",
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_TELEMETRY": "False",
-        **RETRY_BACKOFF_ENV,
-    }
-    command = [
-        str(LITELLM),
-        "--config",
-        str(config_file),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--num_workers",
-        "1",
-        "--telemetry",
-        "False",
-        "--ssl_certfile_path",
-        str(cert),
-        "--ssl_keyfile_path",
-        str(key),
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(process, port, pki, log)
-        yield port, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @contextlib.contextmanager
@@ -320,22 +175,31 @@ def litellm_chain(
     try:
         for fake in fakes:
             fake.start()
+        (root / "litellm").mkdir(parents=True, exist_ok=True)
+        cert_file, key_file = pki.write_server_files(root / "litellm", "litellm", [INGRESS_NAME])
         with (
-            litellm_process(root / "litellm", pki, config, local, anthropic, openai) as (
-                port,
-                log,
-            ),
+            litellm_proxy(
+                root / "litellm",
+                litellm_config_yaml(
+                    config,
+                    api_bases={name: f"{fake.base_url}/v1" for name, fake in local.items()},
+                    redis=False,
+                ),
+                keys=KEYS,
+                clouds=CloudBases(anthropic=anthropic.base_url, openai=f"{openai.base_url}/v1"),
+                tls=ServerTls(cert=cert_file, key=key_file, ca_pem=pki.ca_pem),
+            ) as litellm,
             edge_chain(
                 root / "edge",
                 pki,
-                port,
+                litellm.port,
                 clients,
                 keys,
                 upstream_keys={name: MASTER_KEY for name in keys},
                 **edge_overrides,
             ) as edge,
         ):
-            chain = Chain(edge, config, local, anthropic, openai, port, log, pki)
+            chain = Chain(edge, config, local, anthropic, openai, litellm, pki)
             if warm:
                 key = next(iter(keys.values()))
                 for model in [*local, *config.llm_gateway.cloud_models]:

@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from components.edge.nginx_conf import ClientLimit
-from tests.e2e.chain import FAST_ROUTER, Chain, Reply, litellm_available, litellm_chain
+from tests.e2e.chain import FAST_ROUTER, Chain, litellm_chain
+from tests.litellm_proxy import Reply, litellm_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]
 

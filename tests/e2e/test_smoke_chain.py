@@ -17,7 +17,8 @@ import pytest
 
 from components.edge.nginx_conf import ClientLimit
 from components.llm_gateway.litellm_config import render_litellm_config
-from tests.e2e.chain import Chain, litellm_available, litellm_chain
+from tests.e2e.chain import Chain, litellm_chain
+from tests.litellm_proxy import litellm_available
 from tools import smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]

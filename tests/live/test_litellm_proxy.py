@@ -13,13 +13,11 @@ import http.client
 import itertools
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +26,6 @@ from components.config import PlatformConfig, parse_platform_config
 from components.llm_gateway.costs import local_token_cost
 from components.llm_gateway.gateway import METRICS_PATH
 from components.llm_gateway.litellm_config import (
-    RETRY_BACKOFF_ENV,
     backend_model_name,
     litellm_config_yaml,
     render_litellm_config,
@@ -37,22 +34,29 @@ from components.observability.metrics import LITELLM as LITELLM_METRICS
 from components.observability.metrics import Kind
 from tests.fakes.anthropic_server import AnthropicFake
 from tests.fakes.openai_server import OpenAiFake, fake_embedding
-from tests.support import ROOT, stack_config, stack_values
+from tests.litellm_proxy import (
+    LITELLM,
+    CloudBases,
+    ProxyKeys,
+    Reply,
+    RunningProxy,
+    connect,
+    litellm_available,
+    litellm_proxy,
+    read_reply,
+    stream_text,
+)
+from tests.support import stack_config, stack_values
 
 pytestmark = pytest.mark.live
 
-LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
-if not LITELLM.exists():
-    pytest.skip(
-        ".venv-litellm is absent: run `make litellm-venv` (scripts/setup-litellm-venv.sh)",
-        allow_module_level=True,
-    )
+if (why := litellm_available()) is not None:
+    pytest.skip(why, allow_module_level=True)
 
 MASTER_KEY = "sk-live-test-master-5f2b"
 ANTHROPIC_KEY = "sk-ant-live-test-5f2b"
 OPENAI_KEY = "sk-openai-live-test-5f2b"
 MARKER = "live-test-request"
-START_LIMIT_SECONDS = 45.0
 
 # Short router timings; cooldown longer than the timeouts so that two hangs in a row
 # fall inside one failure-count window (LiteLLM counts fails for `cooldown_time`).
@@ -70,40 +74,20 @@ ROUTER = {
 class Proxy:
     """The running proxy and the fakes behind it."""
 
-    base: str
-    port: int
+    process: RunningProxy
     config: PlatformConfig
     local: dict[str, OpenAiFake]
     anthropic: AnthropicFake
     openai: OpenAiFake
     embeddings: OpenAiFake
-    log: Path
-    start_seconds: float
+
+    @property
+    def port(self) -> int:
+        """The proxy's loopback port."""
+        return self.process.port
 
     def all_fakes(self) -> list[Any]:
         return [*self.local.values(), self.anthropic, self.openai, self.embeddings]
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: str
-    seconds: float
-
-    @property
-    def deployment(self) -> str:
-        """Which model entry answered (`model_info.id`), from LiteLLM's response header."""
-        return self.headers.get("x-litellm-model-id", "")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _test_config() -> PlatformConfig:
@@ -126,35 +110,13 @@ def _request(
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=timeout)
+    connection = connect(proxy.port, ca_pem=None, timeout=timeout)
     started = time.monotonic()
     try:
         connection.request("POST", "/v1/chat/completions", json.dumps(body), headers)
-        response = connection.getresponse()
-        text = response.read().decode()
-        return Reply(
-            response.status,
-            {k.lower(): v for k, v in response.getheaders()},
-            text,
-            time.monotonic() - started,
-        )
+        return read_reply(connection, started)
     finally:
         connection.close()
-
-
-def _events(reply: Reply) -> list[str]:
-    """The `data:` payloads of a server-sent event stream."""
-    return [line[len("data: ") :] for line in reply.body.splitlines() if line.startswith("data: ")]
-
-
-def _content(events: list[str]) -> str:
-    text = ""
-    for event in events:
-        if event == "[DONE]":
-            continue
-        for choice in json.loads(event).get("choices", []):
-            text += (choice.get("delta") or {}).get("content") or ""
-    return text
 
 
 def _tagged(fake: Any) -> list[Any]:
@@ -184,97 +146,37 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     embeddings = OpenAiFake("tei")  # the data layer's embeddings server
     fakes: list[Any] = [*local.values(), anthropic, openai, embeddings]
     directory = tmp_path_factory.mktemp("litellm")
-    log = directory / "proxy.log"
-    process: subprocess.Popen[bytes] | None = None
     try:
         for fake in fakes:
             fake.start()
-        config_file = directory / "config.yaml"
-        config_file.write_text(
-            litellm_config_yaml(
-                config,
-                api_bases={
-                    **{name: f"{fake.base_url}/v1" for name, fake in local.items()},
-                    config.data.embeddings_model: f"{embeddings.base_url}/v1",
-                },
-                redis=False,
-            )
+        config_yaml = litellm_config_yaml(
+            config,
+            api_bases={
+                **{name: f"{fake.base_url}/v1" for name, fake in local.items()},
+                config.data.embeddings_model: f"{embeddings.base_url}/v1",
+            },
+            redis=False,
         )
-        port = _free_port()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(directory),
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
-            "OPENAI_API_KEY": OPENAI_KEY,
-            "ANTHROPIC_API_BASE": anthropic.base_url,
-            "OPENAI_API_BASE": f"{openai.base_url}/v1",
-            # Offline: the bundled price map, no telemetry.
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "LITELLM_TELEMETRY": "False",
-            **RETRY_BACKOFF_ENV,
-        }
-        started = time.monotonic()
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    str(LITELLM),
-                    "--config",
-                    str(config_file),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--num_workers",
-                    "1",
-                    "--telemetry",
-                    "False",
-                ],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
+        with litellm_proxy(
+            directory,
+            config_yaml,
+            keys=ProxyKeys(master=MASTER_KEY, anthropic=ANTHROPIC_KEY, openai=OPENAI_KEY),
+            clouds=CloudBases(anthropic=anthropic.base_url, openai=f"{openai.base_url}/v1"),
+        ) as process:
+            handle = Proxy(
+                process=process,
+                config=config,
+                local=local,
+                anthropic=anthropic,
+                openai=openai,
+                embeddings=embeddings,
             )
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"proxy exited ({process.returncode}):\n{log.read_text()[-4000:]}")
-            if time.monotonic() - started > START_LIMIT_SECONDS:
-                pytest.fail(
-                    f"proxy not ready in {START_LIMIT_SECONDS}s:\n{log.read_text()[-4000:]}"
-                )
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                connection.request("GET", "/health/readiness")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            finally:
-                connection.close()
-            time.sleep(0.2)
-        handle = Proxy(
-            base=f"http://127.0.0.1:{port}",
-            port=port,
-            config=config,
-            local=local,
-            anthropic=anthropic,
-            openai=openai,
-            embeddings=embeddings,
-            log=log,
-            start_seconds=time.monotonic() - started,
-        )
-        print(f"\nLiteLLM proxy ready in {handle.start_seconds:.1f}s")
-        # First calls load each provider's code lazily; keep that out of timed tests.
-        for model in [*local, *config.llm_gateway.cloud_models]:
-            assert _request(handle, model).status == 200
-        yield handle
+            print(f"\nLiteLLM proxy ready in {process.start_seconds:.1f}s")
+            # First calls load each provider's code lazily; keep that out of timed tests.
+            for model in [*local, *config.llm_gateway.cloud_models]:
+                assert _request(handle, model).status == 200
+            yield handle
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
         for fake in fakes:
             fake.stop()
 
@@ -371,8 +273,8 @@ def test_stream_arrives_event_by_event(proxy: Proxy) -> None:
         connection.close()
     events = [event for _, event in arrivals]
     assert events[-1] == "[DONE]"
-    assert _content(events) == fake.text
-    content_times = [t for t, event in arrivals if event != "[DONE]" and _content([event])]
+    assert stream_text(events) == fake.text
+    content_times = [t for t, event in arrivals if event != "[DONE]" and stream_text([event])]
     assert len(content_times) == len(fake.words())
     # Five pieces 0.2 s apart: forwarded as they come, not gathered at the end.
     gaps = [later - earlier for earlier, later in itertools.pairwise(content_times)]
@@ -436,7 +338,7 @@ def test_hanging_backend_fails_over_within_the_timeout_then_cools_down(proxy: Pr
     assert hung_stream.status == 200, hung_stream.body
     assert hung_stream.deployment == "cloud-claude-haiku"
     assert stream_timeout - 0.2 <= hung_stream.seconds <= stream_timeout + 1.5
-    assert _content(_events(hung_stream)) == proxy.anthropic.reply
+    assert hung_stream.content() == proxy.anthropic.reply
     cooled_at = time.monotonic()
 
     # Two timeouts exceed allowed_fails (1): the backend is cooled down, the fallback
@@ -458,7 +360,7 @@ def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy,
     fake.mode = "break-after-first-event"
     reply = _request(proxy, name, stream=True)
     assert reply.status == 200
-    events = _events(reply)
+    events = reply.events()
     first = fake.words()[0]
     # LiteLLM's mid-stream fallback asks the fallback model to continue the partial
     # answer (a last assistant message: `prefix` for OpenAI, a prefill for Anthropic);
@@ -472,7 +374,7 @@ def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy,
     assert text == first
     if cloud is proxy.openai:
         assert last.get("prefix") is True
-    assert _content(events) == first + cloud.continuation
+    assert stream_text(events) == first + cloud.continuation
     assert events[-1] == "[DONE]"
 
 
@@ -480,8 +382,8 @@ def test_stream_cut_without_fallback_ends_with_an_error_event(proxy: Proxy) -> N
     proxy.anthropic.mode = "break-after-first-event"
     reply = _request(proxy, "claude-haiku", stream=True)
     assert reply.status == 200  # the headers left before the cut
-    events = _events(reply)
-    assert _content(events[:1]) == proxy.anthropic.words()[0]
+    events = reply.events()
+    assert stream_text(events[:1]) == proxy.anthropic.words()[0]
     assert "[DONE]" not in events
     error = json.loads(events[-1])["error"]
     assert "incomplete chunked read" in error["message"]
@@ -499,8 +401,8 @@ def test_stream_cut_when_the_fallback_also_fails_ends_with_an_error_event(
     proxy.local["qwen3-14b"].mode = "break-after-first-event"
     proxy.anthropic.mode = "error"
     reply = _request(proxy, "qwen3-14b", stream=True)
-    events = _events(reply)
-    assert _content(events[:1]) == proxy.local["qwen3-14b"].words()[0]
+    events = reply.events()
+    assert stream_text(events[:1]) == proxy.local["qwen3-14b"].words()[0]
     assert "[DONE]" not in events
     assert "error" in json.loads(events[-1])
 

@@ -1,0 +1,221 @@
+"""The real LiteLLM proxy on loopback, for the live tests and the end-to-end chain.
+
+It runs from `.venv-litellm` (`scripts/setup-litellm-venv.sh`, hash-pinned) on a free
+127.0.0.1 port, with the cloud providers pointed at loopback fakes, the price map bundled
+in the package and no telemetry. `litellm_proxy` stops it when the block ends, also when
+the block fails. `Reply` is one response read whole, with LiteLLM's deployment header and
+the server-sent events parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV
+from tests.artifacts.edge.nginx_harness import free_port
+from tests.support import ROOT
+
+LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
+START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
+
+
+def litellm_available() -> str | None:
+    """Why the proxy cannot run here, or None when it can."""
+    if not LITELLM.exists():
+        return "the LiteLLM venv is absent: run scripts/setup-litellm-venv.sh"
+    return None
+
+
+@dataclass(frozen=True)
+class ProxyKeys:
+    """The master key and the keys the proxy sends to the cloud fakes."""
+
+    master: str
+    anthropic: str
+    openai: str
+
+
+@dataclass(frozen=True)
+class CloudBases:
+    """Base URLs of the cloud fakes (Anthropic's without `/v1`, OpenAI's with it)."""
+
+    anthropic: str
+    openai: str
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The proxy's server certificate and key, and the CA a client verifies it with."""
+
+    cert: Path
+    key: Path
+    ca_pem: bytes
+
+
+@dataclass(frozen=True)
+class RunningProxy:
+    """Where the proxy listens and logs, and how long it took to become ready."""
+
+    port: int
+    log: Path
+    start_seconds: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One response, read whole."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+    first_byte_seconds: float
+
+    @property
+    def deployment(self) -> str:
+        """Which model entry answered (`model_info.id`), from LiteLLM's response header."""
+        return self.headers.get("x-litellm-model-id", "")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    def events(self) -> list[str]:
+        """The `data:` payloads of a server-sent event stream."""
+        return sse_data(self.body.decode())
+
+    def content(self) -> str:
+        """The assistant text, from a JSON completion or a stream."""
+        if self.headers.get("content-type", "").startswith("text/event-stream"):
+            return stream_text(self.events())
+        return str(self.json()["choices"][0]["message"]["content"])
+
+
+def sse_data(text: str) -> list[str]:
+    """The `data:` payloads of a server-sent event stream."""
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+def stream_text(events: list[str]) -> str:
+    """The assistant text carried by chat-completion stream events."""
+    text = ""
+    for event in events:
+        if event == "[DONE]":
+            continue
+        for choice in json.loads(event).get("choices", []):
+            text += (choice.get("delta") or {}).get("content") or ""
+    return text
+
+
+def read_reply(connection: http.client.HTTPConnection, started: float) -> Reply:
+    """Read the response of a request sent on `connection` at `started` (monotonic)."""
+    response = connection.getresponse()
+    first = time.monotonic() - started
+    payload = response.read()
+    return Reply(
+        response.status,
+        {k.lower(): v for k, v in response.getheaders()},
+        payload,
+        time.monotonic() - started,
+        first,
+    )
+
+
+def connect(port: int, *, ca_pem: bytes | None, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the proxy: TLS verified against `ca_pem`, or plain HTTP without one."""
+    if ca_pem is None:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    context.check_hostname = False
+    return http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=timeout)
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], port: int, tls: ServerTls | None, log: Path
+) -> None:
+    deadline = time.monotonic() + START_LIMIT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"litellm exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"litellm not ready in {START_LIMIT_SECONDS} s:\n{log.read_text()[-3000:]}"
+            )
+        connection = connect(port, ca_pem=None if tls is None else tls.ca_pem, timeout=1)
+        try:
+            connection.request("GET", "/health/readiness")
+            if connection.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def litellm_proxy(
+    root: Path,
+    config_yaml: str,
+    *,
+    keys: ProxyKeys,
+    clouds: CloudBases,
+    tls: ServerTls | None = None,
+) -> Iterator[RunningProxy]:
+    """The proxy on `config_yaml`, ready to serve, on a free loopback port."""
+    root.mkdir(parents=True, exist_ok=True)
+    config_file = root / "config.yaml"
+    config_file.write_text(config_yaml)
+    port = free_port()
+    log = root / "litellm.log"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(root),
+        "LITELLM_MASTER_KEY": keys.master,
+        "ANTHROPIC_API_KEY": keys.anthropic,
+        "OPENAI_API_KEY": keys.openai,
+        "ANTHROPIC_API_BASE": clouds.anthropic,
+        "OPENAI_API_BASE": clouds.openai,
+        # Offline: the bundled price map, no telemetry.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        **RETRY_BACKOFF_ENV,
+    }
+    command = [
+        str(LITELLM),
+        "--config",
+        str(config_file),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+        "--telemetry",
+        "False",
+    ]
+    if tls is not None:
+        command += ["--ssl_certfile_path", str(tls.cert), "--ssl_keyfile_path", str(tls.key)]
+    started = time.monotonic()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(process, port, tls, log)
+        yield RunningProxy(port=port, log=log, start_seconds=time.monotonic() - started)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
