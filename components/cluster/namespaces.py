@@ -25,6 +25,9 @@ VLLM_PORT = 8000
 GRAFANA_PORT = 3000
 POSTGRES_PORT = 5432
 TRAEFIK_PORTS = (8000, 8443)
+EMBEDDINGS_PORT = 8080
+QDRANT_HTTP_PORT = 6333
+QDRANT_GRPC_PORT = 6334
 
 
 class PodSecurity(StrEnum):
@@ -168,7 +171,12 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         ]
     if "data" in names:
         flows += [
-            Flow("llm-gateway", "data", (8080,), "LiteLLM calls the embeddings server"),
+            Flow(
+                "llm-gateway",
+                "data",
+                (EMBEDDINGS_PORT, QDRANT_HTTP_PORT, QDRANT_GRPC_PORT),
+                "LiteLLM calls the embeddings server; gateway-side RAG clients call Qdrant",
+            ),
             Flow("data", WORLD, (443,), "embedding weights download from Hugging Face"),
         ]
     return tuple(_with_mesh_inbound(flows, platform_namespaces(config)))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.cluster.namespaces import EMBEDDINGS_PORT
 from components.config import DataLayerConfig
 from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
 
 NAME = "embeddings"
-PORT = 8080
+PORT = EMBEDDINGS_PORT
 METRICS_PORT = 9000
 CACHE_PATH = "/data"
 NVIDIA_RUNTIME_CLASS = "nvidia"

@@ -9,9 +9,9 @@ Creates, only when `data.enabled` (otherwise nothing), in the data namespace:
   why TEI: `components.data.embeddings`;
 * Qdrant from its pinned chart (why: `components.data.qdrant`) with persistence, an API
   key from a generated `RandomPassword` in the Secret `qdrant-api-key` (key `api-key`)
-  read by Qdrant from the environment; a NetworkPolicy letting only the LLM
-  gateway's and the data namespaces reach its API; with the mesh on, Linkerd `Server`s,
-  a `MeshTLSAuthentication` (LiteLLM's identity and the data namespace's) and
+  read by Qdrant from the environment; who reaches it over the network is the cluster
+  base's (`components.cluster.namespaces`: the LLM gateway's namespace and the data
+  namespace itself); with the mesh on, Linkerd `Server`s, a `MeshTLSAuthentication` (LiteLLM's identity and the data namespace's) and
   `AuthorizationPolicy`s on the Qdrant and embeddings ports;
 * prod only: snapshots to S3, a CronJob (`data.snapshot_schedule`) that snapshots every
   collection on every node and uploads it (`components.data.snapshots`), to the bucket
@@ -107,12 +107,10 @@ class DataLayer(pulumi.ComponentResource):
                 "(the explicit aws.Provider); pass it in DataLayerArgs"
             )
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        meshed = config.mesh.enabled
 
         self._embeddings(name, args, child)
         release = self._qdrant(name, args, child)
-        self._network_policy(name, args, child, meshed=meshed)
-        if meshed:
+        if config.mesh.enabled:
             self._mesh_policy(name, args, child)
         if snapshots_enabled(config):
             assert args.aws_provider is not None  # checked above
@@ -220,20 +218,6 @@ class DataLayer(pulumi.ComponentResource):
                     depends_on=[secret], protect=config.is_prod, retain_on_delete=config.is_prod
                 ),
             ),
-        )
-
-    def _network_policy(
-        self, name: str, args: DataLayerArgs, child: pulumi.ResourceOptions, *, meshed: bool
-    ) -> None:
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-qdrant-clients",
-            metadata={
-                "name": "qdrant-clients",
-                "namespace": args.namespace,
-                "labels": standard_labels(name="qdrant", component=COMPONENT),
-            },
-            spec=qdrant.network_policy_spec(meshed=meshed),
-            opts=child,
         )
 
     def _mesh_policy(self, name: str, args: DataLayerArgs, child: pulumi.ResourceOptions) -> None:

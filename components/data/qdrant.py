@@ -1,4 +1,4 @@
-"""Qdrant from its pinned chart: values, network and mesh policy specs (pure).
+"""Qdrant from its pinned chart: values and mesh identities (pure).
 
 Why Qdrant (not Weaviate): one Rust binary with a small memory footprint, an official
 Helm chart, an API key built in, and a snapshot API that a CronJob can drive with curl;
@@ -17,20 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi_kubernetes as k8s
-
+from components.cluster.namespaces import QDRANT_GRPC_PORT, QDRANT_HTTP_PORT
 from components.config import DataLayerConfig
 
 RELEASE = "qdrant"
 """Release name; the chart's fullname equals it (it contains the chart name)."""
-HTTP_PORT = 6333
-GRPC_PORT = 6334
+HTTP_PORT = QDRANT_HTTP_PORT
+GRPC_PORT = QDRANT_GRPC_PORT
 P2P_PORT = 6335
-LINKERD_INBOUND = 4143
 SELECTOR = {"app.kubernetes.io/name": "qdrant", "app.kubernetes.io/instance": RELEASE}
 """The chart's selector labels (`qdrant.selectorLabels`)."""
 HEADLESS_SERVICE = f"{RELEASE}-headless"
-CLIENT_NAMESPACES = ("llm-gateway", "data")
 LITELLM_IDENTITY = "litellm.llm-gateway.serviceaccount.identity.linkerd.cluster.local"
 DATA_NAMESPACE_IDENTITIES = "*.data.serviceaccount.identity.linkerd.cluster.local"
 
@@ -83,28 +80,6 @@ def qdrant_values(
     if replicas > 1:
         values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
     return values
-
-
-def network_policy_spec(*, meshed: bool) -> k8s.networking.v1.NetworkPolicySpecArgsDict:
-    """Ingress to Qdrant's API ports from the LLM gateway's and the data namespaces only.
-
-    Peers reach each other on the p2p port within the namespace (the base allows
-    same-namespace traffic).
-    """
-    ports = [HTTP_PORT, GRPC_PORT] + ([LINKERD_INBOUND] if meshed else [])
-    return {
-        "pod_selector": {"match_labels": dict(SELECTOR)},
-        "policy_types": ["Ingress"],
-        "ingress": [
-            {
-                "from_": [
-                    {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": ns}}}
-                    for ns in CLIENT_NAMESPACES
-                ],
-                "ports": [{"protocol": "TCP", "port": port} for port in ports],
-            }
-        ],
-    }
 
 
 def mesh_client_identities() -> list[str]:

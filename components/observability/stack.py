@@ -23,7 +23,7 @@ ingress handle carries the same provider.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -123,18 +123,15 @@ class Observability(pulumi.ComponentResource):
             admin_secret=ADMIN_SECRET,
         )
         chart = versions.KUBE_PROMETHEUS_STACK
-        # The values name the Secret through its created metadata, so Helm waits for it.
-        values = admin.metadata.apply(
-            lambda m: kube_prometheus_stack_values(replace(settings, admin_secret=str(m.name)))
-        )
         release = pinned_release(
             f"{name}-kube-prometheus-stack",
             chart,
             release_name=RELEASE,
             namespace=args.namespace,
-            values=values,
+            # Plain values (known in previews); Grafana reads the Secret made just above.
+            values=kube_prometheus_stack_values(settings),
             timeout_seconds=HELM_TIMEOUT_SECONDS,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[admin])),
         )
         self.release = release
         after_crds = pulumi.ResourceOptions.merge(

@@ -13,6 +13,8 @@ import pytest
 
 from components import versions
 from components.chart_values import undocumented_keys
+from components.cluster.base import network_policies
+from components.cluster.namespaces import platform_flows, platform_namespaces
 from components.config import PlatformConfig
 from components.data import embeddings, qdrant, snapshots
 from components.data.layer import DataLayer, DataLayerArgs
@@ -211,15 +213,32 @@ def test_outputs_name_the_model_url_and_secret() -> None:
     assert set(data_run("dev").program_globals.values()) == {None}
 
 
-def test_only_the_gateway_and_data_namespaces_reach_qdrant() -> None:
-    policy = data_run("prod").named("data-qdrant-clients").inputs["spec"]
-    (rule,) = policy["ingress"]
-    sources = {
-        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in rule["from"]
+def _data_namespace_policies(config: PlatformConfig) -> dict[str, dict[str, Any]]:
+    """The cluster base's NetworkPolicies of the data namespace and of the gateway's."""
+    flows = platform_flows(config)
+    specs = {spec.name: spec for spec in platform_namespaces(config)}
+    return {
+        f"{ns}/{name}": dict(policy)
+        for ns in ("data", "llm-gateway")
+        for name, policy in network_policies(specs[ns], flows).items()
     }
-    assert sources == {"llm-gateway", "data"}
-    assert {p["port"] for p in rule["ports"]} == {6333, 6334, 4143}
-    assert policy["podSelector"]["matchLabels"] == qdrant.SELECTOR
+
+
+def test_only_the_gateway_and_data_namespaces_reach_qdrant() -> None:
+    policies = _data_namespace_policies(stack_config("prod"))
+    from_peers = {
+        name.removeprefix("data/allow-from-")
+        for name in policies
+        if name.startswith("data/allow-from-")
+    }
+    # Prometheus scrapes (observability); only the gateway's namespace is a client.
+    assert from_peers == {"llm-gateway", "observability"}
+    (rule,) = policies["data/allow-from-llm-gateway"]["ingress"]
+    assert {p["port"] for p in rule["ports"]} == {8080, qdrant.HTTP_PORT, qdrant.GRPC_PORT, 4143}
+    # The gateway's side lets the same ports out (it was the egress that was missing).
+    (egress,) = policies["llm-gateway/allow-to-data"]["egress"]
+    assert {p["port"] for p in egress["ports"]} == {p["port"] for p in rule["ports"]}
+    assert policies["data/allow-same-namespace"]["ingress"] == [{"from_": [{"pod_selector": {}}]}]
 
 
 def test_linkerd_policy_admits_litellm_and_the_data_namespace() -> None:
@@ -253,7 +272,7 @@ def test_no_linkerd_policy_without_the_mesh() -> None:
         program=_program(config),
     )
     assert not [r for r in run.resources if "linkerd" in r.type]
-    rule = run.named("data-qdrant-clients").inputs["spec"]["ingress"][0]
+    (rule,) = _data_namespace_policies(config)["data/allow-from-llm-gateway"]["ingress"]
     assert 4143 not in {p["port"] for p in rule["ports"]}
 
 
@@ -327,7 +346,7 @@ def test_every_object_passes_its_schema(stack: str, enabled: bool | None) -> Non
             )
         )
     ]
-    assert len(core) >= 5
+    assert len(core) >= 4  # cache PVC, Deployment, Service, API key Secret (+ snapshots on prod)
     for resource in core:
         validate_core(resource)
     if not schemas_present():

@@ -120,6 +120,7 @@ def test_grafana_password_is_generated_and_only_in_a_secret(stack: str) -> None:
     assert "adminPassword" not in values["grafana"]
     secret = run.named("obs-grafana-admin")
     assert secret.inputs["stringData"] == "[secret]"
+    assert "obs-grafana-admin" in dependency_names(run, run.named("obs-kube-prometheus-stack"))
     assert run.of_type("random:index/randomPassword:RandomPassword")
     assert "x" * 32 not in str(values)
 
