@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STACK ?= dev
 STACKS := dev prod
 
-.PHONY: help venv render render-all diff policy smoke bench test lint typecheck unit system-tools \
+.PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
         litellm-venv config-docs constraints clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
+	@echo "make charts                              pinned chart archives into .cache/charts/ (CHART_MIRROR=dir offline)"
 	@echo "make test                               the whole suite (installs what it needs)"
 	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
@@ -25,10 +26,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 venv: $(BIN)/.installed
 
-render: venv
+# The pinned Helm chart archives: pulled from their repositories, or copied from the
+# mirror folder CHART_MIRROR (default ../shared/charts when it exists); see tools/charts.py.
+charts: venv
+	@$(BIN)/python -m tools.charts
+
+render: venv charts
 	$(BIN)/python -m tools.render --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) $(if $(OUT),--out $(OUT))
 
-render-all: venv
+render-all: venv charts
 	@for stack in $(STACKS); do $(BIN)/python -m tools.render --stack $$stack; done
 
 diff: venv
@@ -64,7 +70,7 @@ config-docs: venv
 	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
 	$(BIN)/python -m tools.config_docs --outputs-schema > docs/outputs.schema.json
 
-test: venv system-tools litellm-venv lint typecheck render-all
+test: venv charts system-tools litellm-venv lint typecheck render-all
 	$(BIN)/pytest
 
 # Resolves requirements*.txt afresh (without the old pins), then records every version.
@@ -76,4 +82,4 @@ constraints:
 	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
 
 clean:
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf build .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

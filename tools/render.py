@@ -16,14 +16,16 @@ import shutil
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.config import ConfigError, parse_platform_config
+from tools import charts, helm_template
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
+from tools.releases import ReleaseError, ReleaseRender, release_files, render_releases
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -70,8 +72,13 @@ def _ordered(value: Any) -> Any:
     return value
 
 
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _dump_yaml(value: Any) -> str:
-    return yaml.safe_dump(_ordered(value), sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(
+        _ordered(value), Dumper=_SafeDumper, sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 def _dump_json(value: Any) -> str:
@@ -115,8 +122,8 @@ def _aws_path(resource: RecordedResource) -> Path:
     return Path("aws") / module.split("/")[0] / f"{kind}-{resource.name}.json"
 
 
-def summary_markdown(stack: str, run: ProgramRun) -> str:
-    """Counts per component and type, and a diagram of the component tree."""
+def summary_markdown(stack: str, run: ProgramRun, releases: Sequence[ReleaseRender] = ()) -> str:
+    """Counts per component and type, what each Helm release creates, and a diagram."""
     by_urn = {r.urn: r for r in run.resources}
     components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
     lines = [f"# Render of stack `{stack}`", "", f"{len(run.resources)} resources.", ""]
@@ -133,6 +140,7 @@ def summary_markdown(stack: str, run: ProgramRun) -> str:
 
     for name, count in sorted(Counter(owner(r) for r in run.resources if r.custom).items()):
         lines.append(f"| `{name}` | {count} |")
+    lines += _releases_markdown(releases)
     lines += ["", "## Components", "", "```mermaid", "graph TD"]
     for component in components:
         parent = component.parent
@@ -144,8 +152,53 @@ def summary_markdown(stack: str, run: ProgramRun) -> str:
     return "\n".join(lines)
 
 
-def write_render(stack: str, run: ProgramRun, out: Path) -> None:
-    """Write the whole render directory from one program run."""
+def _releases_markdown(releases: Sequence[ReleaseRender]) -> list[str]:
+    """What each release creates (objects by kind, hooks, CRDs) and the images it runs."""
+    if not releases:
+        return []
+    lines = ["", f"## Helm releases (templated by {helm_template.ENGINE})", ""]
+    lines += ["| release | chart | namespace | objects | of which hooks | CRDs |"]
+    lines += ["| --- | --- | --- | ---: | ---: | ---: |"]
+    for release in releases:
+        hooks = sum(1 for o in release.objects if o.hook is not None)
+        lines.append(
+            f"| `{release.release}` | {release.chart.name} {release.chart.version} | "
+            f"`{release.namespace}` | {len(release.objects)} | {hooks} | "
+            f"{len(release.crds) + sum(1 for o in release.objects if o.body.get('kind') == 'CustomResourceDefinition')} |"
+        )
+    lines += ["", "### Objects of each release by kind", ""]
+    for release in releases:
+        kinds = Counter(str(o.body.get("kind")) for o in release.objects)
+        listed = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        lines.append(f"- `{release.release}`: {listed or 'none'}")
+    lines += ["", "### Container images the charts run", ""]
+    for release in releases:
+        refs = sorted({ref for o in release.objects for ref in container_images(o.body)})
+        lines.append(f"- `{release.release}`: " + (", ".join(f"`{r}`" for r in refs) or "none"))
+    return lines
+
+
+def container_images(body: Mapping[str, Any]) -> list[str]:
+    """Images of every container of an object's pod template (or of a Pod)."""
+    spec: Any = body.get("spec") or {}
+    if body.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec")
+    elif body.get("kind") != "Pod":
+        spec = (spec.get("template") or {}).get("spec") if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping):
+        return []
+    containers = [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
+    return [str(c["image"]) for c in containers if isinstance(c, Mapping) and c.get("image")]
+
+
+def write_render(
+    stack: str, run: ProgramRun, out: Path, releases: Sequence[ReleaseRender] = ()
+) -> None:
+    """Write the whole render directory from one program run and its templated releases."""
     if out.exists():
         if any(out.iterdir()) and not (out / "plan.json").exists():
             raise RenderError(f"refusing to replace {out}: it is not an earlier render")
@@ -166,10 +219,13 @@ def write_render(stack: str, run: ProgramRun, out: Path) -> None:
             )
         elif resource.type.startswith("aws:") and resource.custom:
             files[_aws_path(resource)] = _dump_json(resource.inputs)
+    for release in releases:
+        for path, body in release_files(release).items():
+            files[path] = _dump_yaml(body)
     for artifact, content in run.artifacts.items():
         files[Path("files") / artifact] = content
     files[Path("outputs.json")] = _dump_json(run.outputs)
-    files[Path("summary.md")] = summary_markdown(stack, run)
+    files[Path("summary.md")] = summary_markdown(stack, run, releases)
     for relative_path, text in sorted(files.items()):
         target = out / relative_path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +247,11 @@ def render(stack: str, stack_file: Path, out: Path) -> ProgramRun:
     run = run_program(
         stack=stack, config=engine_config, secret_keys=sorted(set(secret_keys)), program=MAIN
     )
-    write_render(stack, run, out)
+    try:
+        releases = render_releases(run)
+    except (ReleaseError, charts.ChartUnavailableError) as error:
+        raise RenderError(str(error)) from error
+    write_render(stack, run, out, releases)
     return run
 
 

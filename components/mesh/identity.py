@@ -64,3 +64,37 @@ def identity_issuer_spec(
         "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         "usages": ["cert sign", "crl sign", "server auth", "client auth"],
     }
+
+
+WEBHOOK_SERVICES = ("linkerd-proxy-injector", "linkerd-sp-validator", "linkerd-policy-validator")
+"""Linkerd's admission webhooks; each serves TLS from the Secret `<service>-k8s-tls`."""
+
+WEBHOOK_CERT_HOURS = 24 * 90
+WEBHOOK_CERT_RENEW_BEFORE_HOURS = 24 * 30
+
+
+def webhook_secret_name(service: str) -> str:
+    """The Secret the chart mounts into a webhook with `<webhook>.externalSecret`."""
+    return f"{service}-k8s-tls"
+
+
+def webhook_certificate_spec(*, service: str, namespace: str, issuer: str) -> dict[str, Any]:
+    """A webhook's serving certificate, issued by the platform's CA `ClusterIssuer`.
+
+    Without it the chart makes a self-signed certificate with `genSelfSignedCert` at
+    every template run: every `pulumi up` would replace the key and the caBundle, and the
+    render would never be the same twice. cert-manager's CA injector copies the issuing
+    CA into the webhook configurations (`<webhook>.injectCaFrom`).
+    """
+    host = f"{service}.{namespace}.svc"
+    return {
+        "secretName": webhook_secret_name(service),
+        "duration": f"{WEBHOOK_CERT_HOURS}h0m0s",
+        "renewBefore": f"{WEBHOOK_CERT_RENEW_BEFORE_HOURS}h0m0s",
+        "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+        "commonName": host,
+        "dnsNames": [host],
+        "isCA": False,
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "usages": ["server auth"],
+    }

@@ -9,6 +9,10 @@ Creates, when `config.mesh.enabled`:
 * for the signing anchor only, a `kubernetes.io/tls` Secret and a cert-manager CA
   `Issuer` in Linkerd's namespace, and the identity issuer `Certificate`
   (`linkerd-identity-issuer`, ECDSA P-256, a CA, renewed by cert-manager);
+* the serving certificates of Linkerd's three admission webhooks, issued by the
+  platform's CA `ClusterIssuer` and renewed by cert-manager, which also injects their
+  CA into the webhook configurations (the chart would otherwise generate new ones at
+  every templating);
 * the releases `linkerd-crds`, `linkerd2-cni` (k3s paths, so no privileged proxy-init
   container in every pod) and `linkerd-control-plane` (issuer scheme
   `kubernetes.io/tls`, HA on prod), optionally `linkerd-viz`; charts pinned in
@@ -61,10 +65,12 @@ from components.mesh.identity import (
     READY_ANNOTATION,
     TRUST_ROOTS_CONFIGMAP,
     TRUST_ROOTS_KEY,
+    WEBHOOK_SERVICES,
     anchor_issuer_spec,
     anchor_object_name,
     anchor_subject,
     identity_issuer_spec,
+    webhook_certificate_spec,
 )
 from components.mesh.policy import platform_policy
 from components.mesh.values import cni_values, control_plane_values, crds_values, viz_values
@@ -209,7 +215,27 @@ class ServiceMesh(pulumi.ComponentResource):
             opts=after(anchor_issuer, *args.cert_manager_ready),
         )
 
-        # 3. The releases, in the order Linkerd needs them.
+        # 3. The admission webhooks' serving certificates, from the platform's CA.
+        webhook_certs = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{service}-tls",
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata={
+                    "name": service,
+                    "namespace": args.namespace,
+                    "labels": standard_labels(name=service, component=COMPONENT),
+                    "annotations": dict(READY_ANNOTATION),
+                },
+                spec=webhook_certificate_spec(
+                    service=service, namespace=NAMESPACE, issuer=config.pki.ca_issuer_name
+                ),
+                opts=after(*args.cert_manager_ready),
+            )
+            for service in WEBHOOK_SERVICES
+        ]
+
+        # 4. The releases, in the order Linkerd needs them.
         crds = pinned_release(
             f"{name}-crds",
             versions.LINKERD_CRDS,
@@ -231,7 +257,7 @@ class ServiceMesh(pulumi.ComponentResource):
             versions.LINKERD_CONTROL_PLANE,
             namespace=args.namespace,
             values=control_plane_values(prod=prod, trust_anchors_pem=self.trust_anchor_pem),
-            opts=after(crds, cni, trust_roots, identity_issuer),
+            opts=after(crds, cni, trust_roots, identity_issuer, *webhook_certs),
             timeout_seconds=HELM_TIMEOUT_SECONDS,
         )
         self.ready = [control_plane]
@@ -246,7 +272,7 @@ class ServiceMesh(pulumi.ComponentResource):
                 timeout_seconds=HELM_TIMEOUT_SECONDS,
             )
 
-        # 4. Authorization.
+        # 5. Authorization.
         for body in platform_policy(scrape_cidrs=mesh.scrape_cidrs):
             meta = body["metadata"]
             namespace = args.namespaces.get(meta["namespace"], meta["namespace"])

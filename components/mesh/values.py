@@ -30,6 +30,10 @@ import pulumi
 
 from components.mesh.identity import TRUST_DOMAIN
 
+HEARTBEAT_SCHEDULE = "17 4 * * *"
+"""When the heartbeat CronJob runs (daily, UTC). The chart's default derives it from the
+time of templating, so every `pulumi up` would change it and no two renders would agree."""
+
 K3S_CNI_NET_DIR = "/var/lib/rancher/k3s/agent/etc/cni/net.d"
 K3S_CNI_BIN_DIR = "/var/lib/rancher/k3s/data/cni"
 """k3s's CNI config and (static, since k3s-io/k3s#10868) binary directories."""
@@ -70,8 +74,24 @@ def webhook_namespace_selector() -> dict[str, Any]:
     }
 
 
-def control_plane_values(*, prod: bool, trust_anchors_pem: pulumi.Input[str]) -> dict[str, Any]:
+def _webhook(selector: dict[str, Any], *, namespace: str, service: str) -> dict[str, Any]:
+    """A webhook serving the Secret cert-manager issues (`webhook_certificate_spec`), its
+    CA injected by cert-manager from that Certificate (`<namespace>/<service>`)."""
+    return {
+        "namespaceSelector": selector,
+        "externalSecret": True,
+        "injectCaFrom": f"{namespace}/{service}",
+    }
+
+
+def control_plane_values(
+    *, prod: bool, trust_anchors_pem: pulumi.Input[str], namespace: str = "linkerd"
+) -> dict[str, Any]:
     """linkerd-control-plane values: cert-manager identity, CNI, webhooks, HA on prod.
+
+    The three admission webhooks serve certificates cert-manager issues and renews (see
+    `components.mesh.identity.webhook_certificate_spec`) instead of ones the chart
+    generates at each templating.
 
     `trust_anchors_pem` is the bundle of every trusted anchor. With `identity.externalCA`
     the chart does not create the trust roots ConfigMap (this program does), but it
@@ -84,9 +104,12 @@ def control_plane_values(*, prod: bool, trust_anchors_pem: pulumi.Input[str]) ->
         "identityTrustAnchorsPEM": trust_anchors_pem,
         "identity": {"externalCA": True, "issuer": {"scheme": "kubernetes.io/tls"}},
         "cniEnabled": True,
-        "proxyInjector": {"namespaceSelector": selector},
-        "profileValidator": {"namespaceSelector": selector},
-        "policyValidator": {"namespaceSelector": selector},
+        "proxyInjector": _webhook(selector, namespace=namespace, service="linkerd-proxy-injector"),
+        "profileValidator": _webhook(selector, namespace=namespace, service="linkerd-sp-validator"),
+        "policyValidator": _webhook(
+            selector, namespace=namespace, service="linkerd-policy-validator"
+        ),
+        "heartbeatSchedule": HEARTBEAT_SCHEDULE,
         "proxy": {"nativeSidecar": True},
     }
     if not prod:

@@ -8,6 +8,7 @@ viz on/off, trust-anchor rotation, and schema validation of every object.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from ipaddress import IPv4Network
 from typing import Any
@@ -108,6 +109,15 @@ def test_mesh_config_rules_name_the_bad_field() -> None:
 # --- identity chain -------------------------------------------------------------------
 
 
+def _identity_issuer(run: ProgramRun) -> RecordedResource:
+    (certificate,) = [
+        r
+        for r in _kind(run, "Certificate")
+        if r.inputs["metadata"]["name"] == "linkerd-identity-issuer"
+    ]
+    return certificate
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_identity_chain_algorithms_and_durations(stack: str) -> None:
     run = _run(stack)
@@ -125,7 +135,7 @@ def test_identity_chain_algorithms_and_durations(stack: str) -> None:
 
     (secret,) = _kind(run, "Secret")
     (issuer,) = _kind(run, "Issuer")
-    (certificate,) = _kind(run, "Certificate")
+    certificate = _identity_issuer(run)
     assert secret.inputs["type"] == "kubernetes.io/tls"
     assert secret.inputs["stringData"] == "[secret]"
     assert issuer.inputs["spec"] == {"ca": {"secretName": secret.inputs["metadata"]["name"]}}
@@ -180,7 +190,7 @@ def test_rotation_bundles_both_anchors_and_moves_only_the_issuer() -> None:
     moved = _run("prod", trust_anchors=["v1", "v2"], signing_trust_anchor="v2")
     (issuer,) = _kind(moved, "Issuer")
     (secret,) = _kind(moved, "Secret")
-    (certificate,) = _kind(moved, "Certificate")
+    certificate = _identity_issuer(moved)
     assert (
         issuer.inputs["metadata"]["name"]
         == secret.inputs["metadata"]["name"]
@@ -192,6 +202,47 @@ def test_rotation_bundles_both_anchors_and_moves_only_the_issuer() -> None:
     assert moved.named("mesh-trust-anchor-v2").inputs["subject"]["commonName"].startswith("v2.")
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_webhooks_serve_certificates_from_the_platform_ca_not_from_the_chart(stack: str) -> None:
+    run = _run(stack)
+    values = run.named("mesh-control-plane").inputs["values"]
+    issuer = stack_config(stack).pki.ca_issuer_name
+    certificates = {
+        r.inputs["metadata"]["name"]: r
+        for r in _kind(run, "Certificate")
+        if r.inputs["metadata"]["name"] != "linkerd-identity-issuer"
+    }
+    assert set(certificates) == {
+        "linkerd-proxy-injector",
+        "linkerd-sp-validator",
+        "linkerd-policy-validator",
+    }
+    for key, service in (
+        ("proxyInjector", "linkerd-proxy-injector"),
+        ("profileValidator", "linkerd-sp-validator"),
+        ("policyValidator", "linkerd-policy-validator"),
+    ):
+        webhook = values[key]
+        # the chart then neither generates a key pair nor writes a caBundle
+        assert webhook["externalSecret"] is True
+        certificate = certificates[service]
+        namespace = certificate.inputs["metadata"]["namespace"]
+        assert webhook["injectCaFrom"] == f"{namespace}/{service}"
+        spec = certificate.inputs["spec"]
+        assert spec["secretName"] == f"{service}-k8s-tls"  # the Secret the chart mounts
+        assert spec["dnsNames"] == [f"{service}.{namespace}.svc"]
+        assert spec["issuerRef"] == {
+            "name": issuer,
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+        assert spec["usages"] == ["server auth"] and spec["isCA"] is False
+        # the control plane starts once cert-manager has issued it
+        assert certificate.name in _deps(run, run.named("mesh-control-plane"))
+    # the heartbeat schedule is fixed, not derived from the time of templating
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", values["heartbeatSchedule"])
+
+
 # --- ordering ---------------------------------------------------------------------------
 
 
@@ -199,7 +250,7 @@ def test_rotation_bundles_both_anchors_and_moves_only_the_issuer() -> None:
 def test_ordering_of_crds_cert_manager_issuer_and_control_plane(stack: str) -> None:
     run = _run(stack)
     (issuer,) = _kind(run, "Issuer")
-    (certificate,) = _kind(run, "Certificate")
+    certificate = _identity_issuer(run)
     assert {CERT_MANAGER, "mesh-trust-anchor-v1-secret"} <= _deps(run, issuer)
     assert {CERT_MANAGER, "mesh-trust-anchor-v1-issuer"} <= _deps(run, certificate)
     assert {"mesh-crds", "mesh-cni", "mesh-trust-roots", "mesh-identity-issuer"} <= _deps(
