@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.config import PlatformConfig, parse_platform_config
+from tools.crd_schemas import Gvk, schemas_from_crds
 from tools.mock_engine import (
     PROJECT,
     ProgramRun,
@@ -17,10 +19,10 @@ from tools.mock_engine import (
     config_for_engine,
     run_program,
 )
+from tools.releases import ReleaseRender, render_releases
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
-SCHEMAS = ROOT.parent / "shared" / "schemas"
 STACKS = ("dev", "prod")
 
 
@@ -68,3 +70,27 @@ def dependency_names(run: ProgramRun, resource: RecordedResource) -> set[str]:
     """Names of the resources a recorded resource explicitly depends on."""
     by_urn = {r.urn: r.name for r in run.resources}
     return {by_urn[urn] for urn in resource.depends_on}
+
+
+@cache
+def committed_stack_run(stack: str) -> ProgramRun:
+    """The program run of a committed stack file, once per test session (runs are pure)."""
+    assert stack in STACKS
+    return run_stack(stack_values(stack), stack)
+
+
+@cache
+def stack_releases(stack: str) -> tuple[ReleaseRender, ...]:
+    """Every Helm release of a committed stack, templated by the real Helm engine."""
+    return tuple(render_releases(committed_stack_run(stack)))
+
+
+@cache
+def crd_schemas() -> dict[Gvk, dict[str, Any]]:
+    """Strict schemas of every custom resource kind the stacks' pinned charts install.
+
+    The union over both stacks: a component test under the mocks may build an area one
+    stack leaves off.
+    """
+    crds = [body for stack in STACKS for r in stack_releases(stack) for body in r.all_objects()]
+    return schemas_from_crds(crds)

@@ -11,10 +11,15 @@ that name none), plus the CRDs of the chart's `crds/` folder.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import kubernetes_validate
 
 from components import versions
 from components.versions import HelmChart
@@ -88,6 +93,30 @@ def pinned_chart(name: str, version: str) -> HelmChart:
 def helm_releases(run: ProgramRun) -> list[RecordedResource]:
     """The Helm releases of a run, in registration order."""
     return [r for r in run.resources if r.type == HELM_RELEASE]
+
+
+_GA_VERSION = re.compile(r"^v[0-9]+$")
+
+
+@cache
+def builtin_api_versions(kube_version: str = versions.KUBERNETES_VERSION) -> frozenset[str]:
+    """What a cluster of `kube_version` answers to `.Capabilities.APIVersions` for its own
+    kinds: `<group>/<version>` and `<group>/<version>/<Kind>` of every built-in resource
+    (Helm lists both from discovery). Only GA versions: alpha and beta APIs are off by
+    default. Read from kubernetes-validate's OpenAPI definitions of that version."""
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    definitions = json.loads((root / f"v{kube_version}.0-local" / "_definitions.json").read_text())
+    found: set[str] = set()
+    for definition in definitions["$defs"].values():
+        properties = definition.get("properties") or {}
+        if not {"apiVersion", "kind", "metadata"} <= set(properties):
+            continue
+        for gvk in definition.get("x-kubernetes-group-version-kind") or []:
+            if not _GA_VERSION.match(gvk["version"]) or gvk["kind"].endswith("List"):
+                continue
+            group_version = f"{gvk['group']}/{gvk['version']}" if gvk["group"] else gvk["version"]
+            found |= {group_version, f"{group_version}/{gvk['kind']}"}
+    return frozenset(found)
 
 
 def _served_api_versions(crds: Iterable[Mapping[str, Any]]) -> set[str]:
@@ -173,7 +202,7 @@ def render_releases(run: ProgramRun, *, cache: Path = charts.CACHE) -> list[Rele
     all_crds: list[dict[str, Any]] = [crd for crds in chart_crds.values() for crd in crds]
     first = {r.urn: _template(r, pins[r.urn], archives[r.urn], ()) for r in releases}
     all_crds += [o.body for objects in first.values() for o in objects if _is_crd(o.body)]
-    api_versions = _served_api_versions(all_crds)
+    api_versions = _served_api_versions(all_crds) | builtin_api_versions()
     scopes = _crd_scopes(all_crds)
     rendered = []
     for release in releases:

@@ -1,23 +1,21 @@
 """Schema checks of recorded Kubernetes objects, for component tests under the mocks.
 
-Custom resources are validated against the CRD JSON schemas under `../shared/schemas/crds`
-(as tests/artifacts/test_render.py does for the render), core objects with
-kubernetes-validate in strict mode. Secret payloads are recorded as "[secret]"; they are
+Custom resources are validated against strict schemas derived from the CRDs the pinned
+charts install (`tests.support.crd_schemas`, as tests/artifacts/test_render.py does for
+the render), core objects with kubernetes-validate in strict mode. Secret payloads are recorded as "[secret]"; they are
 replaced by a one-key placeholder map before validation: the schema checks the object's
 structure, never the secret's content.
 """
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 
 from components import versions
-from tests.support import ROOT, SCHEMAS
+from tests.support import crd_schemas
+from tools.crd_schemas import gvk_of
 from tools.mock_engine import SECRET, RecordedResource
 
 CORE_PREFIXES = ("kubernetes:core/", "kubernetes:apps/", "kubernetes:policy/")
@@ -32,20 +30,9 @@ def manifest(resource: RecordedResource) -> dict[str, Any]:
     return body
 
 
-def schema_file(api_version: str, kind: str) -> Path:
-    """Where the CRD schema of a kind lives (`<group>/<kind>_<version>.json`)."""
-    group, version = api_version.split("/")
-    shared = SCHEMAS / "crds" / group / f"{kind.lower()}_{version}.json"
-    if shared.exists():
-        return shared
-    # CRDs the shared catalogue lacks, converted from their pinned charts.
-    return ROOT / "tests" / "fixtures" / "crds" / group / f"{kind.lower()}_{version}.json"
-
-
-@cache
-def _schema(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(path.read_text())
-    return loaded
+def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The strict schema of a custom resource kind, None when no pinned chart installs it."""
+    return crd_schemas().get(gvk_of({"apiVersion": api_version, "kind": kind}))
 
 
 def validate_against_crd(body: dict[str, Any], where: str) -> None:
@@ -57,9 +44,10 @@ def validate_against_crd(body: dict[str, Any], where: str) -> None:
     """
     import jsonschema
 
-    path = schema_file(body["apiVersion"], body["kind"])
-    assert path.exists(), f"{where}: no schema {path}"
-    schema = _schema(path)
+    schema = crd_schema(body["apiVersion"], body["kind"])
+    assert schema is not None, (
+        f"{where}: no pinned chart installs {body['apiVersion']} {body['kind']}"
+    )
     jsonschema.validators.validator_for(schema)(schema).validate(body)
 
 
@@ -73,8 +61,3 @@ def validate_core(resource: RecordedResource) -> None:
     kubernetes_validate.validate(
         manifest(resource), f"{versions.KUBERNETES_VERSION}.0", strict=True
     )
-
-
-def schemas_present() -> bool:
-    """Whether the shared CRD schemas exist on this machine."""
-    return (SCHEMAS / "crds").is_dir()

@@ -16,7 +16,7 @@ from components.ingress.publish import PublishArgs, PublishedService
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs, traefik_settings
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 from tests.support import dependency_names, run_component, stack_config
-from tests.unit.manifest_checks import schemas_present, validate_custom_resource
+from tests.unit.manifest_checks import validate_custom_resource
 from tools.mock_engine import ProgramRun, RecordedResource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -313,8 +313,6 @@ def test_every_kubernetes_resource_has_the_explicit_provider(stack: str) -> None
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_custom_resources_match_their_crd_schemas(stack: str) -> None:
-    if not schemas_present():
-        pytest.skip("CRD schemas not found at ../shared/schemas/crds (shared/ is absent)")
     run = ingress_run(stack)
     custom = [
         r
@@ -331,8 +329,6 @@ def test_custom_resources_match_their_crd_schemas(stack: str) -> None:
 
 
 def test_schema_check_rejects_a_misspelled_middleware_field() -> None:
-    if not schemas_present():
-        pytest.skip("CRD schemas not found at ../shared/schemas/crds (shared/ is absent)")
     import jsonschema
 
     rate = _middlewares(ingress_run("dev"))[tv.RATE_LIMIT]

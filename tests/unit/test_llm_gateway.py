@@ -3,8 +3,8 @@
 The component runs alone (not through `__main__.py`), with distinctive placeholder
 secrets, so each test can say exactly which resource a secret must (or must never)
 reach. Core objects are validated with kubernetes-validate (strict, the cluster's
-Kubernetes minor), CNPG custom resources with the shared CRD schemas, and the Barman
-Cloud plugin's ObjectStore with its CRD schema at the pinned chart (fixture file).
+Kubernetes minor), CNPG custom resources and the Barman Cloud plugin's ObjectStore with
+the schemas of the CRDs their pinned charts install.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -32,7 +30,7 @@ from components.llm_gateway.postgres import operator_values
 from tests.support import secret_placeholder, stack_config, stack_values
 from tests.unit.manifest_checks import (
     manifest,
-    schemas_present,
+    validate_against_crd,
     validate_core,
     validate_custom_resource,
 )
@@ -46,9 +44,6 @@ CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 SCHEDULED_BACKUP = "kubernetes:postgresql.cnpg.io/v1:ScheduledBackup"
 OBJECT_STORE = "kubernetes:barmancloud.cnpg.io/v1:ObjectStore"
 DYNAMIC = "pulumi-python:dynamic:Resource"
-OBJECT_STORE_SCHEMA = (
-    Path(__file__).resolve().parent.parent / "fixtures/crds/barmancloud.cnpg.io/objectstore_v1.json"
-)
 CORE_TYPES = re.compile(r"^kubernetes:(core|apps|batch|policy|autoscaling|networking\.k8s\.io)/")
 
 
@@ -491,12 +486,6 @@ def test_cnpg_operator_values_are_documented_chart_keys() -> None:
         assert undocumented_keys("cloudnative-pg", operator_values(stack_config(stack))) == []
 
 
-@cache
-def _object_store_schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(OBJECT_STORE_SCHEMA.read_text())
-    return loaded
-
-
 def _kubernetes_objects(run: ProgramRun) -> Iterator[RecordedResource]:
     for resource in run.resources:
         if (
@@ -519,7 +508,6 @@ def test_core_objects_are_valid_kubernetes(gateway_run: StackRun, stack: str) ->
         assert extra <= checked
 
 
-@pytest.mark.skipif(not schemas_present(), reason="../shared/schemas (CRD schemas) is absent")
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_cnpg_resources_match_their_crd_schemas(gateway_run: StackRun, stack: str) -> None:
     run = gateway_run(stack)
@@ -528,7 +516,7 @@ def test_cnpg_resources_match_their_crd_schemas(gateway_run: StackRun, stack: st
         validate_custom_resource(resource)
     assert len(cnpg) == (2 if stack == "prod" else 1)
     for store in run.of_type(OBJECT_STORE):
-        jsonschema.validate(manifest(store), _object_store_schema())
+        validate_custom_resource(store)
 
 
 def test_schema_checks_catch_a_wrong_field(gateway_run: StackRun) -> None:
@@ -539,9 +527,8 @@ def test_schema_checks_catch_a_wrong_field(gateway_run: StackRun) -> None:
             "inputs": {**cluster.inputs, "spec": {**cluster.inputs["spec"], "instance": 3}},
         }
     )
-    if schemas_present():
-        with pytest.raises(jsonschema.ValidationError):
-            validate_custom_resource(broken)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_custom_resource(broken)
     store = _one(gateway_run("prod"), OBJECT_STORE)
     wrong = manifest(store)
     wrong["spec"] = {
@@ -549,7 +536,7 @@ def test_schema_checks_catch_a_wrong_field(gateway_run: StackRun) -> None:
         "configuration": {**wrong["spec"]["configuration"], "s3Credential": {}},
     }
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(wrong, _object_store_schema())
+        validate_against_crd(wrong, store.name)
 
 
 def test_pod_module_paths_are_under_its_volumes() -> None:

@@ -15,7 +15,6 @@ from components.pki import values as pki_values
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 from tests.support import dependency_names, run_component, stack_config
 from tests.unit.manifest_checks import (
-    schemas_present,
     validate_core,
     validate_custom_resource,
 )
@@ -245,8 +244,6 @@ def test_the_documented_keys_check_catches_a_misspelled_pki_value() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_custom_resources_match_their_crd_schemas(stack: str) -> None:
-    if not schemas_present():
-        pytest.skip("CRD schemas not found at ../shared/schemas/crds (shared/ is absent)")
     custom = _custom_resources(pki_run(stack))
     kinds = {r.inputs["kind"] for r in custom}
     assert kinds == {"ClusterIssuer", "Bundle"}
@@ -261,8 +258,6 @@ def test_core_objects_pass_kubernetes_validate_strict(stack: str) -> None:
 
 
 def test_schema_check_rejects_a_broken_issuer() -> None:
-    if not schemas_present():
-        pytest.skip("CRD schemas not found at ../shared/schemas/crds (shared/ is absent)")
     import jsonschema
 
     (issuer,) = _of_kind(pki_run("dev"), "ClusterIssuer")
