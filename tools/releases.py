@@ -16,10 +16,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import kubernetes_validate
 
 from components import versions
 from components.versions import HelmChart
@@ -104,8 +103,13 @@ def builtin_api_versions(kube_version: str = versions.KUBERNETES_VERSION) -> fro
     kinds: `<group>/<version>` and `<group>/<version>/<Kind>` of every built-in resource
     (Helm lists both from discovery). Only GA versions: alpha and beta APIs are off by
     default. Read from kubernetes-validate's OpenAPI definitions of that version."""
-    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-    definitions = json.loads((root / f"v{kube_version}.0-local" / "_definitions.json").read_text())
+    definitions_file = (
+        resources.files("kubernetes_validate")
+        / "kubernetes-json-schema"
+        / f"v{kube_version}.0-local"
+        / "_definitions.json"
+    )
+    definitions = json.loads(definitions_file.read_text(encoding="utf-8"))
     found: set[str] = set()
     for definition in definitions["$defs"].values():
         properties = definition.get("properties") or {}
