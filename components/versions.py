@@ -12,10 +12,10 @@ registries, the comment says so.
 How to bump:
 
 1. Change the version here (one edit; the constants are frozen).
-2. For a Helm chart, regenerate ``components/chart_values/<chart>.txt`` from that
-   chart's ``values.yaml`` at the new tag (see that package's docstring); the unit
-   test ``tests/unit/test_chart_values.py`` fails until the keys file names the new
-   version, and then flags every values key we set that the new chart no longer has.
+2. For a Helm chart, run ``make charts`` (it fetches and verifies the new archive) and
+   ``make test``: every release is templated with the new chart, and
+   ``tests/artifacts/test_chart_objects.py`` flags every values key the new chart no
+   longer reads, values its schema refuses, and whatever its objects break.
 3. For an image, update the tag and, where one is pinned, the digest together: a tag
    with a stale digest pulls the old image, because the digest wins.
 4. For k3s, keep ``KUBERNETES_VERSION`` equal to its minor: the manifests are
@@ -36,8 +36,8 @@ _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 class HelmChart:
     """A Helm chart pinned to one version in one chart repository.
 
-    ``name`` is the chart's name inside ``repo`` (also the name of its keys file under
-    ``components/chart_values``); ``version`` is the chart version, spelled exactly as
+    ``name`` is the chart's name inside ``repo`` (and in its archive's Chart.yaml);
+    ``version`` is the chart version, spelled exactly as
     the repository's index spells it (jetstack charts carry a leading ``v``).
     """
 
@@ -156,7 +156,7 @@ HELM_CHARTS: tuple[HelmChart, ...] = (
     CNPG_BARMAN_CLOUD_PLUGIN,
     QDRANT,
 )
-"""Every chart the platform installs; each has a keys file in components/chart_values."""
+"""Every chart the platform installs; `make charts` caches each archive (tools/charts.py)."""
 
 # --- Container images ---------------------------------------------------------------
 # No container registry was reachable while pinning, so digests are pinned only where

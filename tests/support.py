@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components import versions
 from components.config import PlatformConfig, parse_platform_config
+from tools import charts
 from tools.crd_schemas import Gvk, schemas_from_crds
 from tools.mock_engine import (
     PROJECT,
@@ -19,7 +21,8 @@ from tools.mock_engine import (
     config_for_engine,
     run_program,
 )
-from tools.releases import ReleaseRender, render_releases
+from tools.releases import KUBE_VERSION, ReleaseRender, render_releases
+from tools.values_check import ReleaseInput, unread_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -94,3 +97,29 @@ def crd_schemas() -> dict[Gvk, dict[str, Any]]:
     """
     crds = [body for stack in STACKS for r in stack_releases(stack) for body in r.all_objects()]
     return schemas_from_crds(crds)
+
+
+def unread_values(
+    chart: str,
+    values: Mapping[str, Any],
+    *,
+    namespace: str = "default",
+    release: str = "",
+    only: list[str] | None = None,
+) -> list[str]:
+    """Keys of `values` (or of `only` among them) the pinned `chart` does not read
+    (`tools.values_check`), rendered as the stacks render it (the cluster's Kubernetes
+    and API versions)."""
+    (pin,) = [c for c in versions.HELM_CHARTS if c.name == chart]
+    api_versions = frozenset().union(*(r.api_versions for r in stack_releases("prod")))
+    return unread_keys(
+        ReleaseInput(
+            archive=charts.archive_of(pin),
+            release=release or chart,
+            namespace=namespace,
+            values=values,
+            kube_version=KUBE_VERSION,
+            api_versions=api_versions,
+        ),
+        only,
+    )

@@ -46,6 +46,14 @@ class TemplateError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Rendered:
+    """What an install creates: the CRDs of the `crds/` folders, then the objects."""
+
+    crds: tuple[dict[str, Any], ...]
+    objects: tuple[RenderedObject, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedObject:
     """One object a release creates: the template it came from, and its body."""
 
@@ -66,6 +74,11 @@ def _load(archive: Path) -> helm_python.Chart:
         return helm_python.Chart.load(archive)
     except helm_python.HelmError as error:
         raise ChartLoadError(str(error).strip().splitlines()[0]) from error
+
+
+@cache
+def _archive_bytes(archive: Path) -> bytes:
+    return archive.read_bytes()
 
 
 def chart_identity(archive: Path) -> tuple[str, str]:
@@ -127,7 +140,8 @@ def _parsed(chunk: str) -> Any:
         raise TemplateError(f"a rendered document is not YAML: {error}") from error
 
 
-def _documents(text: str) -> Iterable[dict[str, Any]]:
+def documents(text: str) -> Iterable[dict[str, Any]]:
+    """The non-empty documents of a rendered template, split and parsed as Helm does."""
     for chunk in _DOCUMENT_SEPARATOR.split(text):
         if not chunk.strip():
             continue
@@ -141,12 +155,58 @@ def reads_api_versions(archive: Path) -> bool:
     return any("APIVersions" in entry["data"] for entry in _load(archive).templates)
 
 
-def chart_crds(archive: Path) -> list[dict[str, Any]]:
-    """The CRDs under `crds/` of the chart and its subcharts (Helm installs them first)."""
+def installed_crds(archive: Path, rendered: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The CRDs under `crds/` that an install with these values creates.
+
+    Helm installs the `crds/` folder of the chart and of every subchart the values leave
+    enabled (a disabled subchart's CRDs are not installed); `rendered` is the engine's
+    output for those values, which lists every template of every enabled (sub)chart,
+    even one that renders empty.
+    """
+    top = _load(archive).name
+    enabled = {source.rsplit("/templates/", 1)[0] for source in rendered if "/templates/" in source}
+    enabled.add(top)
     found: list[dict[str, Any]] = []
-    for entry in sorted(_load(archive).crds, key=lambda e: (e["filename"], e["name"])):
-        found.extend(_documents(entry["data"]))
+    for entry in sorted(_load(archive).crds, key=lambda e: e["filename"]):
+        owner = entry["filename"].rsplit("/crds/", 1)[0]
+        if owner in enabled:
+            found.extend(documents(entry["data"]))
     return found
+
+
+def render_text(
+    archive: Path,
+    *,
+    release: str,
+    namespace: str,
+    values: Mapping[str, Any],
+    kube_version: str,
+    api_versions: Iterable[str] = (),
+) -> dict[str, str]:
+    """What Helm's engine renders: template path -> text (NOTES.txt included)."""
+    options = {
+        "name": release,
+        "namespace": namespace,
+        "is_install": True,
+        "kube_version": kube_version,
+        "api_versions": sorted(set(api_versions)),
+    }
+    # A render drops the subcharts its values disable from the loaded chart, for good
+    # (seen with helm-python-sdk 0.2.2: a later render of the same handle lacks them), so
+    # every render gets a chart of its own, loaded from the archive's bytes.
+    with helm_python.Chart.load_archive(_archive_bytes(archive)) as chart:
+        try:
+            # `Chart.render` of 0.2.2 passes no Kubernetes or API versions, although the
+            # library's render options take them (`kube_version`, `api_versions`): call it
+            # with the full options.
+            rendered: dict[str, str] = json.loads(
+                _native.call_string(
+                    "helm_render", chart._raw(), json.dumps(dict(values)), json.dumps(options)
+                )
+            )
+        except helm_python.HelmError as error:
+            raise TemplateError(str(error).strip()) from error
+    return rendered
 
 
 def template(
@@ -157,38 +217,27 @@ def template(
     values: Mapping[str, Any],
     kube_version: str,
     api_versions: Iterable[str] = (),
-) -> list[RenderedObject]:
+) -> Rendered:
     """Every object an install of `archive` with `values` creates (test hooks excluded).
 
     Objects are sorted by template path, in the order of the documents inside each;
-    NOTES.txt and empty documents are left out.
+    NOTES.txt and empty documents are left out. CRDs of `crds/` folders come apart.
     """
-    options = {
-        "name": release,
-        "namespace": namespace,
-        "is_install": True,
-        "kube_version": kube_version,
-        "api_versions": sorted(set(api_versions)),
-    }
-    chart = _load(archive)
-    try:
-        # `Chart.render` of 0.2.2 passes no Kubernetes or API versions, although the
-        # library's render options take them (`kube_version`, `api_versions`): call it
-        # with the full options.
-        rendered: dict[str, str] = json.loads(
-            _native.call_string(
-                "helm_render", chart._raw(), json.dumps(dict(values)), json.dumps(options)
-            )
-        )
-    except helm_python.HelmError as error:
-        raise TemplateError(str(error).strip()) from error
+    rendered = render_text(
+        archive,
+        release=release,
+        namespace=namespace,
+        values=values,
+        kube_version=kube_version,
+        api_versions=api_versions,
+    )
     objects: list[RenderedObject] = []
     for source in sorted(rendered):
         if source.endswith("NOTES.txt"):
             continue
-        for body in _documents(rendered[source]):
+        for body in documents(rendered[source]):
             item = RenderedObject(source, body)
             if item.hook is not None and set(item.hook.split(",")) <= TEST_HOOKS:
                 continue
             objects.append(item)
-    return objects
+    return Rendered(crds=tuple(installed_crds(archive, rendered)), objects=tuple(objects))

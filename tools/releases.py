@@ -70,7 +70,9 @@ class ReleaseRender:
     values: Mapping[str, Any]
     objects: tuple[helm_template.RenderedObject, ...]
     crds: tuple[dict[str, Any], ...]
-    """CRDs of the chart's `crds/` folder (templated CRDs are among `objects`)."""
+    """CRDs of the `crds/` folders Helm installs (templated CRDs are among `objects`)."""
+    api_versions: frozenset[str]
+    """What `.Capabilities.APIVersions` answered when it was templated."""
 
     def all_objects(self) -> list[dict[str, Any]]:
         """The bodies of the CRDs and the objects, in that order."""
@@ -172,7 +174,7 @@ def _with_namespace(
 
 def _template(
     resource: RecordedResource, chart: HelmChart, archive: Path, api_versions: Iterable[str]
-) -> list[helm_template.RenderedObject]:
+) -> helm_template.Rendered:
     inputs = resource.inputs
     try:
         return helm_template.template(
@@ -202,32 +204,35 @@ def render_releases(run: ProgramRun, *, cache: Path = charts.CACHE) -> list[Rele
         for r in releases
     }
     archives = {urn: charts.archive_of(chart, cache) for urn, chart in pins.items()}
-    chart_crds = {urn: helm_template.chart_crds(archive) for urn, archive in archives.items()}
-    all_crds: list[dict[str, Any]] = [crd for crds in chart_crds.values() for crd in crds]
     first = {r.urn: _template(r, pins[r.urn], archives[r.urn], ()) for r in releases}
-    all_crds += [o.body for objects in first.values() for o in objects if _is_crd(o.body)]
+    all_crds = [
+        crd
+        for rendered in first.values()
+        for crd in [*rendered.crds, *(o.body for o in rendered.objects if _is_crd(o.body))]
+    ]
     api_versions = _served_api_versions(all_crds) | builtin_api_versions()
     scopes = _crd_scopes(all_crds)
-    rendered = []
+    out = []
     for release in releases:
         namespace = str(release.inputs.get("namespace") or "default")
         archive = archives[release.urn]
-        objects = (
+        rendered = (
             _template(release, pins[release.urn], archive, api_versions)
             if helm_template.reads_api_versions(archive)
             else first[release.urn]
         )
-        rendered.append(
+        out.append(
             ReleaseRender(
                 release=str(release.inputs.get("name") or release.name),
                 namespace=namespace,
                 chart=pins[release.urn],
                 values=release.inputs.get("values") or {},
-                objects=tuple(_with_namespace(o, namespace, scopes) for o in objects),
-                crds=tuple(chart_crds[release.urn]),
+                objects=tuple(_with_namespace(o, namespace, scopes) for o in rendered.objects),
+                crds=rendered.crds,
+                api_versions=frozenset(api_versions),
             )
         )
-    return rendered
+    return out
 
 
 def object_file(body: Mapping[str, Any]) -> str:

@@ -40,14 +40,13 @@ def qdrant_values(
 ) -> dict[str, Any]:
     """Values of the qdrant chart; the API key comes from the Secret `api_key_secret`.
 
-    The unprivileged image and no volume-ownership init step keep the pods within the
-    `restricted` Pod Security level of the data namespace.
+    The unprivileged image (with which the chart adds no volume-ownership init step)
+    keeps the pods within the `restricted` Pod Security level of the data namespace.
     """
     replicas = data.vector_db_replicas
     values: dict[str, Any] = {
         "replicaCount": replicas,
         "image": {"useUnprivilegedImage": True},
-        "updateVolumeFsOwnership": False,
         "persistence": {"size": f"{data.vector_db_storage_gib}Gi"},
         "apiKey": False,
         "env": [

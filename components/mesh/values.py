@@ -1,8 +1,8 @@
 """Helm values of the Linkerd charts, as pure functions of config.
 
-Every key used here is a documented key of the pinned chart version
-(`components/chart_values/linkerd*.txt`); tests/unit/test_mesh.py checks them with
-`components.chart_values.undocumented_keys`.
+Every key used here is read by the pinned chart's templates: the render templates each
+release with the real Helm engine and tests/artifacts/test_chart_objects.py checks that
+changing any key changes what the chart renders.
 
 Long streams (a generation that streams for many minutes) and the proxy, from the
 proxy's source (linkerd2-proxy `linkerd/app/src/env.rs`) and the chart's values:
@@ -116,17 +116,16 @@ def control_plane_values(
         values["controllerReplicas"] = 1
         return values
     # The chart's values-ha.yaml, spelled out so the render shows it and a bump of the
-    # chart shows in review.
+    # chart shows in review (less its `highAvailability` flag and `controllerResources`
+    # anchor, which no template reads).
     controller = _resources("100m", "50Mi", "250Mi")
     values |= {
-        "highAvailability": True,
         "controllerReplicas": HA_REPLICAS,
         "enablePodDisruptionBudget": True,
         "controller": {"podDisruptionBudget": {"maxUnavailable": 1}},
         "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
         "enablePodAntiAffinity": True,
         "webhookFailurePolicy": "Fail",
-        "controllerResources": controller,
         "destinationResources": controller,
         "identityResources": _resources("100m", "10Mi", "250Mi"),
         "heartbeatResources": controller,

@@ -46,6 +46,9 @@ class StackSettings:
     """Secret holding `admin-user` and `admin-password` for Grafana."""
 
 
+_RECREATE = {"type": "Recreate"}
+
+
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
     return {
         "requests": {"cpu": cpu, "memory": memory},
@@ -111,7 +114,13 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
             if prod
             else _resources("50m", "128Mi", "500m", "384Mi")
         ),
-        "persistence": {"enabled": prod, "size": "5Gi"},
+        # The volume is ReadWriteOnce: a surge pod on another node could never mount it,
+        # so a persistent Grafana rolls by replacing its pod.
+        **(
+            {"persistence": {"enabled": True, "size": "5Gi"}, "deploymentStrategy": _RECREATE}
+            if prod
+            else {"persistence": {"enabled": False}}
+        ),
     }
     if prod:
         alertmanager_spec["storage"] = _pvc(2)
@@ -122,17 +131,9 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         "kubeScheduler": {"enabled": False},
         "kubeProxy": {"enabled": False},
         "kubeEtcd": {"enabled": False},
-        "defaultRules": {
-            "create": True,
-            "rules": {
-                "etcd": False,
-                "kubeControllerManager": False,
-                "kubeSchedulerAlerting": False,
-                "kubeSchedulerRecording": False,
-                "kubeProxy": False,
-                "windows": False,
-            },
-        },
+        # The chart makes no rules for the targets switched off above (nor for Windows
+        # nodes, whose monitoring is off by default).
+        "defaultRules": {"create": True},
         "prometheus": {"prometheusSpec": prometheus_spec},
         "alertmanager": {"enabled": True, "alertmanagerSpec": alertmanager_spec},
         "grafana": grafana,

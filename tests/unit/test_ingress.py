@@ -9,14 +9,15 @@ import pytest
 from pydantic import ValidationError
 
 from components import versions
-from components.chart_values import undocumented_keys
 from components.config import IngressConfig
 from components.ingress import traefik_values as tv
 from components.ingress.publish import PublishArgs, PublishedService
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs, traefik_settings
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
-from tests.support import dependency_names, run_component, stack_config
+from tests.support import dependency_names, run_component, stack_config, unread_values
 from tests.unit.manifest_checks import validate_custom_resource
+from tools import charts
+from tools.helm_template import schema_error
 from tools.mock_engine import ProgramRun, RecordedResource
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -102,16 +103,13 @@ def test_release_is_pinned_and_awaited(stack: str) -> None:
     assert release.inputs["skipAwait"] is False
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_chart_values_use_only_documented_keys(stack: str) -> None:
-    assert undocumented_keys("traefik", _values(stack)) == []
-
-
-def test_the_documented_keys_check_catches_the_old_access_log_key() -> None:
-    settings = traefik_settings(stack_config("prod"))
-    values = tv.traefik_values(settings)
-    values["logs"] = {"access": {"enabled": True}}  # Traefik chart < v28 spelling
-    assert undocumented_keys("traefik", values) == ["logs"]
+def test_the_old_access_log_key_is_refused_and_a_dead_key_is_reported() -> None:
+    # Traefik chart < v28 spelling: the chart's values.schema.json refuses it
+    error = schema_error(charts.archive_of(versions.TRAEFIK), {"logs": {"access": {}}})
+    assert error is not None and "'logs' not allowed" in error
+    # a documented key that does nothing under the other values is reported as unread
+    dead = {"autoscaling": {"enabled": False, "maxReplicas": 4}}
+    assert unread_values("traefik", dead) == ["autoscaling.maxReplicas"]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

