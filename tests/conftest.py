@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def stack_run() -> Callable[[str], ProgramRun]:
     """`stack_run("dev")`: the recorded program run of a committed stack file."""
     return committed_stack_run
+
+
+@pytest.fixture(scope="session")
+def rendered_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`rendered_stack("prod")`: the directory `make render` writes for a committed stack,
+    rendered once per session by the real render command."""
+    from tools.render import main as render_main
+
+    renders: dict[str, Path] = {}
+
+    def get(stack: str) -> Path:
+        if stack not in renders:
+            target = tmp_path_factory.mktemp(f"render-{stack}")
+            assert render_main(["--stack", stack, "--out", str(target)]) == 0
+            renders[stack] = target
+        return renders[stack]
+
+    return get

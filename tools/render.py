@@ -24,6 +24,7 @@ import yaml
 
 from components.config import ConfigError, parse_platform_config
 from tools import charts, helm_template
+from tools.checks.capacity import images
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
 from tools.releases import ReleaseError, ReleaseRender, release_files, render_releases
 
@@ -171,28 +172,11 @@ def _releases_markdown(releases: Sequence[ReleaseRender]) -> list[str]:
         kinds = Counter(str(o.body.get("kind")) for o in release.objects)
         listed = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
         lines.append(f"- `{release.release}`: {listed or 'none'}")
-    lines += ["", "### Container images the charts run", ""]
+    lines += ["", "### Container images the charts run (pods and operator resources)", ""]
     for release in releases:
-        refs = sorted({ref for o in release.objects for ref in container_images(o.body)})
+        refs = images([o.body for o in release.objects])
         lines.append(f"- `{release.release}`: " + (", ".join(f"`{r}`" for r in refs) or "none"))
     return lines
-
-
-def container_images(body: Mapping[str, Any]) -> list[str]:
-    """Images of every container of an object's pod template (or of a Pod)."""
-    spec: Any = body.get("spec") or {}
-    if body.get("kind") == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec")
-    elif body.get("kind") != "Pod":
-        spec = (spec.get("template") or {}).get("spec") if isinstance(spec, Mapping) else None
-    if not isinstance(spec, Mapping):
-        return []
-    containers = [
-        *(spec.get("initContainers") or []),
-        *(spec.get("containers") or []),
-        *(spec.get("ephemeralContainers") or []),
-    ]
-    return [str(c["image"]) for c in containers if isinstance(c, Mapping) and c.get("image")]
 
 
 def write_render(

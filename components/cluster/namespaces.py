@@ -28,6 +28,13 @@ TRAEFIK_PORTS = (8000, 8443)
 EMBEDDINGS_PORT = 8080
 QDRANT_HTTP_PORT = 6333
 QDRANT_GRPC_PORT = 6334
+CERT_MANAGER_WEBHOOK_PORT = 10250
+TRUST_MANAGER_WEBHOOK_PORT = 6443
+"""trust-manager chart `app.webhook.port`: its Service's targetPort behind port 443."""
+KUBELET_PORT = 10250
+NODE_EXPORTER_PORT = 9100
+COREDNS_METRICS_PORT = 9153
+KUBE_SYSTEM = "kube-system"
 
 
 class PodSecurity(StrEnum):
@@ -139,7 +146,12 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         Flow("llm-gateway", "inference", (VLLM_PORT,), "LiteLLM calls the model servers"),
         Flow("llm-gateway", WORLD, (443,), "cloud fallback providers over HTTPS"),
         Flow("inference", WORLD, (443,), "model weights download from Hugging Face"),
-        Flow(WORLD, "cert-manager", (10250,), "the API server calls cert-manager's webhook"),
+        Flow(
+            WORLD,
+            "cert-manager",
+            (CERT_MANAGER_WEBHOOK_PORT, TRUST_MANAGER_WEBHOOK_PORT),
+            "the API server calls the cert-manager and trust-manager webhooks",
+        ),
         Flow("cert-manager", WORLD, KUBE_API_PORTS, "cert-manager watches the API"),
         Flow(WORLD, "cnpg-system", (9443,), "the API server calls the CloudNativePG webhook"),
         Flow("cnpg-system", WORLD, KUBE_API_PORTS, "the CloudNativePG operator watches the API"),
@@ -168,6 +180,27 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         flows += [
             Flow("observability", ns, (), "Prometheus scrapes metrics")
             for ns in sorted(names - {"observability"})
+        ]
+        flows.append(
+            Flow(
+                "observability", KUBE_SYSTEM, (COREDNS_METRICS_PORT,), "Prometheus scrapes CoreDNS"
+            )
+        )
+        # The kubelet and node-exporter (host network) answer on the nodes' own addresses;
+        # an adopted cluster whose nodes the config does not list gets them anywhere.
+        node_targets = [f"{node.address}/32" for _, node in sorted(config.cluster.nodes.items())]
+        flows += [
+            Flow(
+                "observability",
+                target,
+                (KUBELET_PORT, NODE_EXPORTER_PORT),
+                "Prometheus scrapes the kubelet and node-exporter",
+            )
+            for target in node_targets or [WORLD]
+        ]
+        flows += [
+            Flow("observability", f"{host.address}/32", (host.port,), f"Prometheus scrapes {name}")
+            for name, host in sorted(config.cluster.lan_gpu_hosts.items())
         ]
     if "data" in names:
         flows += [

@@ -47,6 +47,10 @@ class StackSettings:
 
 
 _RECREATE = {"type": "Recreate"}
+_SIDECAR_RESOURCES = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"cpu": "100m", "memory": "128Mi"},
+}
 
 
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
@@ -106,7 +110,9 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
                 "label": DASHBOARD_LABEL,
                 "labelValue": DASHBOARD_LABEL_VALUE,
                 "searchNamespace": "ALL",
-            }
+            },
+            # Without these each sidecar takes the namespace's default (1 CPU limit).
+            "resources": _SIDECAR_RESOURCES,
         },
         "service": {"port": GRAFANA_SERVICE_PORT},
         "resources": (
@@ -139,7 +145,11 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         "grafana": grafana,
         "prometheusOperator": {
             "resources": _resources("50m", "128Mi", "500m", "512Mi"),
+            # The hook Jobs that patch the operator's webhooks (each install and upgrade).
+            "admissionWebhooks": {"patch": {"resources": _SIDECAR_RESOURCES}},
         },
+        # One per node: sized so that the DaemonSet on every node fits the quota.
+        "prometheus-node-exporter": {"resources": _resources("20m", "32Mi", "200m", "64Mi")},
     }
 
 

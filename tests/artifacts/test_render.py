@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import kubernetes_validate
@@ -33,13 +34,8 @@ CORE_GROUPS = {
 
 
 @pytest.fixture(scope="module")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = {}
-    for stack in STACKS:
-        target = tmp_path_factory.mktemp(f"render-{stack}")
-        assert render_main(["--stack", stack, "--out", str(target)]) == 0
-        out[stack] = target
-    return out
+def renders(rendered_stack: Callable[[str], Path]) -> dict[str, Path]:
+    return {stack: rendered_stack(stack) for stack in STACKS}
 
 
 def _manifests(render: Path) -> list[tuple[Path, dict]]:

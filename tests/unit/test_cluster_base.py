@@ -137,10 +137,13 @@ def test_flows_the_platform_needs_are_allowed_and_others_are_not(stack_run: Stac
     assert not _allows(run, "data", "inference", 8000)
 
 
-def test_lan_gpu_host_is_reachable_from_the_gateway_only() -> None:
+def test_lan_gpu_host_is_reachable_from_the_gateway_and_the_scraper_only() -> None:
     config = stack_config("prod")
     flows = [f for f in platform_flows(config) if f.target == "192.168.10.50/32"]
-    assert [(f.source, f.ports) for f in flows] == [("llm-gateway", (8000,))]
+    assert sorted((f.source, f.ports) for f in flows) == [
+        ("llm-gateway", (8000,)),
+        ("observability", (8000,)),  # Prometheus reads vLLM's /metrics there
+    ]
 
 
 def test_resources_are_parented_under_the_base_component(stack_run: StackRun) -> None:
