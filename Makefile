@@ -8,7 +8,7 @@ STACK ?= dev
 STACKS := dev prod
 
 .PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
-        litellm-venv config-docs constraints clean
+        litellm-venv checkov-venv config-docs constraints clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
@@ -55,7 +55,10 @@ system-tools:
 	bash scripts/install-system-tools.sh
 
 litellm-venv:
-	@if [ -f scripts/setup-litellm-venv.sh ]; then bash scripts/setup-litellm-venv.sh; fi
+	bash scripts/setup-pinned-venv.sh litellm
+
+checkov-venv:
+	bash scripts/setup-pinned-venv.sh checkov
 
 lint: venv
 	$(BIN)/ruff check .
@@ -70,7 +73,7 @@ config-docs: venv
 	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
 	$(BIN)/python -m tools.config_docs --outputs-schema > docs/outputs.schema.json
 
-test: venv charts system-tools litellm-venv lint typecheck render-all
+test: venv charts system-tools litellm-venv checkov-venv lint typecheck render-all
 	$(BIN)/pytest
 
 # Resolves requirements*.txt afresh (without the old pins), then records every version.

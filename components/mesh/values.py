@@ -112,13 +112,24 @@ def control_plane_values(
         "heartbeatSchedule": HEARTBEAT_SCHEDULE,
         "proxy": {"nativeSidecar": True},
     }
+    # Requests and memory limits from the chart's values-ha.yaml on both stacks: without
+    # them the control plane asks the scheduler for nothing and may use any memory.
+    controller = _resources("100m", "50Mi", "250Mi")
+    values |= {
+        "destinationResources": controller,
+        "identityResources": _resources("100m", "10Mi", "250Mi"),
+        "heartbeatResources": controller,
+        "proxyInjectorResources": controller,
+        "spValidatorResources": controller,
+        "policyController": {"resources": controller},
+    }
+    values["proxy"] = {**values["proxy"], "resources": _resources("100m", "20Mi", "250Mi")}
     if not prod:
         values["controllerReplicas"] = 1
         return values
-    # The chart's values-ha.yaml, spelled out so the render shows it and a bump of the
+    # The rest of values-ha.yaml, spelled out so the render shows it and a bump of the
     # chart shows in review (less its `highAvailability` flag and `controllerResources`
     # anchor, which no template reads).
-    controller = _resources("100m", "50Mi", "250Mi")
     values |= {
         "controllerReplicas": HA_REPLICAS,
         "enablePodDisruptionBudget": True,
@@ -126,13 +137,7 @@ def control_plane_values(
         "deploymentStrategy": {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
         "enablePodAntiAffinity": True,
         "webhookFailurePolicy": "Fail",
-        "destinationResources": controller,
-        "identityResources": _resources("100m", "10Mi", "250Mi"),
-        "heartbeatResources": controller,
-        "proxyInjectorResources": controller,
-        "spValidatorResources": controller,
     }
-    values["proxy"] = {**values["proxy"], "resources": _resources("100m", "20Mi", "250Mi")}
     return values
 
 

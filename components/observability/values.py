@@ -123,7 +123,13 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         # The volume is ReadWriteOnce: a surge pod on another node could never mount it,
         # so a persistent Grafana rolls by replacing its pod.
         **(
-            {"persistence": {"enabled": True, "size": "5Gi"}, "deploymentStrategy": _RECREATE}
+            {
+                "persistence": {"enabled": True, "size": "5Gi"},
+                "deploymentStrategy": _RECREATE,
+                # The pod's fsGroup makes the volume Grafana's; the chart's root init
+                # container that chowns it (CHOWN capability) is not needed.
+                "initChownData": {"enabled": False},
+            }
             if prod
             else {"persistence": {"enabled": False}}
         ),
