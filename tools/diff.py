@@ -3,7 +3,9 @@
     python -m tools.diff OLD_DIR NEW_DIR
 
 Compares the resources of `plan.json` by URN (added, removed, changed with the changed
-fields as dotted paths) and the generated files under `files/`. Exit 0 always when both
+fields as dotted paths), the objects each Helm release creates (`charts/`, the same way:
+a values change shows as the Deployment fields it changes, as helm-diff would show it)
+and the generated files under `files/`. Exit 0 always when both
 renders can be read (a diff is information, not a failure); 1 when one cannot.
 """
 
@@ -15,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 MAX_VALUE_CHARS = 80
 MAX_FILE_DIFF_LINES = 40
@@ -60,6 +64,37 @@ def _files(render_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
+def _chart_objects(render_dir: Path) -> dict[str, Any]:
+    base = render_dir / "charts"
+    if not base.exists():
+        return {}
+    return {
+        str(p.relative_to(base)): yaml.safe_load(p.read_text())
+        for p in sorted(base.rglob("*.yaml"))
+    }
+
+
+def _chart_lines(old_dir: Path, new_dir: Path) -> tuple[str, list[str]]:
+    """The count sentence and the section of what the Helm releases create."""
+    old, new = _chart_objects(old_dir), _chart_objects(new_dir)
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed = [(p, list(changed_paths(old[p], new[p]))) for p in sorted(set(old) & set(new))]
+    changed = [(p, fields) for p, fields in changed if fields]
+    count = (
+        f"Chart objects: {len(added)} to add, {len(changed)} to change, {len(removed)} to remove."
+    )
+    if not (added or removed or changed):
+        return count, []
+    lines = ["", "### Chart objects (`charts/<release>/`)", ""]
+    lines += [f"- added `{p}`" for p in added]
+    lines += [f"- removed `{p}`" for p in removed]
+    for path, fields in changed:
+        lines += ["", f"#### `{path}`", "", "| field | old | new |", "| --- | --- | --- |"]
+        lines += [f"| `{f}` | {_short(a)} | {_short(b)} |" for f, a, b in fields]
+    return count, lines
+
+
 def diff_markdown(old_dir: Path, new_dir: Path) -> str:
     """The whole Markdown report."""
     old, new = _load_plan(old_dir), _load_plan(new_dir)
@@ -77,12 +112,13 @@ def diff_markdown(old_dir: Path, new_dir: Path) -> str:
         p for p in set(old_files) | set(new_files) if old_files.get(p) != new_files.get(p)
     )
 
+    chart_count, chart_section = _chart_lines(old_dir, new_dir)
     lines = ["## Offline render diff", ""]
-    if not (added or removed or changed or changed_files):
+    if not (added or removed or changed or changed_files or chart_section):
         return "\n".join([*lines, "No changes.", ""])
     lines.append(
         f"{len(added)} to add, {len(changed)} to change, {len(removed)} to remove, "
-        f"{len(changed_files)} generated files changed."
+        f"{len(changed_files)} generated files changed. {chart_count}"
     )
     if added:
         lines += ["", "### Added", ""] + [f"- {_label(r)}" for r in added]
@@ -99,6 +135,7 @@ def diff_markdown(old_dir: Path, new_dir: Path) -> str:
             ]
             lines += [f"| `{p}` | {_short(a)} | {_short(b)} |" for p, a, b in fields]
             lines.append("")
+    lines += chart_section
     if changed_files:
         lines += ["", "### Generated files", ""]
         for path in changed_files:

@@ -226,3 +226,20 @@ def test_diff_of_a_changed_quota_shows_that_one_change(
     assert "`llm-base-quota-inference`" in report
     assert '| `inputs.spec.hard.requests.cpu` | "8" | "12" |' in report
     assert diff_markdown(renders["dev"], renders["dev"]).strip().endswith("No changes.")
+
+
+def test_diff_of_a_values_change_shows_the_chart_objects_it_changes(
+    renders: dict[str, Path], tmp_path: Path
+) -> None:
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    document["config"]["llm-platform:observability"]["retention_days"] = 5
+    changed_file = tmp_path / "Pulumi.dev.yaml"
+    changed_file.write_text(yaml.safe_dump(document))
+    new = tmp_path / "new"
+    assert render_main(["--stack", "dev", "--config", str(changed_file), "--out", str(new)]) == 0
+    report = diff_markdown(renders["dev"], new)
+    # the release's values change, and so does the Prometheus object the chart makes
+    assert "`inputs.values.prometheus.prometheusSpec.retention`" in report
+    assert "Chart objects: 0 to add, 1 to change, 0 to remove." in report
+    assert "#### `monitoring/prometheus-kps-prometheus.yaml`" in report
+    assert '| `spec.retention` | "3d" | "5d" |' in report
