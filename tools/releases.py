@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -26,6 +27,7 @@ from tools import charts, helm_template
 from tools.mock_engine import SECRET, ProgramRun, RecordedResource
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+TEMPLATING_WORKERS = 2
 
 KUBE_VERSION = versions.K3S_VERSION.split("+", 1)[0]
 """The Kubernetes version charts see in `.Capabilities.KubeVersion` (k3s's, without +k3sN)."""
@@ -204,7 +206,12 @@ def render_releases(run: ProgramRun, *, cache: Path = charts.CACHE) -> list[Rele
         for r in releases
     }
     archives = {urn: charts.archive_of(chart, cache) for urn, chart in pins.items()}
-    first = {r.urn: _template(r, pins[r.urn], archives[r.urn], ()) for r in releases}
+    # The engine and its YAML parser run outside the GIL (ctypes): one release per core.
+    with ThreadPoolExecutor(max_workers=TEMPLATING_WORKERS) as pool:
+        rendered_first = pool.map(
+            lambda r: _template(r, pins[r.urn], archives[r.urn], ()), releases
+        )
+        first = {r.urn: done for r, done in zip(releases, rendered_first, strict=True)}
     all_crds = [
         crd
         for rendered in first.values()
