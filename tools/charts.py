@@ -41,6 +41,10 @@ DEFAULT_MIRROR = ROOT.parent / "shared" / "charts"
 MIRROR_ENV = "CHART_MIRROR"
 
 
+PINNED: tuple[HelmChart, ...] = versions.HELM_CHARTS
+"""What `make charts` obtains: every pinned chart."""
+
+
 class ChartUnavailableError(Exception):
     """No source gave a pinned chart archive; the message is one line saying how to fix it."""
 
@@ -135,13 +139,13 @@ def _first_line(text: str) -> str:
 
 
 def obtain_all(
-    charts: Iterable[HelmChart] = versions.HELM_CHARTS,
+    charts: Iterable[HelmChart] | None = None,
     *,
     cache: Path = CACHE,
     mirror: Path | None = None,
 ) -> list[Obtained]:
     """Every pinned chart's archive; raises ChartUnavailableError on the first one missing."""
-    return [obtain(chart, cache=cache, mirror=mirror) for chart in charts]
+    return [obtain(chart, cache=cache, mirror=mirror) for chart in charts or PINNED]
 
 
 def archive_of(chart: HelmChart, cache: Path = CACHE) -> Path:
@@ -157,30 +161,32 @@ def archive_of(chart: HelmChart, cache: Path = CACHE) -> Path:
 
 def missing(cache: Path = CACHE) -> list[HelmChart]:
     """Pinned charts whose archive is not cached."""
-    return [chart for chart in versions.HELM_CHARTS if cached(chart, cache) is None]
+    return [chart for chart in PINNED if cached(chart, cache) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
     """`make charts`: fill the cache; exit 1 with one line when a chart cannot be had."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check the cache")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"cache folder (default {CACHE})")
     args = parser.parse_args(argv)
+    cache: Path = args.cache
     if args.check:
-        absent = missing()
+        absent = missing(cache)
         for chart in absent:
             print(
                 f"charts: {archive_name(chart)} is not cached: run `make charts`", file=sys.stderr
             )
         return 1 if absent else 0
     try:
-        got = obtain_all(mirror=mirror_dir())
+        got = obtain_all(cache=cache, mirror=mirror_dir())
     except ChartUnavailableError as error:
         print(f"charts: {error}", file=sys.stderr)
         return 1
     fetched = [o for o in got if o.source != "cache"]
     for item in fetched:
         print(f"charts: {archive_name(item.chart)} from {item.source}")
-    print(f"charts: {len(got)} pinned charts in {CACHE} ({len(fetched)} fetched now)")
+    print(f"charts: {len(got)} pinned charts in {cache} ({len(fetched)} fetched now)")
     return 0
 
 
