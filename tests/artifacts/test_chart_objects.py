@@ -355,3 +355,43 @@ def test_every_image_is_pinned_and_the_chart_images_are_in_the_summary(
     assert len(chart_images) > 10
     missing = [image for image in chart_images if f"`{image}`" not in summary]
     assert missing == []
+
+
+def _scheduled_on(objects: list[Obj], body: Obj, nodes: list[capacity.Node]) -> set[str]:
+    """Names of the nodes a DaemonSet's pods land on (its RuntimeClass's tolerations too)."""
+    spec = body["spec"]["template"]["spec"]
+    runtime = next(
+        (
+            o
+            for o in objects
+            if o["kind"] == "RuntimeClass" and o["metadata"]["name"] == spec.get("runtimeClassName")
+        ),
+        None,
+    )
+    scheduling = (runtime or {}).get("scheduling") or {}
+    pod = {
+        **spec,
+        "nodeSelector": {**spec.get("nodeSelector", {}), **scheduling.get("nodeSelector", {})},
+    }
+    extra = scheduling.get("tolerations") or []
+    return {node.name for node in nodes if capacity.node_eligible(pod, node, extra)}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_gpu_agents_run_on_every_gpu_node_and_only_there(
+    all_objects: Callable[[str], list[Obj]], stack: str
+) -> None:
+    objects = all_objects(stack)
+    config = stack_config(stack)
+    nodes = capacity.nodes_from_config(config)
+    gpu_nodes = {name for name, node in config.cluster.nodes.items() if node.gpu is not None}
+    assert gpu_nodes, "both stacks declare GPU nodes"
+    agents = {
+        o["metadata"]["name"]: o
+        for o in objects
+        if o["kind"] == "DaemonSet"
+        and o["metadata"]["name"] in {"nvidia-device-plugin", "dcgm-exporter"}
+    }
+    assert set(agents) == {"nvidia-device-plugin", "dcgm-exporter"}
+    for name, body in agents.items():
+        assert _scheduled_on(objects, body, nodes) == gpu_nodes, name
