@@ -124,7 +124,7 @@ def obtain(chart: HelmChart, *, cache: Path = CACHE, mirror: Path | None = None)
         try:
             pulled = helm_template.pull(chart.name, chart.repo, chart.version, Path(scratch))
         except helm_template.ChartPullError as error:
-            tried.append(f"{chart.repo} unreachable ({_first_line(str(error))})")
+            tried.append(f"{chart.repo} unreachable ({_cause(str(error))})")
         else:
             return Obtained(chart, _install(chart, pulled, cache), f"repository {chart.repo}")
     raise ChartUnavailableError(
@@ -134,8 +134,10 @@ def obtain(chart: HelmChart, *, cache: Path = CACHE, mirror: Path | None = None)
     )
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else "no detail"
+def _cause(text: str) -> str:
+    """The innermost cause of a Helm error (`... dial tcp: lookup x: no such host`)."""
+    lines = text.strip().splitlines()
+    return lines[0].rsplit(": ", 1)[-1][:120] if lines else "no detail"
 
 
 def obtain_all(
