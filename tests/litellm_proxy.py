@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV
+from components.llm_gateway.litellm_config import OFFLINE_ENV, RETRY_BACKOFF_ENV
 from tests.artifacts.edge.nginx_harness import free_port
 from tests.support import ROOT
 
@@ -171,8 +171,10 @@ def litellm_proxy(
     keys: ProxyKeys,
     clouds: CloudBases,
     tls: ServerTls | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningProxy]:
-    """The proxy on `config_yaml`, ready to serve, on a free loopback port."""
+    """The proxy on `config_yaml`, ready to serve, on a free loopback port; `extra_env`
+    adds to its environment (e.g. an outbound proxy that records attempts)."""
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / "config.yaml"
     config_file.write_text(config_yaml)
@@ -186,10 +188,10 @@ def litellm_proxy(
         "OPENAI_API_KEY": keys.openai,
         "ANTHROPIC_API_BASE": clouds.anthropic,
         "OPENAI_API_BASE": clouds.openai,
-        # Offline: the bundled price map, no telemetry.
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_TELEMETRY": "False",
+        # Offline as in the cluster (the Deployment sets the same OFFLINE_ENV).
+        **OFFLINE_ENV,
         **RETRY_BACKOFF_ENV,
+        **(extra_env or {}),
     }
     command = [
         str(LITELLM),

@@ -43,7 +43,11 @@ from components.ingress.publish import IngressHandle, PublishArgs, PublishedServ
 from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
 from components.llm_gateway.costs import client_budget_usd
-from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV, litellm_config_yaml
+from components.llm_gateway.litellm_config import (
+    OFFLINE_ENV,
+    RETRY_BACKOFF_ENV,
+    litellm_config_yaml,
+)
 from components.llm_gateway.migrations import migrations_job
 from components.llm_gateway.postgres import (
     APP_SECRET_URI_KEY,
@@ -138,12 +142,12 @@ def server_env(
         # Migrations run in their Job; the server only checks the schema.
         {"name": "DISABLE_SCHEMA_UPDATE", "value": "true"},
         {"name": "LITELLM_LOG", "value": "INFO"},
-        # Use the price map in the pinned package; never fetch one from the internet at start.
-        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
         {"name": "JSON_LOGS", "value": "True"},
         *pod.writable_env(),
     ]
     env += [{"name": k, "value": v} for k, v in sorted(RETRY_BACKOFF_ENV.items())]
+    # Price map, beta headers and admin-UI feeds from the pinned package, never fetched.
+    env += [{"name": k, "value": v} for k, v in sorted(OFFLINE_ENV.items())]
     if redis is not None:
         env += [
             {"name": "REDIS_HOST", "value": redis.host},
