@@ -60,7 +60,13 @@ class RouterConfig(FrozenModel):
         description="Failures of a deployment tolerated within `cooldown_seconds`; one more "
         "takes it out of rotation for `cooldown_seconds`.",
     )
-    cooldown_seconds: int = Field(default=30, ge=1, le=3600)
+    cooldown_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="How long a failing deployment stays out of rotation; a health check "
+        "that still fails keeps it out after that.",
+    )
     health_check_interval_seconds: int = Field(
         default=10,
         ge=5,

@@ -12,7 +12,7 @@ connection is cut after its first event; a non-stream request is cut before any 
 `error` (HTTP 500), `rate-limited` (HTTP 429 with `Retry-After: retry_after`),
 `hang-after-headers` (a stream's headers leave, then nothing, as a wedged vLLM does; a
 non-stream request hangs) or `hang-after-tokens` (a stream sends `hang_after` events,
-then nothing);
+then nothing; a non-stream request hangs);
 asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
 `first_token_delay` and `token_interval` in seconds; `stop()` takes it down (connection
 refused) and `start()` brings it back on the same port.
@@ -102,8 +102,8 @@ class _OpenAiHandler(FakeHandler):
             self.start_stream()
             self.hang()
             return
-        if fake.mode == "hang-after-headers":
-            self.hang()
+        if fake.mode in ("hang-after-headers", "hang-after-tokens") and not body.get("stream"):
+            self.hang()  # a wedged GPU answers no non-streaming request either
             return
         if body.get("stream"):
             # vLLM sends a stream's headers at once; the first event waits for the prefill.
