@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.llm_gateway.litellm_config import OFFLINE_ENV, RETRY_BACKOFF_ENV
+from components.llm_gateway.litellm_config import (
+    HOOKS_FILE,
+    OFFLINE_ENV,
+    RETRY_BACKOFF_ENV,
+    hooks_source,
+)
 from tests.artifacts.edge.nginx_harness import free_port
 from tests.support import ROOT
 
@@ -178,6 +183,8 @@ def litellm_proxy(
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / "config.yaml"
     config_file.write_text(config_yaml)
+    # The failover hooks next to the config, as the gateway's ConfigMap ships them.
+    (root / HOOKS_FILE).write_text(hooks_source())
     port = free_port()
     log = root / "litellm.log"
     env = {

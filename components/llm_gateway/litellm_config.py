@@ -58,6 +58,7 @@ bundled tokenizer), leaving the cloud deployment of the group.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -108,6 +109,17 @@ data bundled in its package. The Deployment and the test runner both set exactly
 the Hugging Face tokenizer download is switched off in `litellm_settings`
 (`disable_hf_tokenizer_download`). tests/live/test_failover.py runs the proxy with every
 outbound connection but the fakes refused and sees no attempt."""
+
+
+HOOKS_FILE = "failover_hooks.py"
+"""The proxy hooks (`components/llm_gateway/failover_hooks.py`), shipped next to the
+config file: LiteLLM resolves `<module>.<instance>` callbacks in the config's directory."""
+HOOKS_CALLBACK = "failover_hooks.proxy_handler_instance"
+
+
+def hooks_source() -> str:
+    """The hooks module's text, as the ConfigMap (and the test runner) ship it."""
+    return Path(__file__).with_name(HOOKS_FILE).read_text()
 
 
 def env_ref(name: str) -> str:
@@ -283,7 +295,9 @@ def render_litellm_config(
         "disable_aiohttp_transport": True,
         # Serves /metrics/ (requests, tokens, spend, fallbacks, cooldowns, latency): what
         # the gateway's scrape annotations and the dashboards read.
-        "callbacks": ["prometheus"],
+        # and the failover hooks (stalled streams continue on the fallback; nothing left
+        # to answer is one 503 with Retry-After): `failover_hooks.py`.
+        "callbacks": ["prometheus", HOOKS_CALLBACK],
         # Count tokens with the bundled tokenizer; never fetch one from the Hugging Face
         # Hub (`litellm/utils.py` `_select_tokenizer_helper`).
         "disable_hf_tokenizer_download": True,
