@@ -34,6 +34,16 @@ LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
 
 
+HEALTH_CHECK_PROMPT = "test from litellm"
+"""What LiteLLM's background health checks send (`litellm/constants.py`
+`DEFAULT_HEALTH_CHECK_PROMPT`); they reach every local server every interval."""
+
+
+def client_requests(fake: Any, path: str = "/v1/") -> list[Any]:
+    """What a fake received from clients, not from the gateway's health checks."""
+    return [s for s in fake.seen(path) if HEALTH_CHECK_PROMPT not in json.dumps(s.body)]
+
+
 def litellm_available() -> str | None:
     """Why the proxy cannot run here, or None when it can."""
     if not LITELLM.exists():

@@ -20,7 +20,7 @@ import pytest
 from components.edge.nginx_conf import ClientLimit
 from components.inference.deadlines import first_token_deadline
 from tests.e2e.chain import Chain, litellm_chain
-from tests.litellm_proxy import Reply, litellm_available
+from tests.litellm_proxy import Reply, client_requests, litellm_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]
 
@@ -188,6 +188,57 @@ def test_hanging_local_backend_clients_get_the_fallback_within_the_deadline(
     _wait_until_local(chain, model, _recovery_s(chain, model))
 
 
+def test_wedged_local_server_streams_are_finished_by_the_fallback_through_the_edge(
+    chain: Chain,
+) -> None:
+    """(3b) The fake vLLM sends a stream's headers and then nothing, and answers no plain
+    request (a wedged GPU): streams through the edge get the fallback's whole answer
+    within the deadline, the first one only waits; plain requests sent after it go to
+    the fallback at once."""
+    model = "qwen3-14b"
+    fake = chain.local[model]
+    fake.mode = "hang-after-headers"
+    deadline = first_token_deadline(chain.config, model)
+    streams = [chain.chat(KEYS["alice"], model, stream=True, marker=MARKER) for _ in range(3)]
+    plain = [chain.chat(KEYS["bob"], model, marker=MARKER) for _ in range(2)]
+    for reply in [*streams, *plain]:
+        assert reply.status == 200, reply.body[-300:]
+        assert reply.content() == chain.anthropic.reply
+        assert reply.seconds <= deadline + SLACK_S, reply.seconds
+    assert all(r.events()[-1] == "[DONE]" for r in streams)
+    assert sum(r.seconds > 1.0 for r in streams) == 1, [r.seconds for r in streams]
+    assert all(r.deployment == f"fallback-{model}-claude-haiku" for r in plain)
+    fake.mode = "normal"
+    fake.release.set()
+    _wait_until_local(chain, model, _recovery_s(chain, model))
+
+
+def test_local_and_cloud_down_is_one_503_through_the_edge(chain: Chain) -> None:
+    """(3c) The local server is stopped and the cloud overloaded: the client gets one
+    OpenAI-format 503 with Retry-After through the edge, streaming or not."""
+    model = "llama-3-1-8b"
+    chain.local[model].stop()
+    chain.openai.mode = "error"
+    replies = [chain.chat(KEYS["alice"], model, stream=s, marker=MARKER) for s in (False, True)]
+    retry_after = str(chain.config.llm_gateway.router.cooldown_seconds)
+    for reply in replies:
+        assert reply.status == 503, reply.body[:300]
+        assert reply.headers.get("retry-after") == retry_after
+        error = reply.json()["error"]
+        assert error["type"] == "service_unavailable" and model in error["message"]
+        assert "127.0.0.1" not in reply.body.decode() and "Traceback" not in reply.body.decode()
+    chain.local[model].start()
+    chain.openai.mode = "normal"
+    started = time.monotonic()
+    for _ in range(300):
+        reply = chain.chat(KEYS["alice"], model, marker="recovery-probe")
+        assert reply.status in (200, 503), reply.body[:300]
+        if reply.deployment == f"local-{model}":
+            break
+        assert time.monotonic() - started < _recovery_s(chain, model), "not back"
+        time.sleep(0.2)
+
+
 def test_malformed_requests_through_the_chain_get_their_4xx_quickly(chain: Chain) -> None:
     """(5) Invalid JSON and wrong methods through the whole chain: each gets its 4xx within
     a second from the hop that owns the check, nothing reaches a model, and a
@@ -242,7 +293,7 @@ def test_malformed_requests_through_the_chain_get_their_4xx_quickly(chain: Chain
     # ... TRACE is refused by the edge itself, before any key or upstream.
     assert b"nginx" in cases["trace"].body
     # Only the well-behaved requests reached any backend.
-    assert len(chain.local[model].seen("/v1/")) == len(good)
-    assert [f for f in chain.fakes() if f is not chain.local[model] and f.seen()] == []
+    assert len(client_requests(chain.local[model])) == len(good)
+    assert [f for f in chain.fakes() if f is not chain.local[model] and client_requests(f)] == []
     assert good and all(reply.status == 200 for reply in good)
     assert all(reply.deployment == f"local-{model}" for reply in good)

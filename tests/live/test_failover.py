@@ -427,6 +427,8 @@ def test_first_tokens_just_under_the_deadline_stay_local(gateway: Gateway) -> No
     slow = gateway.local["qwen3-14b"]
     slow.first_token_delay = first_token_deadline(config, "qwen3-14b") + 1.0
     assert slow.first_token_delay < non_stream_timeout(config, "qwen3-14b")
+    late = gateway.local["llama-3-1-8b"]
+    late.first_token_delay = first_token_deadline(config, "llama-3-1-8b") + 1.0
     sent = _clients(
         gateway,
         [("qwen3-8b", False, 1.0), ("qwen3-8b", True, 1.0), ("qwen3-14b", False, 1.0)],
@@ -438,6 +440,13 @@ def test_first_tokens_just_under_the_deadline_stay_local(gateway: Gateway) -> No
         assert one.reply.deployment == f"local-{one.name}", (one.name, one.reply.deployment)
         delay = gateway.local[one.name].first_token_delay
         assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
+    # A streamed first token later than the deadline: the fallback answers instead.
+    over = _request(gateway, "llama-3-1-8b", stream=True, timeout=30)
+    assert over.ok and over.reply is not None, over.reply and over.reply.body[-300:]
+    assert over.reply.seconds <= first_token_deadline(config, "llama-3-1-8b") + SLACK_S
+    assert over.reply.content() == gateway.cloud_of("llama-3-1-8b").reply
+    late.first_token_delay = 0.0
+    _served_locally_again(gateway, ["llama-3-1-8b"], _recovery_limit(gateway, "llama-3-1-8b"))
 
 
 def test_both_down_is_one_503_that_names_nothing_internal(gateway: Gateway) -> None:
