@@ -400,53 +400,52 @@ def test_a_hung_server_loses_requests_to_the_fallback_within_its_deadline(
     print(f"\nback to local after the hang: {back}")
 
 
-def test_a_trickling_stream_is_finished_by_the_fallback(gateway: Gateway) -> None:
-    """One token per 10 s (qwen3-14b): the pause between two events is held to the
-    first-token deadline, and the fallback finishes the answer."""
-    name = "qwen3-14b"
-    gateway.local[name].token_interval = 10.0
-    deadline = first_token_deadline(gateway.config, name)
-    sent = _request(gateway, name, stream=True, timeout=30)
-    assert sent.ok, sent.reply and sent.reply.body[-300:]
-    assert sent.reply is not None
-    assert sent.reply.seconds <= deadline + SLACK_S
-    cloud = gateway.cloud_of(name)
-    content = sent.reply.content()
-    assert content == gateway.local[name].words()[0] + cloud.continuation, content
-    gateway.local[name].token_interval = 0.0
-    _served_locally_again(gateway, [name], _recovery_limit(gateway, name))
-
-
-def test_first_tokens_just_under_the_deadline_stay_local(gateway: Gateway) -> None:
-    """A first token just under the deadline is served locally, streaming or not; a
-    non-streaming answer slower than the deadline is still local (vLLM sends nothing
-    before it is complete, so its limit is the non-streaming total)."""
+def test_slow_first_tokens_and_trickles(gateway: Gateway) -> None:
+    """At once, one model each: a first token just under the deadline (qwen3-8b) is
+    served locally, streaming or not; one over it (llama-3-1-8b) loses the stream to the
+    fallback within the deadline, while the non-streaming answer, slower than the
+    deadline, is still local (vLLM sends nothing of a plain answer before it is complete,
+    so its limit is the non-streaming total); a trickle of one token per 10 s (qwen3-14b)
+    has its pauses held to the deadline and the fallback finishes the answer."""
     config = gateway.config
     under = gateway.local["qwen3-8b"]
     under.first_token_delay = first_token_deadline(config, "qwen3-8b") - 1.5
-    slow = gateway.local["qwen3-14b"]
-    slow.first_token_delay = first_token_deadline(config, "qwen3-14b") + 1.0
-    assert slow.first_token_delay < non_stream_timeout(config, "qwen3-14b")
     late = gateway.local["llama-3-1-8b"]
     late.first_token_delay = first_token_deadline(config, "llama-3-1-8b") + 1.0
-    sent = _clients(
-        gateway,
-        [("qwen3-8b", False, 1.0), ("qwen3-8b", True, 1.0), ("qwen3-14b", False, 1.0)],
-        timeout=30,
+    trickle = gateway.local["qwen3-14b"]
+    trickle.token_interval = 10.0
+    # The non-streaming answer takes its pieces' intervals too: well over the deadline.
+    assert (
+        first_token_deadline(config, "qwen3-14b") < 10.0 < non_stream_timeout(config, "qwen3-14b")
     )
-    assert sent and all(s.ok for s in sent), [s.reply and s.reply.body[:200] for s in sent]
+    plans = [
+        ("qwen3-8b", False, 1.0),
+        ("qwen3-8b", True, 1.0),
+        ("llama-3-1-8b", True, 0.5),
+        ("qwen3-14b", True, 0.5),
+    ]
+    sent = _clients(gateway, plans, timeout=30)
+    assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent if not s.ok]
     for one in sent:
         assert one.reply is not None
-        assert one.reply.deployment == f"local-{one.name}", (one.name, one.reply.deployment)
-        delay = gateway.local[one.name].first_token_delay
-        assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
-    # A streamed first token later than the deadline: the fallback answers instead.
-    over = _request(gateway, "llama-3-1-8b", stream=True, timeout=30)
-    assert over.ok and over.reply is not None, over.reply and over.reply.body[-300:]
-    assert over.reply.seconds <= first_token_deadline(config, "llama-3-1-8b") + SLACK_S
-    assert over.reply.content() == gateway.cloud_of("llama-3-1-8b").reply
-    late.first_token_delay = 0.0
-    _served_locally_again(gateway, ["llama-3-1-8b"], _recovery_limit(gateway, "llama-3-1-8b"))
+        if one.name == "qwen3-8b" or not one.stream:
+            assert one.reply.deployment == f"local-{one.name}", one.reply.deployment
+            delay = gateway.local[one.name].first_token_delay
+            assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
+            continue
+        deadline = first_token_deadline(config, one.name)
+        assert one.reply.seconds <= deadline + SLACK_S, (one.name, one.reply.seconds)
+        cloud = gateway.cloud_of(one.name)
+        local = gateway.local[one.name]
+        if one.name == "llama-3-1-8b":
+            assert one.reply.content() == cloud.reply
+        else:
+            assert one.reply.content() == local.words()[0] + cloud.continuation
+    for fake in gateway.local.values():
+        fake.first_token_delay = 0.0
+        fake.token_interval = 0.0
+    names = sorted(gateway.local)
+    _served_locally_again(gateway, names, max(_recovery_limit(gateway, n) for n in names))
 
 
 def test_both_down_is_one_503_that_names_nothing_internal(gateway: Gateway) -> None:
