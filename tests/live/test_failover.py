@@ -16,6 +16,7 @@ the answer from the fallback. These tests run with those hooks, as the gateway d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -227,27 +229,23 @@ def _recovery_limit(gateway: Gateway, name: str) -> float:
     )
 
 
-@pytest.fixture(scope="module")
-def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    config = stack_config("prod")
+@contextlib.contextmanager
+def _running_gateway(stack: str, directory: Path) -> Iterator[Gateway]:
+    """The proxy on the stack's rendered config, its fakes started and every model warm."""
+    config = stack_config(stack)
     local = {name: OpenAiFake(name) for name in sorted(config.inference.models)}
     anthropic = AnthropicFake(api_key=ANTHROPIC_KEY)
     openai = OpenAiFake("cloud-openai")
     embeddings = OpenAiFake("tei")
     fakes: list[Any] = [*local.values(), anthropic, openai, embeddings]
-    directory = tmp_path_factory.mktemp("failover")
     with OutboundRecorder() as outbound:
         try:
             for fake in fakes:
                 fake.start()
-            config_yaml = litellm_config_yaml(
-                config,
-                api_bases={
-                    **{name: f"{fake.base_url}/v1" for name, fake in local.items()},
-                    config.data.embeddings_model: f"{embeddings.base_url}/v1",
-                },
-                redis=False,
-            )
+            bases = {name: f"{fake.base_url}/v1" for name, fake in local.items()}
+            if config.data.enabled:
+                bases[config.data.embeddings_model] = f"{embeddings.base_url}/v1"
+            config_yaml = litellm_config_yaml(config, api_bases=bases, redis=False)
             # Every outbound connection goes to the recorder, but those to loopback.
             proxy_env = {
                 "HTTP_PROXY": outbound.url,
@@ -272,6 +270,12 @@ def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatewa
         finally:
             for fake in fakes:
                 fake.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with _running_gateway("prod", tmp_path_factory.mktemp("failover")) as gateway:
+        yield gateway
 
 
 @pytest.fixture
@@ -530,3 +534,26 @@ def test_a_prompt_over_the_served_context_goes_straight_to_the_fallback(
     assert not [s for s in gateway.local[name].seen("/v1/") if tagged(s)]
     short = _request_with(gateway, name, "word " * 100)
     assert short.deployment == f"local-{name}"
+
+
+def test_dev_a_wedged_server_is_left_within_its_deadline(tmp_path: Path) -> None:
+    """The dev stack on its own rendered settings (one model, its fit-shortened context
+    and its own deadline): a wedged server costs the first stream its deadline, the
+    fallback answers it, and every later request goes to the fallback at once; a prompt
+    over the served context never reaches the local server; nothing leaves for the
+    internet."""
+    with _running_gateway("dev", tmp_path / "dev") as dev:
+        (name,) = dev.local
+        deadline = first_token_deadline(dev.config, name)
+        served = served_context(dev.config, name)
+        assert served < dev.config.inference.models[name].context_length  # the fit shortened it
+        over = _request_with(dev, name, "word " * (served + 200))
+        assert over.status == 200 and over.deployment == dev.fallback(name)
+        dev.local[name].mode = "hang-after-headers"
+        sent = [_request(dev, name, stream=True, timeout=30) for _ in range(3)]
+        sent.append(_request(dev, name, stream=False, timeout=30))
+        assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent]
+        times = [s.reply.seconds for s in sent if s.reply is not None]
+        assert times[0] <= deadline + SLACK_S and all(t < SLACK_S for t in times[1:]), times
+        assert all(_answered_by_fallback(dev, s) for s in sent)
+        assert dev.outbound.attempts == []
