@@ -49,7 +49,11 @@ rendered: with one set, the router skips the health-check filter
 (`router.py` `_async_filter_health_check_unhealthy_deployments`). A stream cut after its
 first event is continued by the fallback (LiteLLM's mid-stream fallback sends the partial
 answer as an assistant prefix); when the fallback fails too, the stream ends with an error
-event and no `[DONE]`. Both need `disable_aiohttp_transport` (below). Prompts longer than
+event and no `[DONE]`. Both need `disable_aiohttp_transport` (below). A stream that
+stalls after its headers (a wedged vLLM), mid-answer or between two slow tokens is left
+to `failover_hooks.py` (loaded through `litellm_settings.callbacks`): LiteLLM re-raises that
+read timeout with no fallback and no cooldown, the hook cools the deployment down and
+finishes the stream from the group. Prompts longer than
 a local model serves skip it: `enable_pre_call_checks` drops deployments whose
 `max_input_tokens` the prompt exceeds (`router.py` `_pre_call_checks`, counting with the
 bundled tokenizer), leaving the cloud deployment of the group.
