@@ -34,14 +34,20 @@ LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
 
 
-HEALTH_CHECK_PROMPT = "test from litellm"
-"""What LiteLLM's background health checks send (`litellm/constants.py`
-`DEFAULT_HEALTH_CHECK_PROMPT`); they reach every local server every interval."""
+HEALTH_CHECK_PROMPTS = frozenset({"test from litellm", "Hey how's it going?", "What's 1 + 1?"})
+"""What LiteLLM's background health checks ask (`litellm/constants.py`
+`DEFAULT_HEALTH_CHECK_PROMPT`, `litellm/proxy/health_check.py` `_get_random_llm_message`);
+they reach every local server every interval."""
 
 
 def client_requests(fake: Any, path: str = "/v1/") -> list[Any]:
     """What a fake received from clients, not from the gateway's health checks."""
-    return [s for s in fake.seen(path) if HEALTH_CHECK_PROMPT not in json.dumps(s.body)]
+
+    def from_health_check(body: dict[str, Any]) -> bool:
+        messages = body.get("messages") or []
+        return len(messages) == 1 and messages[0].get("content") in HEALTH_CHECK_PROMPTS
+
+    return [s for s in fake.seen(path) if not from_health_check(s.body)]
 
 
 def litellm_available() -> str | None:
