@@ -4,7 +4,7 @@
 
 Prints each figure as it is measured, then writes `bench/results.json` and the table in
 `docs/benchmarks.md` (generated here, never edited by hand). A missed target is printed and
-written as MISSED. Benchmarks (3) and (4) need the LiteLLM virtualenv (`.venv-litellm`); when
+written as MISSED. Benchmarks (3), (4) and (6) need the LiteLLM virtualenv (`.venv-litellm`); when
 it is absent they are recorded as not run, with the reason.
 Exit code: 0 when every benchmark ran (met or not), 1 when one could not run or crashed.
 """
@@ -31,6 +31,7 @@ NAMES = {
     3: "Whole chain first-token overhead",
     4: "Failover latency during a local outage",
     5: "Render cost",
+    6: "First token while the local model hangs",
 }
 
 
@@ -50,6 +51,8 @@ def _chain(kind: str, quick: bool) -> dict[str, Any]:
 
     if kind == "overhead":
         result: dict[str, Any] = chain.overhead(trials=3 if quick else 5)
+    elif kind == "hang":
+        result = chain.hang_failover(requests=30 if quick else 60)
     else:
         result = chain.failover(requests=40 if quick else 100)
     return result
@@ -62,6 +65,7 @@ def _benchmarks(quick: bool) -> dict[int, Callable[[], dict[str, Any]]]:
         3: lambda: _chain("overhead", quick),
         4: lambda: _chain("failover", quick),
         5: lambda: render.render_cost(repeats=2 if quick else 5),
+        6: lambda: _chain("hang", quick),
     }
 
 

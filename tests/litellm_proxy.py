@@ -21,12 +21,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV
+from components.llm_gateway.litellm_config import (
+    HOOKS_FILE,
+    OFFLINE_ENV,
+    RETRY_BACKOFF_ENV,
+    hooks_source,
+)
 from tests.artifacts.edge.nginx_harness import free_port
 from tests.support import ROOT
 
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
+
+
+HEALTH_CHECK_PROMPTS = frozenset({"test from litellm", "Hey how's it going?", "What's 1 + 1?"})
+"""What LiteLLM's background health checks ask (`litellm/constants.py`
+`DEFAULT_HEALTH_CHECK_PROMPT`, `litellm/proxy/health_check.py` `_get_random_llm_message`);
+they reach every local server every interval."""
+
+
+def client_requests(fake: Any, path: str = "/v1/") -> list[Any]:
+    """What a fake received from clients, not from the gateway's health checks."""
+
+    def from_health_check(body: dict[str, Any]) -> bool:
+        messages = body.get("messages") or []
+        return len(messages) == 1 and messages[0].get("content") in HEALTH_CHECK_PROMPTS
+
+    return [s for s in fake.seen(path) if not from_health_check(s.body)]
 
 
 def litellm_available() -> str | None:
@@ -171,11 +192,15 @@ def litellm_proxy(
     keys: ProxyKeys,
     clouds: CloudBases,
     tls: ServerTls | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningProxy]:
-    """The proxy on `config_yaml`, ready to serve, on a free loopback port."""
+    """The proxy on `config_yaml`, ready to serve, on a free loopback port; `extra_env`
+    adds to its environment (e.g. an outbound proxy that records attempts)."""
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / "config.yaml"
     config_file.write_text(config_yaml)
+    # The failover hooks next to the config, as the gateway's ConfigMap ships them.
+    (root / HOOKS_FILE).write_text(hooks_source())
     port = free_port()
     log = root / "litellm.log"
     env = {
@@ -186,10 +211,10 @@ def litellm_proxy(
         "OPENAI_API_KEY": keys.openai,
         "ANTHROPIC_API_BASE": clouds.anthropic,
         "OPENAI_API_BASE": clouds.openai,
-        # Offline: the bundled price map, no telemetry.
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_TELEMETRY": "False",
+        # Offline as in the cluster (the Deployment sets the same OFFLINE_ENV).
+        **OFFLINE_ENV,
         **RETRY_BACKOFF_ENV,
+        **(extra_env or {}),
     }
     command = [
         str(LITELLM),

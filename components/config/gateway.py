@@ -8,6 +8,11 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 
+LITELLM_DEFAULT_ALLOWED_FAILS = 3
+"""`litellm.allowed_fails` at 1.83.14 (`litellm/__init__.py`). The router counts failures
+against `allowed_fails` only when it differs from this value
+(`litellm/router_utils/cooldown_handlers.py` `_is_allowed_fails_set_on_router`)."""
+
 SecretConfigKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 
 
@@ -31,30 +36,68 @@ class CloudModel(FrozenModel):
 
 
 class RouterConfig(FrozenModel):
-    """Failover behaviour of the gateway."""
+    """Failover behaviour of the gateway. Local models' first-token deadlines are per model
+    (`inference.models.<name>.first_token_deadline_seconds`)."""
 
     num_retries: int = Field(default=1, ge=0, le=10)
-    request_timeout_seconds: float = Field(default=600, gt=0, le=3600)
-    stream_timeout_seconds: float = Field(
-        default=30, gt=0, le=600, description="Time allowed to the first streamed token."
+    request_timeout_seconds: float = Field(
+        default=600,
+        gt=0,
+        le=3600,
+        description="Total time a request may take; caps every other timeout.",
     )
-    allowed_fails: int = Field(default=2, ge=0, le=100)
-    cooldown_seconds: int = Field(default=30, ge=1, le=3600)
-    health_check_interval_seconds: int = Field(default=30, ge=5, le=3600)
+    stream_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=600,
+        description="Cloud models: time allowed to the first streamed token and between two "
+        "stream events (sized for long generations).",
+    )
+    allowed_fails: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="Failures of a deployment tolerated within `cooldown_seconds`; one more "
+        "takes it out of rotation for `cooldown_seconds`.",
+    )
+    cooldown_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="How long a failing deployment stays out of rotation; a health check "
+        "that still fails keeps it out after that.",
+    )
+    health_check_interval_seconds: int = Field(
+        default=10,
+        ge=5,
+        le=3600,
+        description="Background health checks of the local models; a failed check takes the "
+        "model out of rotation until a check passes.",
+    )
 
     @model_validator(mode="after")
     def _timeouts(self) -> RouterConfig:
+        problems: list[Problem] = []
         if self.request_timeout_seconds < self.stream_timeout_seconds:
-            raise_if_problems(
-                [
-                    Problem(
-                        ("request_timeout_seconds",),
-                        f"shorter than stream_timeout_seconds ({self.stream_timeout_seconds}s): "
-                        "no request could outlive its own first token",
-                        self.request_timeout_seconds,
-                    )
-                ]
+            problems.append(
+                Problem(
+                    ("request_timeout_seconds",),
+                    f"shorter than stream_timeout_seconds ({self.stream_timeout_seconds}s): "
+                    "no request could outlive its own first token",
+                    self.request_timeout_seconds,
+                )
             )
+        if self.allowed_fails == LITELLM_DEFAULT_ALLOWED_FAILS:
+            problems.append(
+                Problem(
+                    ("allowed_fails",),
+                    f"{LITELLM_DEFAULT_ALLOWED_FAILS} is LiteLLM's own default, which it reads "
+                    "as unset and replaces with its failure-rate rule (a deployment is cooled "
+                    "down only after 5 requests in a minute): choose another count",
+                    self.allowed_fails,
+                )
+            )
+        raise_if_problems(problems)
         return self
 
 

@@ -58,6 +58,14 @@ class LocalModel(FrozenModel):
     first_token_seconds: float = Field(
         default=2.0, gt=0, le=600, description="Expected worst time to first token."
     )
+    first_token_deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Time a request waits for this model's first token (streaming or not) "
+        "before its cloud fallback is tried; derived from the fit and throughput when unset "
+        "(`components/inference/deadlines.py`).",
+    )
 
     @model_validator(mode="after")
     def _placement_fields(self) -> LocalModel:
@@ -73,6 +81,18 @@ class LocalModel(FrozenModel):
         if self.placement == "lan" and self.gpu_class is not None:
             problems.append(
                 Problem(("gpu_class",), "comes from the LAN host; leave it unset", self.gpu_class)
+            )
+        if (
+            self.first_token_deadline_seconds is not None
+            and self.first_token_deadline_seconds < self.first_token_seconds
+        ):
+            problems.append(
+                Problem(
+                    ("first_token_deadline_seconds",),
+                    f"shorter than first_token_seconds ({self.first_token_seconds}s): a "
+                    "healthy server would lose every request to the fallback",
+                    self.first_token_deadline_seconds,
+                )
             )
         raise_if_problems(problems)
         return self

@@ -96,12 +96,12 @@ class PlatformConfig(FrozenModel):
                     f"no such cloud model; defined: {sorted(clouds) or 'none'}",
                     model.cloud_fallback,
                 )
-            if model.first_token_seconds > self.llm_gateway.router.stream_timeout_seconds:
+            if model.first_token_seconds > self.llm_gateway.router.request_timeout_seconds:
                 yield Problem(
-                    ("llm_gateway", "router", "stream_timeout_seconds"),
+                    ("llm_gateway", "router", "request_timeout_seconds"),
                     f"shorter than the first-token time model {name!r} needs "
-                    f"({model.first_token_seconds}s); streams would always time out",
-                    self.llm_gateway.router.stream_timeout_seconds,
+                    f"({model.first_token_seconds}s); its requests would always time out",
+                    self.llm_gateway.router.request_timeout_seconds,
                 )
             yield from self._fit(name, model)
             if self.model_in_maintenance(name) and model.cloud_fallback is None:

@@ -43,7 +43,13 @@ from components.ingress.publish import IngressHandle, PublishArgs, PublishedServ
 from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
 from components.llm_gateway.costs import client_budget_usd
-from components.llm_gateway.litellm_config import RETRY_BACKOFF_ENV, litellm_config_yaml
+from components.llm_gateway.litellm_config import (
+    HOOKS_FILE,
+    OFFLINE_ENV,
+    RETRY_BACKOFF_ENV,
+    hooks_source,
+    litellm_config_yaml,
+)
 from components.llm_gateway.migrations import migrations_job
 from components.llm_gateway.postgres import (
     APP_SECRET_URI_KEY,
@@ -138,12 +144,12 @@ def server_env(
         # Migrations run in their Job; the server only checks the schema.
         {"name": "DISABLE_SCHEMA_UPDATE", "value": "true"},
         {"name": "LITELLM_LOG", "value": "INFO"},
-        # Use the price map in the pinned package; never fetch one from the internet at start.
-        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
         {"name": "JSON_LOGS", "value": "True"},
         *pod.writable_env(),
     ]
     env += [{"name": k, "value": v} for k, v in sorted(RETRY_BACKOFF_ENV.items())]
+    # Price map, beta headers and admin-UI feeds from the pinned package, never fetched.
+    env += [{"name": k, "value": v} for k, v in sorted(OFFLINE_ENV.items())]
     if redis is not None:
         env += [
             {"name": "REDIS_HOST", "value": redis.host},
@@ -321,11 +327,13 @@ class LlmGateway(pulumi.ComponentResource):
 
         # 4. The rendered config, by content hash.
         self.config_yaml = litellm_config_yaml(config, redis=self.redis is not None)
-        digest = config_hash(self.config_yaml)
+        hooks = hooks_source()
+        # The hooks roll the pods too: they are part of what the proxy runs.
+        digest = config_hash(self.config_yaml + hooks)
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={**metadata, "name": f"{NAME}-config"},
-            data={"config.yaml": self.config_yaml},
+            data={"config.yaml": self.config_yaml, HOOKS_FILE: hooks},
             opts=child,
         )
         self.artifacts = {

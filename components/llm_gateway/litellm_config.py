@@ -15,27 +15,61 @@ for `general_settings`, module attributes of `litellm` for `litellm_settings`,
 `litellm/types/router.py` `RetryPolicy`, and `litellm/proxy/health_check.py` /
 `proxy_server.py` for the `model_info` health-check keys.
 
-Failover as the pinned LiteLLM does it (tests/live/test_litellm_proxy.py shows each
-step): an error from a local backend (refused or cut connection, 5xx) is retried
-`num_retries` times, then its cloud fallback answers. A timeout is not retried
-(`retry_policy`), so a hanging backend costs one `timeout` (`stream_timeout` to the first
-streamed token). More than `allowed_fails` failures within `cooldown_time` cool the
-backend down: its requests go straight to the fallback for `cooldown_time`, then return.
-A stream cut after its first event is continued by the fallback (LiteLLM's mid-stream
-fallback sends the partial answer as an assistant prefix); without a fallback, or when
-it fails too, the stream ends with an error event and no `[DONE]`. Both need
-`disable_aiohttp_transport` (below).
+Failover as the pinned LiteLLM does it (tests/live/test_litellm_proxy.py and
+tests/live/test_failover.py show each step). Each local model's name is one model group of
+two deployments: the local server (`order: 1`) and its cloud fallback (`order: 2`,
+`fallback-<model>-<cloud>`). The router picks the lowest order among the deployments it
+considers healthy (`litellm/utils.py` `_get_order_filtered_deployments`) and, when the
+local one fails, tries the next order (`litellm/router.py`
+`_handle_fallbacks_common`, "ORDER-BASED FALLBACKS"). One group rather than two linked
+by `fallbacks` because LiteLLM's exclusions never empty a group: health-check routing and
+the cooldown filter both fall back to the whole group when every deployment in it is
+excluded (`router.py` `_async_filter_health_check_unhealthy_deployments`, "bypassing
+cooldown filter"), so a one-deployment group kept sending traffic to a dead server.
+
+Deadlines come from the model (`components/inference/deadlines.py`): a local
+deployment's `stream_timeout` is its first-token deadline, its `timeout` the total a
+non-streaming request may take. LiteLLM hands one float to httpx for hosted_vllm
+(`litellm/litellm_core_utils/completion_timeout.py` `CompletionTimeout.resolve` reduces
+an `httpx.Timeout` to its read part for every provider but openai, azure and bedrock), so
+for a local stream the first-token deadline is also the longest pause allowed between two
+events: a vLLM server that stops producing for that long is treated as hung and the
+fallback continues the answer. Cloud deployments get `stream_timeout_seconds` (sized for
+long generations) for both.
+
+A failed request is not retried on the same deployment when it timed out
+(`retry_policy`); every failure counts against `allowed_fails` within `cooldown_time`,
+and one more failure cools the deployment down (`router_utils/cooldown_handlers.py`
+`should_cooldown_based_on_allowed_fails_policy`, shared through Redis on prod by the
+router's `cooldown_cache`). Background health checks (`max_tokens` 1, the first-token
+deadline as their timeout) steer routing (`general_settings.enable_health_check_routing`,
+`proxy/proxy_server.py` `_write_health_state_to_router_cache`): a failed check takes the
+local deployment out at once, a passing one brings it back. No `allowed_fails_policy` is
+rendered: with one set, the router skips the health-check filter
+(`router.py` `_async_filter_health_check_unhealthy_deployments`). A stream cut after its
+first event is continued by the fallback (LiteLLM's mid-stream fallback sends the partial
+answer as an assistant prefix); when the fallback fails too, the stream ends with an error
+event and no `[DONE]`. Both need `disable_aiohttp_transport` (below). A stream that
+stalls after its headers (a wedged vLLM), mid-answer or between two slow tokens is left
+to `failover_hooks.py` (loaded through `litellm_settings.callbacks`): LiteLLM re-raises that
+read timeout with no fallback and no cooldown, the hook cools the deployment down and
+finishes the stream from the group. Prompts longer than
+a local model serves skip it: `enable_pre_call_checks` drops deployments whose
+`max_input_tokens` the prompt exceeds (`router.py` `_pre_call_checks`, counting with the
+bundled tokenizer), leaving the cloud deployment of the group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.config import LocalModel, PlatformConfig
 from components.data import embeddings
+from components.inference.deadlines import first_token_deadline, non_stream_timeout, served_context
 from components.inference.endpoints import model_api_bases
 from components.llm_gateway.costs import local_token_cost
 
@@ -48,6 +82,11 @@ Set explicitly so LiteLLM never sends some other provider's key from its environ
 
 HEALTH_CHECK_MAX_TOKENS = 1
 
+LOCAL_ORDER = 1
+FALLBACK_ORDER = 2
+"""`litellm_params.order` of a local model's two deployments: the router sends a request
+to the lowest order it has left (`litellm/utils.py` `_get_order_filtered_deployments`)."""
+
 
 RETRY_BACKOFF_ENV: dict[str, str] = {"INITIAL_RETRY_DELAY": "0", "JITTER": "0"}
 """Environment of the proxy that sets LiteLLM's back-off before a retry (constants.py of
@@ -55,6 +94,36 @@ RETRY_BACKOFF_ENV: dict[str, str] = {"INITIAL_RETRY_DELAY": "0", "JITTER": "0"}
 0.75 s of jitter before retrying a model group of one deployment, even when a fallback
 is configured: every request that reaches a dead local backend before its cooldown
 would wait 0.5-1.25 s for nothing. A `Retry-After` from a provider is still obeyed."""
+
+
+OFFLINE_ENV: dict[str, str] = {
+    # The price map bundled in the pinned package, not the one on GitHub
+    # (`litellm/litellm_core_utils/get_model_cost_map.py` `get_model_cost_map`).
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # Anthropic's beta-header table from the package (`litellm/anthropic_beta_headers_manager.py`).
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    # The admin UI's news feed (`litellm/litellm_core_utils/get_blog_posts.py`).
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    # The admin UI's guardrail templates
+    # (`litellm/proxy/management_endpoints/policy_endpoints/endpoints.py`).
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+}
+"""Environment of the proxy that keeps every fetch LiteLLM 1.83.14 makes by default on
+data bundled in its package. The Deployment and the test runner both set exactly these;
+the Hugging Face tokenizer download is switched off in `litellm_settings`
+(`disable_hf_tokenizer_download`). tests/live/test_failover.py runs the proxy with every
+outbound connection but the fakes refused and sees no attempt."""
+
+
+HOOKS_FILE = "failover_hooks.py"
+"""The proxy hooks (`components/llm_gateway/failover_hooks.py`), shipped next to the
+config file: LiteLLM resolves `<module>.<instance>` callbacks in the config's directory."""
+HOOKS_CALLBACK = "failover_hooks.proxy_handler_instance"
+
+
+def hooks_source() -> str:
+    """The hooks module's text, as the ConfigMap (and the test runner) ship it."""
+    return Path(__file__).with_name(HOOKS_FILE).read_text()
 
 
 def env_ref(name: str) -> str:
@@ -74,45 +143,64 @@ def backend_model_name(name: str, model: LocalModel) -> str:
 def _local_entry(
     name: str, model: LocalModel, api_base: str, config: PlatformConfig
 ) -> dict[str, Any]:
-    router = config.llm_gateway.router
     cost = local_token_cost(config, name)
+    deadline = first_token_deadline(config, name)
     return {
         "model_name": name,
         "litellm_params": {
             "model": f"{LOCAL_PROVIDER}/{backend_model_name(name, model)}",
             "api_base": api_base,
             "api_key": LOCAL_API_KEY,
-            "timeout": router.request_timeout_seconds,
-            "stream_timeout": router.stream_timeout_seconds,
+            "timeout": non_stream_timeout(config, name),
+            "stream_timeout": deadline,
             # The router retries and falls back; the client underneath must not retry too.
             "max_retries": 0,
+            "order": LOCAL_ORDER,
             "input_cost_per_token": cost.input_cost_per_token,
             "output_cost_per_token": cost.output_cost_per_token,
         },
         "model_info": {
             "id": f"local-{name}",
             "mode": "chat",
-            "max_input_tokens": model.context_length,
-            "health_check_timeout": router.stream_timeout_seconds,
+            # What vLLM serves (`--max-model-len` from the fit), not what was asked for.
+            "max_input_tokens": served_context(config, name),
+            "health_check_timeout": deadline,
             "health_check_max_tokens": HEALTH_CHECK_MAX_TOKENS,
         },
     }
 
 
-def _cloud_entry(name: str, config: PlatformConfig, *, serves: str | None = None) -> dict[str, Any]:
-    """A cloud model entry; `serves` puts it under a local model's name (maintenance)."""
+def fallback_id(name: str, cloud: str) -> str:
+    """`model_info.id` of the cloud deployment in a local model's group."""
+    return f"fallback-{name}-{cloud}"
+
+
+def _cloud_entry(
+    name: str, config: PlatformConfig, *, serves: str | None = None, maintenance: bool = False
+) -> dict[str, Any]:
+    """A cloud model entry; `serves` puts it in a local model's group, as its fallback
+    (`order: 2`) or, in `maintenance`, as the group's only deployment."""
     cloud = config.llm_gateway.cloud_models[name]
     router = config.llm_gateway.router
+    if serves is None:
+        entry_id = f"cloud-{name}"
+    elif maintenance:
+        entry_id = f"maintenance-{serves}-{name}"
+    else:
+        entry_id = fallback_id(serves, name)
+    params: dict[str, Any] = {
+        "model": cloud.provider_model,
+        "api_key": env_ref(cloud.api_key_env),
+        "timeout": router.request_timeout_seconds,
+        "stream_timeout": router.stream_timeout_seconds,
+    }
+    if serves is not None and not maintenance:
+        params["order"] = FALLBACK_ORDER
     return {
         "model_name": serves or name,
-        "litellm_params": {
-            "model": cloud.provider_model,
-            "api_key": env_ref(cloud.api_key_env),
-            "timeout": router.request_timeout_seconds,
-            "stream_timeout": router.stream_timeout_seconds,
-        },
+        "litellm_params": params,
         "model_info": {
-            "id": f"cloud-{name}" if serves is None else f"maintenance-{serves}-{name}",
+            "id": entry_id,
             "mode": "chat",
             "max_input_tokens": cloud.context_window,
             # Background checks of a paid API would bill every interval, per replica.
@@ -140,29 +228,30 @@ def _embeddings_entry(config: PlatformConfig, api_base: str) -> dict[str, Any]:
 
 def _model_list(
     config: PlatformConfig, bases: Mapping[str, str]
-) -> tuple[list[dict[str, Any]], list[dict[str, list[str]]], list[dict[str, list[str]]]]:
-    """Model entries, fallbacks on errors and fallbacks on context-window overflow."""
+) -> tuple[list[dict[str, Any]], list[dict[str, list[str]]]]:
+    """Model entries and fallbacks on context-window overflow."""
     gateway = config.llm_gateway
     entries: list[dict[str, Any]] = []
-    fallbacks: list[dict[str, list[str]]] = []
     context_fallbacks: list[dict[str, list[str]]] = []
     for name, model in sorted(config.inference.models.items()):
         fallback = model.cloud_fallback
         if config.model_in_maintenance(name):
             assert fallback is not None  # enforced by the config rules
-            entries.append(_cloud_entry(fallback, config, serves=name))
+            entries.append(_cloud_entry(fallback, config, serves=name, maintenance=True))
             continue
         entries.append(_local_entry(name, model, bases[name], config))
         if fallback is None:
             continue
-        fallbacks.append({name: [fallback]})
-        if gateway.cloud_models[fallback].context_window > model.context_length:
+        entries.append(_cloud_entry(fallback, config, serves=name))
+        # A prompt vLLM refuses as too long (ContextWindowExceededError skips the
+        # order-based fallback in `router.py`) goes to the cloud model's own group.
+        if gateway.cloud_models[fallback].context_window > served_context(config, name):
             context_fallbacks.append({name: [fallback]})
     entries += [_cloud_entry(name, config) for name in sorted(gateway.cloud_models)]
     if config.data.enabled:
         name = config.data.embeddings_model
         entries.append(_embeddings_entry(config, bases.get(name, embeddings.api_base())))
-    return entries, fallbacks, context_fallbacks
+    return entries, context_fallbacks
 
 
 def render_litellm_config(
@@ -182,7 +271,7 @@ def render_litellm_config(
     router = gateway.router
     bases = dict(model_api_bases(config) if api_bases is None else api_bases)
     shared_state = gateway.uses_redis if redis is None else redis
-    model_list, fallbacks, context_fallbacks = _model_list(config, bases)
+    model_list, context_fallbacks = _model_list(config, bases)
 
     router_settings: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
@@ -192,8 +281,11 @@ def render_litellm_config(
         "stream_timeout": router.stream_timeout_seconds,
         "allowed_fails": router.allowed_fails,
         "cooldown_time": router.cooldown_seconds,
-        "fallbacks": fallbacks,
+        # Local models fall back within their own group (order 2); no cross-group list.
+        "fallbacks": [],
         "context_window_fallbacks": context_fallbacks,
+        # Drops deployments whose max_input_tokens a prompt exceeds, before the call.
+        "enable_pre_call_checks": True,
     }
     litellm_settings: dict[str, Any] = {
         "drop_params": True,
@@ -207,7 +299,12 @@ def render_litellm_config(
         "disable_aiohttp_transport": True,
         # Serves /metrics/ (requests, tokens, spend, fallbacks, cooldowns, latency): what
         # the gateway's scrape annotations and the dashboards read.
-        "callbacks": ["prometheus"],
+        # and the failover hooks (stalled streams continue on the fallback; nothing left
+        # to answer is one 503 with Retry-After): `failover_hooks.py`.
+        "callbacks": ["prometheus", HOOKS_CALLBACK],
+        # Count tokens with the bundled tokenizer; never fetch one from the Hugging Face
+        # Hub (`litellm/utils.py` `_select_tokenizer_helper`).
+        "disable_hf_tokenizer_download": True,
     }
     if shared_state:
         redis_settings = {
@@ -234,6 +331,11 @@ def render_litellm_config(
             "database_url": env_ref("DATABASE_URL"),
             "background_health_checks": True,
             "health_check_interval": router.health_check_interval_seconds,
+            # Failed checks take a deployment out of routing, passing ones bring it back
+            # (`proxy/proxy_server.py` `_write_health_state_to_router_cache`); a state
+            # older than three intervals counts as unknown (healthy).
+            "enable_health_check_routing": True,
+            "health_check_staleness_threshold": 3 * router.health_check_interval_seconds,
             "disable_spend_logs": False,
         },
     }

@@ -18,7 +18,7 @@ import pytest
 from components.edge.nginx_conf import ClientLimit
 from components.llm_gateway.litellm_config import render_litellm_config
 from tests.e2e.chain import Chain, litellm_chain
-from tests.litellm_proxy import litellm_available
+from tests.litellm_proxy import client_requests, litellm_available
 from tools import smoke
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]
@@ -146,7 +146,7 @@ def test_every_check_passes_through_the_real_chain(chain: tuple[Chain, Path]) ->
     assert f"PASS model {MODEL} answers" in out
     assert f"PASS model {MODEL} streaming: " in out
     assert KEY not in out
-    assert len(running.local[MODEL].seen("/v1/chat/completions")) == 1
+    assert len(client_requests(running.local[MODEL], "/v1/chat/completions")) == 1
 
 
 def test_a_buffering_proxy_in_front_is_flagged(chain: tuple[Chain, Path]) -> None:
@@ -200,4 +200,4 @@ def test_a_model_that_does_not_answer_is_named(chain: tuple[Chain, Path]) -> Non
     assert code == smoke.EXIT_FAILED, out
     assert f"PASS model {MODEL} answers" in out
     assert "FAIL [gateway -> model] model llama-3-1-8b answers: " in out
-    assert running.local["llama-3-1-8b"].seen("/v1/chat/completions")
+    assert client_requests(running.local["llama-3-1-8b"], "/v1/chat/completions")

@@ -9,7 +9,10 @@ or base64 float32 per `encoding_format`, as TEI answers), `GET /v1/models`,
 Controls (attributes, changed while it runs): `mode` is `normal`, `down` (connections
 reset at once), `hang` (accept and never answer), `break-after-first-event` (a stream's
 connection is cut after its first event; a non-stream request is cut before any byte)
-or `error` (HTTP 500);
+`error` (HTTP 500), `rate-limited` (HTTP 429 with `Retry-After: retry_after`),
+`hang-after-headers` (a stream's headers leave, then nothing, as a wedged vLLM does; a
+non-stream request hangs) or `hang-after-tokens` (a stream sends `hang_after` events,
+then nothing; a non-stream request hangs);
 asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
 `first_token_delay` and `token_interval` in seconds; `stop()` takes it down (connection
 refused) and `start()` brings it back on the same port.
@@ -85,8 +88,27 @@ class _OpenAiHandler(FakeHandler):
         if fake.mode == "error":
             self.send_json(500, {"error": {"message": "fake backend error", "type": "server"}})
             return
-        time.sleep(fake.first_token_delay)
+        if fake.mode == "rate-limited":
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", str(fake.retry_after))
+            data = json.dumps({"error": {"message": "fake rate limit", "type": "rate"}}).encode()
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         model = str(body.get("model", "unknown"))
+        if body.get("stream") and fake.mode == "hang-after-headers":
+            self.start_stream()
+            self.hang()
+            return
+        if fake.mode in ("hang-after-headers", "hang-after-tokens") and not body.get("stream"):
+            self.hang()  # a wedged GPU answers no non-streaming request either
+            return
+        if body.get("stream"):
+            # vLLM sends a stream's headers at once; the first event waits for the prefill.
+            self.start_stream()
+        time.sleep(fake.first_token_delay)
         if body.get("stream"):
             self._stream(model, body, fake.words(continuing=continued_text(body) is not None))
         elif fake.mode == "break-after-first-event":
@@ -156,8 +178,10 @@ class _OpenAiHandler(FakeHandler):
 
     def _stream(self, model: str, body: dict[str, Any], words: list[str]) -> None:
         fake = self.openai
-        self.start_stream()
         for i, word in enumerate(words):
+            if fake.mode == "hang-after-tokens" and i == fake.hang_after:
+                self.hang()
+                return
             delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
             self.send_chunk(self._event(model, delta, None))
             if fake.mode == "break-after-first-event":
@@ -191,6 +215,8 @@ class OpenAiFake(FakeApi):
     def __init__(self, name: str, *, models: tuple[str, ...] = (), tokens: int = 5) -> None:
         self.name = name
         self.models = models or (name,)
+        self.hang_after = 2
+        self.retry_after = 1
         super().__init__(reply=f"answer from {name} one two three four", tokens=tokens)
 
     @property

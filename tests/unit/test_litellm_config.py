@@ -8,17 +8,38 @@ import pytest
 import yaml
 
 from components.config import ConfigError, PlatformConfig, load_stack, parse_platform_config
+from components.inference.deadlines import (
+    derived_first_token_deadline,
+    first_token_deadline,
+    non_stream_timeout,
+    served_context,
+)
 from components.inference.endpoints import VLLM_PORT
+from components.inference.fit import estimate
 from components.llm_gateway.costs import client_budget_usd, local_token_cost
-from components.llm_gateway.litellm_config import litellm_config_yaml, render_litellm_config
+from components.llm_gateway.litellm_config import (
+    FALLBACK_ORDER,
+    LOCAL_ORDER,
+    OFFLINE_ENV,
+    litellm_config_yaml,
+    render_litellm_config,
+)
 from tests.support import secret_placeholder, stack_config, stack_values
 from tools.mock_engine import PROJECT, config_for_engine, run_program
 
 
 def _entries(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    entries = {e["model_name"]: e for e in rendered["model_list"]}
-    assert len(entries) == len(rendered["model_list"]), "model names must be unique"
+    """The first (lowest-order) entry of each model group."""
+    ids = [e["model_info"]["id"] for e in rendered["model_list"]]
+    assert len(set(ids)) == len(ids), "model ids must be unique"
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in rendered["model_list"]:
+        entries.setdefault(entry["model_name"], entry)
     return entries
+
+
+def _group(rendered: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in rendered["model_list"] if e["model_name"] == name]
 
 
 def _errors(values: dict[str, Any]) -> list[str]:
@@ -53,9 +74,62 @@ def test_every_local_model_is_served_by_vllm_in_the_cluster_or_on_its_lan_host(
                 f"http://vllm-{name}.inference.svc.cluster.local:{VLLM_PORT}/v1"
             )
         assert not params["api_key"].startswith("os.environ/")
-        assert params["timeout"] == config.llm_gateway.router.request_timeout_seconds
-        assert params["stream_timeout"] == config.llm_gateway.router.stream_timeout_seconds
-        assert entries[name]["model_info"]["max_input_tokens"] == model.context_length
+        assert params["timeout"] == non_stream_timeout(config, name)
+        assert params["stream_timeout"] == first_token_deadline(config, name)
+        assert entries[name]["model_info"]["health_check_timeout"] == params["stream_timeout"]
+        assert entries[name]["model_info"]["max_input_tokens"] == served_context(config, name)
+
+
+def test_max_input_tokens_is_the_context_vllm_serves_not_the_one_asked_for() -> None:
+    config = stack_config("dev")
+    model = config.inference.models["qwen3-4b"]
+    fit = estimate(model, config.cluster.gpu_classes["rtx-3060"])
+    # dev: 8192 asked, the fit shortens vLLM's --max-model-len.
+    assert fit.max_model_len < model.context_length
+    entry = _entries(render_litellm_config(config))["qwen3-4b"]
+    assert entry["model_info"]["max_input_tokens"] == fit.max_model_len
+    # ... and prompts over it are dropped from the local deployment before the call.
+    assert render_litellm_config(config)["router_settings"]["enable_pre_call_checks"] is True
+
+
+def test_first_token_deadline_is_derived_from_the_model_and_overridable() -> None:
+    values = stack_values("dev")
+    config = parse_platform_config(values)
+    derived = first_token_deadline(config, "qwen3-4b")
+    model = config.inference.models["qwen3-4b"]
+    # Worst first token plus a prefill of the whole served context, a few seconds.
+    assert model.first_token_seconds < derived < 10
+    assert derived == derived_first_token_deadline(config, "qwen3-4b")
+    # Twice the throughput: a shorter prefill, so an earlier (or equal) deadline.
+    values["inference"]["models"]["qwen3-4b"]["tokens_per_second"] *= 4
+    faster = parse_platform_config(values)
+    assert first_token_deadline(faster, "qwen3-4b") < derived
+    values["inference"]["models"]["qwen3-4b"]["first_token_deadline_seconds"] = 12.5
+    pinned = parse_platform_config(values)
+    assert first_token_deadline(pinned, "qwen3-4b") == 12.5
+    params = _entries(render_litellm_config(pinned))["qwen3-4b"]["litellm_params"]
+    assert params["stream_timeout"] == 12.5
+    # A non-streaming answer arrives whole: its total outlasts the first-token deadline
+    # but stays within the router's total.
+    assert 12.5 < params["timeout"] <= pinned.llm_gateway.router.request_timeout_seconds
+
+
+def test_non_streaming_total_is_capped_by_the_request_timeout() -> None:
+    values = stack_values("dev")
+    values["llm_gateway"]["router"] = {"request_timeout_seconds": 30, "stream_timeout_seconds": 20}
+    config = parse_platform_config(values)
+    assert non_stream_timeout(config, "qwen3-4b") == 30
+
+
+def test_no_remote_fetch_is_left_on() -> None:
+    rendered = render_litellm_config(stack_config("prod"))
+    assert rendered["litellm_settings"]["disable_hf_tokenizer_download"] is True
+    assert OFFLINE_ENV == {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+        "LITELLM_LOCAL_BLOG_POSTS": "True",
+        "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    }
 
 
 def test_api_bases_override_where_local_models_are_reached() -> None:
@@ -132,28 +206,44 @@ def test_cloud_keys_come_from_the_environment_never_inline(stack: str) -> None:
     assert general["database_url"] == "os.environ/DATABASE_URL"
 
 
-def test_each_local_model_falls_back_to_its_cloud_model() -> None:
+def test_each_local_model_falls_back_to_its_cloud_model_in_its_own_group() -> None:
     config = stack_config("prod")
     rendered = render_litellm_config(config)
     router = rendered["router_settings"]
-    expected = [
-        {name: [model.cloud_fallback]}
-        for name, model in sorted(config.inference.models.items())
-        if model.cloud_fallback
-    ]
-    assert router["fallbacks"] == expected
+    # No cross-group fallbacks: the cloud deployment is the group's second order.
+    assert router["fallbacks"] == []
+    for name, model in config.inference.models.items():
+        assert model.cloud_fallback is not None
+        local, fallback = _group(rendered, name)
+        cloud = config.llm_gateway.cloud_models[model.cloud_fallback]
+        assert local["model_info"]["id"] == f"local-{name}"
+        assert local["litellm_params"]["order"] == LOCAL_ORDER
+        assert fallback["model_info"]["id"] == f"fallback-{name}-{model.cloud_fallback}"
+        assert fallback["litellm_params"]["order"] == FALLBACK_ORDER > LOCAL_ORDER
+        assert fallback["litellm_params"]["model"] == cloud.provider_model
+        assert fallback["model_info"]["disable_background_health_check"] is True
+        assert fallback["model_info"]["max_input_tokens"] == cloud.context_window
     served = {e["model_name"] for e in rendered["model_list"]}
-    for rule in router["fallbacks"] + router["context_window_fallbacks"]:
+    for rule in router["context_window_fallbacks"]:
         ((source, targets),) = rule.items()
         assert source in served and set(targets) <= served
+
+
+def test_health_checks_steer_routing() -> None:
+    rendered = render_litellm_config(stack_config("prod"))
+    general = rendered["general_settings"]
+    assert general["enable_health_check_routing"] is True
+    assert general["health_check_staleness_threshold"] == 3 * general["health_check_interval"]
+    # An allowed_fails_policy would switch LiteLLM's health-check filter off.
+    assert "allowed_fails_policy" not in rendered["router_settings"]
 
 
 def test_context_window_fallback_only_to_a_larger_window() -> None:
     values = stack_values("dev")
     values["llm_gateway"]["cloud_models"]["claude-haiku"]["context_window"] = 4096
-    small = render_litellm_config(parse_platform_config(values))["router_settings"]
-    assert small["fallbacks"] == [{"qwen3-4b": ["claude-haiku"]}]
-    assert small["context_window_fallbacks"] == []
+    small = render_litellm_config(parse_platform_config(values))
+    assert small["router_settings"]["context_window_fallbacks"] == []
+    assert len(_group(small, "qwen3-4b")) == 2  # still its fallback on errors
     large = render_litellm_config(stack_config("dev"))["router_settings"]
     assert large["context_window_fallbacks"] == [{"qwen3-4b": ["claude-haiku"]}]
 
@@ -179,8 +269,12 @@ def test_router_settings_follow_the_config() -> None:
     assert rendered["general_settings"]["health_check_interval"] == 20
     assert rendered["general_settings"]["background_health_checks"] is True
     assert rendered["general_settings"]["disable_spend_logs"] is False
-    local = _entries(rendered)["qwen3-4b"]["model_info"]
-    assert local["health_check_timeout"] == 15
+    # Cloud deployments take the router's stream timeout; local ones their deadline.
+    entries = _entries(rendered)
+    assert entries["claude-haiku"]["litellm_params"]["stream_timeout"] == 15
+    config = parse_platform_config(values)
+    local = entries["qwen3-4b"]
+    assert local["model_info"]["health_check_timeout"] == first_token_deadline(config, "qwen3-4b")
 
 
 def test_streams_cut_by_a_backend_are_not_passed_off_as_finished() -> None:
@@ -226,8 +320,9 @@ def test_gpu_maintenance_serves_the_model_name_from_its_cloud_fallback() -> None
     assert entry["litellm_params"]["model"] == haiku.provider_model
     assert entry["litellm_params"]["api_key"] == f"os.environ/{haiku.api_key_env}"
     assert "api_base" not in entry["litellm_params"]
-    fallbacks = rendered["router_settings"]["fallbacks"]
-    assert all("qwen3-14b" not in rule for rule in fallbacks)
+    assert entry["model_info"]["id"] == "maintenance-qwen3-14b-claude-haiku"
+    assert len(_group(rendered, "qwen3-14b")) == 1
+    assert all("qwen3-14b" not in rule for rule in rendered["router_settings"]["fallbacks"])
     # The other models are untouched.
     assert entries["qwen3-8b"]["litellm_params"]["model"] == "hosted_vllm/qwen3-8b"
     assert entries["claude-haiku"]["model_info"]["id"] == "cloud-claude-haiku"
@@ -277,13 +372,30 @@ def test_fallback_to_a_model_that_does_not_exist_is_refused() -> None:
     assert "no such cloud model" in line and "claude-haiku" in line
 
 
-def test_stream_timeout_shorter_than_the_first_token_time_is_refused() -> None:
+def test_a_deadline_shorter_than_the_first_token_time_is_refused() -> None:
     values = stack_values("dev")
-    values["inference"]["models"]["qwen3-4b"]["first_token_seconds"] = 20
-    values["llm_gateway"]["router"] = {"stream_timeout_seconds": 10}
+    values["inference"]["models"]["qwen3-4b"]["first_token_deadline_seconds"] = 1
     lines = _errors(values)
     assert any(
-        "llm_gateway.router.stream_timeout_seconds" in line and "qwen3-4b" in line for line in lines
+        "inference.models.qwen3-4b.first_token_deadline_seconds" in line for line in lines
+    ), lines
+
+
+def test_allowed_fails_equal_to_litellms_default_is_refused() -> None:
+    values = stack_values("dev")
+    values["llm_gateway"]["router"] = {"allowed_fails": 3}
+    lines = _errors(values)
+    assert any("llm_gateway.router.allowed_fails" in line for line in lines), lines
+
+
+def test_a_first_token_time_beyond_the_request_timeout_is_refused() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"]["first_token_seconds"] = 20
+    values["llm_gateway"]["router"] = {"request_timeout_seconds": 15, "stream_timeout_seconds": 10}
+    lines = _errors(values)
+    assert any(
+        "llm_gateway.router.request_timeout_seconds" in line and "qwen3-4b" in line
+        for line in lines
     ), lines
 
 

@@ -187,7 +187,10 @@ def test_config_hash_annotation_is_the_configmap_content_hash(
     (config_map,) = [
         r for r in run.of_type(CONFIG_MAP) if r.inputs["metadata"]["name"] == "litellm-config"
     ]
-    text = config_map.inputs["data"]["config.yaml"]
+    data = config_map.inputs["data"]
+    # The proxy's hooks ship next to the config (LiteLLM loads them from its directory).
+    assert set(data) == {"config.yaml", "failover_hooks.py"}
+    text = data["config.yaml"] + data["failover_hooks.py"]
     annotations = _one(run, DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
     assert annotations[CONFIG_HASH_ANNOTATION] == hashlib.sha256(text.encode()).hexdigest()
 

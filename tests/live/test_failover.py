@@ -1,0 +1,559 @@
+"""Failover on the prod stack's rendered router settings, against hostile local servers.
+
+One real LiteLLM proxy runs the prod config exactly as rendered (first-token deadlines,
+cooldown, health-check interval: nothing shortened for the test), with every local model
+on a fake vLLM and the clouds on fakes. Each test faults the three local models at once,
+one scenario each, with streaming and non-streaming clients, then waits (bounded) until
+each is served locally again. The proxy runs with `HTTP(S)_PROXY` pointing at a loopback
+recorder, so any connection LiteLLM tries beyond the fakes would be seen.
+
+A stream that stalls after its headers (a wedged vLLM sends them at once) hits a read
+timeout that LiteLLM 1.83.14 re-raises without its mid-stream fallback and counts for no
+cooldown (`litellm/litellm_core_utils/streaming_handler.py` `__anext__`); the gateway's
+hooks (`components/llm_gateway/failover_hooks.py`) cool the deployment down and finish
+the answer from the fallback. These tests run with those hooks, as the gateway does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import PlatformConfig
+from components.inference.deadlines import (
+    first_token_deadline,
+    non_stream_timeout,
+    served_context,
+)
+from components.llm_gateway.litellm_config import fallback_id, litellm_config_yaml
+from tests.fakes.anthropic_server import AnthropicFake
+from tests.fakes.openai_server import OpenAiFake
+from tests.litellm_proxy import (
+    CloudBases,
+    ProxyKeys,
+    Reply,
+    connect,
+    litellm_available,
+    litellm_proxy,
+    read_reply,
+)
+from tests.support import stack_config
+
+pytestmark = pytest.mark.live
+
+if (why := litellm_available()) is not None:
+    pytest.skip(why, allow_module_level=True)
+
+MASTER_KEY = "sk-failover-test-master-91c3"
+ANTHROPIC_KEY = "sk-ant-failover-91c3"
+OPENAI_KEY = "sk-openai-failover-91c3"
+MARKER = "failover-test"
+SLACK_S = 2.0
+"""Generous margin on every timed bound (a loaded 2-core machine)."""
+
+
+class OutboundRecorder:
+    """A loopback HTTP proxy that records every connection attempt and answers none."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self._socket.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(1)
+                try:
+                    first = connection.recv(4096).split(b"\r\n", 1)[0]
+                except OSError:
+                    first = b"?"
+                self.attempts.append(first.decode(errors="replace"))
+                connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    def __enter__(self) -> OutboundRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
+
+
+@dataclass
+class Gateway:
+    """The proxy on the prod config, its fakes and the outbound recorder."""
+
+    port: int
+    config: PlatformConfig
+    local: dict[str, OpenAiFake]
+    anthropic: AnthropicFake
+    openai: OpenAiFake
+    outbound: OutboundRecorder
+
+    def cloud_of(self, name: str) -> AnthropicFake | OpenAiFake:
+        fallback = self.config.inference.models[name].cloud_fallback
+        return self.anthropic if fallback == "claude-haiku" else self.openai
+
+    def fallback(self, name: str) -> str:
+        fallback = self.config.inference.models[name].cloud_fallback
+        assert fallback is not None
+        return fallback_id(name, fallback)
+
+
+@dataclass
+class Sent:
+    """One client request and its outcome."""
+
+    name: str
+    stream: bool
+    started: float
+    reply: Reply | None = None
+    error: str = ""
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Answered in full: 200, and a stream that ends in `[DONE]` with no error event."""
+        if self.reply is None or self.reply.status != 200:
+            return False
+        if not self.stream:
+            return True
+        events = self.reply.events()
+        return bool(events) and events[-1] == "[DONE]" and not any('"error"' in e for e in events)
+
+
+def _request(gateway: Gateway, name: str, *, stream: bool, timeout: float) -> Sent:
+    body = {"model": name, "stream": stream, "messages": [{"role": "user", "content": MARKER}]}
+    sent = Sent(name=name, stream=stream, started=time.monotonic())
+    connection = connect(gateway.port, ca_pem=None, timeout=timeout)
+    try:
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            json.dumps(body),
+            {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
+        sent.reply = read_reply(connection, sent.started)
+    except OSError as error:
+        sent.error = repr(error)
+    finally:
+        connection.close()
+    return sent
+
+
+def _clients(
+    gateway: Gateway,
+    plans: list[tuple[str, bool, float]],
+    *,
+    timeout: float,
+    pause: float = 0.3,
+) -> list[Sent]:
+    """Each plan (model, stream, seconds) is one client sending requests back to back
+    for that long (at most 100 requests each)."""
+    done: list[Sent] = []
+    lock = threading.Lock()
+
+    def client(name: str, stream: bool, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        for _ in range(100):
+            if time.monotonic() >= until:
+                return
+            sent = _request(gateway, name, stream=stream, timeout=timeout)
+            with lock:
+                done.append(sent)
+            time.sleep(pause)
+
+    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        futures = [pool.submit(client, *plan) for plan in plans]
+        for future in futures:
+            future.result(timeout=timeout + max(p[2] for p in plans) + 10)
+    return sorted(done, key=lambda s: s.started)
+
+
+def _served_locally_again(
+    gateway: Gateway, names: list[str], limit: float, *, statuses: tuple[int, ...] = (200,)
+) -> dict[str, float]:
+    """Seconds until each model is answered by its local server again (bounded); every
+    answer until then has one of `statuses`."""
+    started = time.monotonic()
+    back: dict[str, float] = {}
+    for _ in range(400):
+        for name in names:
+            if name in back:
+                continue
+            sent = _request(gateway, name, stream=False, timeout=limit)
+            assert sent.reply is not None, (name, sent.error)
+            assert sent.reply.status in statuses, (name, sent.reply.body[:300])
+            if sent.ok and sent.reply.deployment == f"local-{name}":
+                back[name] = time.monotonic() - started
+        if len(back) == len(names) or time.monotonic() - started > limit:
+            break
+        time.sleep(0.25)
+    missing = sorted(set(names) - set(back))
+    assert missing == [], f"not served locally within {limit} s: {missing}"
+    return back
+
+
+def _recovery_limit(gateway: Gateway, name: str) -> float:
+    """Cooldown, then one health-check period (interval + its timeout), plus slack."""
+    router = gateway.config.llm_gateway.router
+    return (
+        router.cooldown_seconds
+        + router.health_check_interval_seconds
+        + first_token_deadline(gateway.config, name)
+        + SLACK_S
+    )
+
+
+@contextlib.contextmanager
+def _running_gateway(stack: str, directory: Path) -> Iterator[Gateway]:
+    """The proxy on the stack's rendered config, its fakes started and every model warm."""
+    config = stack_config(stack)
+    local = {name: OpenAiFake(name) for name in sorted(config.inference.models)}
+    anthropic = AnthropicFake(api_key=ANTHROPIC_KEY)
+    openai = OpenAiFake("cloud-openai")
+    embeddings = OpenAiFake("tei")
+    fakes: list[Any] = [*local.values(), anthropic, openai, embeddings]
+    with OutboundRecorder() as outbound:
+        try:
+            for fake in fakes:
+                fake.start()
+            bases = {name: f"{fake.base_url}/v1" for name, fake in local.items()}
+            if config.data.enabled:
+                bases[config.data.embeddings_model] = f"{embeddings.base_url}/v1"
+            config_yaml = litellm_config_yaml(config, api_bases=bases, redis=False)
+            # Every outbound connection goes to the recorder, but those to loopback.
+            proxy_env = {
+                "HTTP_PROXY": outbound.url,
+                "HTTPS_PROXY": outbound.url,
+                "http_proxy": outbound.url,
+                "https_proxy": outbound.url,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+            with litellm_proxy(
+                directory,
+                config_yaml,
+                keys=ProxyKeys(master=MASTER_KEY, anthropic=ANTHROPIC_KEY, openai=OPENAI_KEY),
+                clouds=CloudBases(anthropic=anthropic.base_url, openai=f"{openai.base_url}/v1"),
+                extra_env=proxy_env,
+            ) as process:
+                gateway = Gateway(process.port, config, local, anthropic, openai, outbound)
+                for name in [*local, *config.llm_gateway.cloud_models]:
+                    warm = _request(gateway, name, stream=False, timeout=30)
+                    assert warm.ok, (name, warm.error, warm.reply and warm.reply.body[:300])
+                yield gateway
+        finally:
+            for fake in fakes:
+                fake.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with _running_gateway("prod", tmp_path_factory.mktemp("failover")) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def gateway(gateway_process: Gateway) -> Iterator[Gateway]:
+    def reset() -> None:
+        for fake in [*gateway_process.local.values(), gateway_process.anthropic]:
+            fake.mode = "normal"
+            fake.first_token_delay = 0.0
+            fake.token_interval = 0.0
+            fake.release.set()
+            fake.start()
+            fake.clear()
+        gateway_process.openai.mode = "normal"
+        gateway_process.openai.start()
+        gateway_process.openai.clear()
+
+    reset()
+    for fake in gateway_process.local.values():
+        fake.release.clear()
+    yield gateway_process
+    reset()
+
+
+def _fallback_answers(gateway: Gateway, sent: Sent) -> bool:
+    assert sent.reply is not None
+    return sent.reply.deployment == gateway.fallback(sent.name)
+
+
+def _check_answer(gateway: Gateway, sent: Sent) -> None:
+    """A whole answer, from the local server or the fallback, nothing else."""
+    assert sent.reply is not None
+    content = sent.reply.content()
+    local = gateway.local[sent.name]
+    cloud = gateway.cloud_of(sent.name)
+    if sent.reply.deployment == f"local-{sent.name}":
+        # A stream the local server cut or stalled is finished by the cloud: its whole
+        # answer when nothing was sent yet, else the rest after the local part.
+        assert content in (local.text, cloud.reply) or content.endswith(cloud.continuation), content
+        if content.endswith(cloud.continuation):
+            assert local.text.startswith(content[: -len(cloud.continuation)]), content
+    else:
+        assert sent.reply.deployment == gateway.fallback(sent.name), sent.reply.deployment
+        assert content == cloud.reply, content
+
+
+def _answered_by_fallback(gateway: Gateway, sent: Sent) -> bool:
+    """The cloud answered (alone, or finishing a stream the local server stalled)."""
+    assert sent.reply is not None
+    cloud = gateway.cloud_of(sent.name)
+    content = sent.reply.content()
+    return content == cloud.reply or content.endswith(cloud.continuation)
+
+
+def test_errors_rate_limits_and_crashes_fail_over_with_no_failed_request(
+    gateway: Gateway,
+) -> None:
+    """500s, 429s with Retry-After and a crashed server (connections reset), streaming and
+    not: every request is answered, at once, by the fallback; each returns afterwards."""
+    gateway.local["qwen3-14b"].mode = "error"
+    gateway.local["llama-3-1-8b"].mode = "rate-limited"
+    gateway.local["qwen3-8b"].mode = "down"
+    faulted_at = time.monotonic()
+    names = sorted(gateway.local)
+    sent = _clients(gateway, [(n, s, 4.0) for n in names for s in (False, True)], timeout=20)
+
+    failed = [(s.name, s.stream, s.error, s.reply and s.reply.body[:200]) for s in sent if not s.ok]
+    assert failed == []
+    for one in sent:
+        _check_answer(gateway, one)
+        assert one.reply is not None
+        # A connection LiteLLM kept alive to the crashed server may still answer at first.
+        if one.started > faulted_at + 1.0:
+            assert _fallback_answers(gateway, one), (one.name, one.reply.deployment)
+        # No deadline is waited for: the error comes at once (429: after its Retry-After).
+        retry_after = gateway.local[one.name].retry_after if one.name == "llama-3-1-8b" else 0
+        assert one.reply.seconds < retry_after + SLACK_S, (one.name, one.reply.seconds)
+    assert all(len([s for s in sent if s.name == n]) >= 6 for n in names)
+
+    for fake in gateway.local.values():
+        fake.mode = "normal"
+    back = _served_locally_again(gateway, names, max(_recovery_limit(gateway, n) for n in names))
+    print(f"\nback to local after errors/429/crash: {back}")
+
+
+def test_a_hung_server_loses_requests_to_the_fallback_within_its_deadline(
+    gateway: Gateway,
+) -> None:
+    """Accept-and-hang (qwen3-8b), a wedged vLLM that sends a stream's headers and then
+    nothing (qwen3-14b), and one that stops after two events (llama-3-1-8b): every stream
+    is answered in full within the first-token deadline (plus the cloud's answer), by the
+    fallback alone or finishing what the local server sent; after `allowed_fails` + 1
+    such requests at most, the server is out of rotation and requests, streaming or not,
+    go to the fallback at once, until it recovers."""
+    config = gateway.config
+    gateway.local["qwen3-8b"].mode = "hang"
+    gateway.local["qwen3-14b"].mode = "hang-after-headers"
+    gateway.local["llama-3-1-8b"].mode = "hang-after-tokens"
+    names = sorted(gateway.local)
+    streams = _clients(gateway, [(n, True, 12.0) for n in names], timeout=30)
+    plain = _clients(gateway, [(n, False, 3.0) for n in names], timeout=30)
+
+    failed = [(s.name, s.reply and s.reply.body[-300:]) for s in [*streams, *plain] if not s.ok]
+    assert failed == []
+    allowed = config.llm_gateway.router.allowed_fails
+    for name in names:
+        deadline = first_token_deadline(config, name)
+        mine = [s for s in streams if s.name == name]
+        assert len(mine) >= 4, name
+        for one in [*mine, *(s for s in plain if s.name == name)]:
+            assert one.reply is not None
+            # Nobody waits on the dead server past its deadline (plus the cloud's answer).
+            assert one.reply.seconds <= deadline + SLACK_S, (name, one.stream, one.reply.seconds)
+            _check_answer(gateway, one)
+            assert _answered_by_fallback(gateway, one), (name, one.reply.content())
+        waited = [s for s in mine if s.reply is not None and s.reply.seconds > 1.0]
+        # Only the requests before the cooldown wait for the deadline.
+        assert len(waited) <= allowed + 1, (name, [s.reply and s.reply.seconds for s in mine])
+    # Out of rotation: non-streaming requests never reach the hung servers.
+    assert all(s.reply is not None and s.reply.seconds < SLACK_S for s in plain)
+    assert all(_fallback_answers(gateway, s) for s in plain)
+
+    for fake in gateway.local.values():
+        fake.mode = "normal"
+        fake.release.set()
+    back = _served_locally_again(gateway, names, max(_recovery_limit(gateway, n) for n in names))
+    print(f"\nback to local after the hang: {back}")
+
+
+def test_slow_first_tokens_and_trickles(gateway: Gateway) -> None:
+    """At once, one model each: a first token just under the deadline (qwen3-8b) is
+    served locally, streaming or not; one over it (llama-3-1-8b) loses the stream to the
+    fallback within the deadline, while the non-streaming answer, slower than the
+    deadline, is still local (vLLM sends nothing of a plain answer before it is complete,
+    so its limit is the non-streaming total); a trickle of one token per 10 s (qwen3-14b)
+    has its pauses held to the deadline and the fallback finishes the answer."""
+    config = gateway.config
+    under = gateway.local["qwen3-8b"]
+    under.first_token_delay = first_token_deadline(config, "qwen3-8b") - 1.5
+    late = gateway.local["llama-3-1-8b"]
+    late.first_token_delay = first_token_deadline(config, "llama-3-1-8b") + 1.0
+    trickle = gateway.local["qwen3-14b"]
+    trickle.token_interval = 10.0
+    # The non-streaming answer takes its pieces' intervals too: well over the deadline.
+    assert (
+        first_token_deadline(config, "qwen3-14b") < 10.0 < non_stream_timeout(config, "qwen3-14b")
+    )
+    plans = [
+        ("qwen3-8b", False, 1.0),
+        ("qwen3-8b", True, 1.0),
+        ("llama-3-1-8b", True, 0.5),
+        ("qwen3-14b", True, 0.5),
+    ]
+    sent = _clients(gateway, plans, timeout=30)
+    assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent if not s.ok]
+    for one in sent:
+        assert one.reply is not None
+        if one.name == "qwen3-8b" or not one.stream:
+            assert one.reply.deployment == f"local-{one.name}", one.reply.deployment
+            delay = gateway.local[one.name].first_token_delay
+            assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
+            continue
+        deadline = first_token_deadline(config, one.name)
+        assert one.reply.seconds <= deadline + SLACK_S, (one.name, one.reply.seconds)
+        cloud = gateway.cloud_of(one.name)
+        local = gateway.local[one.name]
+        if one.name == "llama-3-1-8b":
+            assert one.reply.content() == cloud.reply
+        else:
+            assert one.reply.content() == local.words()[0] + cloud.continuation
+    for fake in gateway.local.values():
+        fake.first_token_delay = 0.0
+        fake.token_interval = 0.0
+    names = sorted(gateway.local)
+    _served_locally_again(gateway, names, max(_recovery_limit(gateway, n) for n in names))
+
+
+def test_both_down_is_one_503_that_names_nothing_internal(gateway: Gateway) -> None:
+    """The local server and its cloud fallback both fail: one OpenAI-format 503 with
+    `Retry-After`, quickly, naming no host, port, key or deployment."""
+    name = "qwen3-14b"
+    gateway.local[name].stop()
+    gateway.anthropic.mode = "error"
+    sent = _clients(gateway, [(name, False, 1.5), (name, True, 1.5)], timeout=30)
+    assert len(sent) >= 4
+    retry_after = str(gateway.config.llm_gateway.router.cooldown_seconds)
+    for one in sent:
+        assert one.reply is not None
+        assert one.reply.status == 503, one.reply.body[:300]
+        assert one.reply.headers.get("retry-after") == retry_after
+        assert one.reply.seconds < SLACK_S
+        error = one.reply.json()["error"]
+        assert error["type"] == "service_unavailable"
+        assert name in error["message"]
+        text = json.dumps(error)
+        for secret in (MASTER_KEY, ANTHROPIC_KEY, OPENAI_KEY, "127.0.0.1", "Traceback"):
+            assert secret not in text, (secret, text)
+        for internal in ("local-", "fallback-", "Anthropic", "litellm"):
+            assert internal not in text, (internal, text)
+        for fake in [*gateway.local.values(), gateway.anthropic, gateway.openai]:
+            assert str(fake.port) not in text, text
+    gateway.local[name].start()
+    gateway.anthropic.mode = "normal"
+    # Both deployments of the group cool down for a while: 503 until one is back.
+    _served_locally_again(gateway, [name], _recovery_limit(gateway, name), statuses=(200, 503))
+
+
+def test_no_call_leaves_for_anything_but_the_fakes(gateway: Gateway) -> None:
+    """Start-up, first calls of each provider (a Llama model included: no tokenizer from
+    the Hub), streams, fallbacks and health checks ran through this module's proxy with
+    every outbound connection sent to a recorder: it saw none."""
+    long_prompt = "word " * 20_000  # counted for the context check with the local tokenizer
+    for name in gateway.local:
+        assert _request(gateway, name, stream=True, timeout=30).ok
+    connection = connect(gateway.port, ca_pem=None, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            json.dumps({"model": "llama-3-1-8b", "messages": [{"role": "user", "content": "x"}]}),
+            {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
+        assert read_reply(connection, time.monotonic()).status == 200
+    finally:
+        connection.close()
+    over = _request_with(gateway, "qwen3-8b", long_prompt)
+    assert over.status == 200
+    assert gateway.outbound.attempts == []
+
+
+def _request_with(gateway: Gateway, name: str, content: str) -> Reply:
+    connection = connect(gateway.port, ca_pem=None, timeout=30)
+    started = time.monotonic()
+    try:
+        connection.request(
+            "POST",
+            "/v1/chat/completions",
+            json.dumps({"model": name, "messages": [{"role": "user", "content": content}]}),
+            {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
+        return read_reply(connection, started)
+    finally:
+        connection.close()
+
+
+def test_a_prompt_over_the_served_context_goes_straight_to_the_fallback(
+    gateway: Gateway,
+) -> None:
+    """The local model advertises what vLLM serves; a longer prompt never reaches it."""
+    name = "qwen3-8b"
+    served = served_context(gateway.config, name)
+    prompt = "word " * (served + 500)
+    reply = _request_with(gateway, name, prompt)
+    assert reply.status == 200, reply.body[:300]
+    assert reply.deployment == gateway.fallback(name)
+    tagged: Callable[[Any], bool] = lambda s: "word word" in json.dumps(s.body)  # noqa: E731
+    assert not [s for s in gateway.local[name].seen("/v1/") if tagged(s)]
+    short = _request_with(gateway, name, "word " * 100)
+    assert short.deployment == f"local-{name}"
+
+
+def test_dev_a_wedged_server_is_left_within_its_deadline(tmp_path: Path) -> None:
+    """The dev stack on its own rendered settings (one model, its fit-shortened context
+    and its own deadline): a wedged server costs the first stream its deadline, the
+    fallback answers it, and every later request goes to the fallback at once; a prompt
+    over the served context never reaches the local server; nothing leaves for the
+    internet."""
+    with _running_gateway("dev", tmp_path / "dev") as dev:
+        (name,) = dev.local
+        deadline = first_token_deadline(dev.config, name)
+        served = served_context(dev.config, name)
+        assert served < dev.config.inference.models[name].context_length  # the fit shortened it
+        over = _request_with(dev, name, "word " * (served + 200))
+        assert over.status == 200 and over.deployment == dev.fallback(name)
+        dev.local[name].mode = "hang-after-headers"
+        sent = [_request(dev, name, stream=True, timeout=30) for _ in range(3)]
+        sent.append(_request(dev, name, stream=False, timeout=30))
+        assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent]
+        times = [s.reply.seconds for s in sent if s.reply is not None]
+        assert times[0] <= deadline + SLACK_S and all(t < SLACK_S for t in times[1:]), times
+        assert all(_answered_by_fallback(dev, s) for s in sent)
+        assert dev.outbound.attempts == []
