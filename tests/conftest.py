@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,5 +45,20 @@ def rendered_stack(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], 
             assert render_main(["--stack", stack, "--out", str(target)]) == 0
             renders[stack] = target
         return renders[stack]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def render_objects(rendered_stack: Callable[[str], Path]) -> Callable[[str], list[dict[str, Any]]]:
+    """`render_objects("prod")`: every own and chart object of a stack's render, as written."""
+    from tools.render_tree import load_objects
+
+    loaded: dict[str, list[dict[str, Any]]] = {}
+
+    def get(stack: str) -> list[dict[str, Any]]:
+        if stack not in loaded:
+            loaded[stack] = load_objects(rendered_stack(stack))
+        return loaded[stack]
 
     return get

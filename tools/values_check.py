@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools import helm_template
+from tools import charts, helm_template
+from tools.releases import KUBE_VERSION, ReleaseRender
 
 Path_ = tuple[str, ...]
 
@@ -46,6 +47,18 @@ class ReleaseInput:
     values: Mapping[str, Any]
     kube_version: str
     api_versions: frozenset[str]
+
+    @classmethod
+    def of(cls, release: ReleaseRender) -> ReleaseInput:
+        """The inputs a stack's release was templated with (`tools.releases`)."""
+        return cls(
+            archive=charts.archive_of(release.chart),
+            release=release.release,
+            namespace=release.namespace,
+            values=release.values,
+            kube_version=KUBE_VERSION,
+            api_versions=release.api_versions,
+        )
 
 
 def leaf_paths(values: Mapping[str, Any], prefix: Path_ = ()) -> Iterator[Path_]:

@@ -25,7 +25,7 @@ from tests.unit.manifest_checks import crd_schema, validate_against_crd
 from tools import charts, helm_template
 from tools.checks import capacity, pod_security
 from tools.releases import KUBE_VERSION, render_releases
-from tools.render_tree import load_file, load_objects
+from tools.render_tree import load_file
 from tools.values_check import ReleaseInput, unread_keys
 
 Obj = dict[str, Any]
@@ -93,16 +93,9 @@ def chart_objects(rendered_stack: Callable[[str], Path]) -> Callable[[str], list
 
 
 @pytest.fixture(scope="module")
-def all_objects(rendered_stack: Callable[[str], Path]) -> Callable[[str], list[Obj]]:
+def all_objects(render_objects: Callable[[str], list[Obj]]) -> Callable[[str], list[Obj]]:
     """Own and chart objects of a stack's render."""
-    cache: dict[str, list[Obj]] = {}
-
-    def get(stack: str) -> list[Obj]:
-        if stack not in cache:
-            cache[stack] = load_objects(rendered_stack(stack))
-        return cache[stack]
-
-    return get
+    return render_objects
 
 
 # --- the tree ---------------------------------------------------------------------------
@@ -220,16 +213,7 @@ def test_values_pass_every_chart_values_schema(stack: str) -> None:
 def test_every_values_key_the_program_sets_is_read_by_its_chart(stack: str) -> None:
     unread = {}
     for release in stack_releases(stack):
-        keys = unread_keys(
-            ReleaseInput(
-                archive=charts.archive_of(release.chart),
-                release=release.release,
-                namespace=release.namespace,
-                values=release.values,
-                kube_version=KUBE_VERSION,
-                api_versions=release.api_versions,
-            )
-        )
+        keys = unread_keys(ReleaseInput.of(release))
         if keys:
             unread[release.release] = keys
     assert unread == {}

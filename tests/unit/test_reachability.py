@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from tests.support import STACKS, stack_config
 from tools.checks import reachability as r
 from tools.checks.reachability import TCP, UDP, Endpoint
-from tools.render_tree import load_objects
 
 Obj = dict[str, Any]
 
@@ -814,15 +812,8 @@ def test_linkerd_network_authentication() -> None:
 
 
 @pytest.fixture(scope="module")
-def rendered(rendered_stack: Callable[[str], Path]) -> Callable[[str], list[Obj]]:
-    cache: dict[str, list[Obj]] = {}
-
-    def get(stack: str) -> list[Obj]:
-        if stack not in cache:
-            cache[stack] = load_objects(rendered_stack(stack))
-        return cache[stack]
-
-    return get
+def rendered(render_objects: Callable[[str], list[Obj]]) -> Callable[[str], list[Obj]]:
+    return render_objects
 
 
 def _api(stack: str) -> Endpoint:

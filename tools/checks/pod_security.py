@@ -35,16 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from components.cluster.namespaces import PodSecurity
 
-class Level(StrEnum):
-    """A Pod Security Standards level, as written in a namespace label."""
-
-    PRIVILEGED = "privileged"
-    BASELINE = "baseline"
-    RESTRICTED = "restricted"
+Level = PodSecurity
+"""A Pod Security Standards level, as written in a namespace label (the cluster base's)."""
 
 
 @dataclass(frozen=True)
