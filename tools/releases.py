@@ -196,9 +196,9 @@ def _template(
 def render_releases(run: ProgramRun, *, cache: Path = charts.CACHE) -> list[ReleaseRender]:
     """Every Helm release of `run`, templated; raises ReleaseError or ChartUnavailableError.
 
-    Two passes: the first finds the CRDs every release installs, so that the second
-    renders again, with the API versions the cluster will serve, each chart whose
-    templates ask for them.
+    Two passes: the first (with the built-in APIs only) finds the CRDs every release
+    installs, so that the second renders again, with every API version the cluster will
+    serve, each chart whose templates ask for them.
     """
     releases = helm_releases(run)
     pins = {
@@ -209,7 +209,8 @@ def render_releases(run: ProgramRun, *, cache: Path = charts.CACHE) -> list[Rele
     # The engine and its YAML parser run outside the GIL (ctypes): one release per core.
     with ThreadPoolExecutor(max_workers=TEMPLATING_WORKERS) as pool:
         rendered_first = pool.map(
-            lambda r: _template(r, pins[r.urn], archives[r.urn], ()), releases
+            lambda r: _template(r, pins[r.urn], archives[r.urn], builtin_api_versions()),
+            releases,
         )
         first = {r.urn: done for r, done in zip(releases, rendered_first, strict=True)}
     all_crds = [
