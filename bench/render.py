@@ -83,9 +83,10 @@ print(json.dumps(results))
 """
 
 
-def _python(code: str, *args: str) -> str:
+def _interpreter(*argv: str) -> str:
+    """Stdout of a fresh interpreter run with `argv`; RuntimeError when it fails."""
     done = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,7 +97,11 @@ def _python(code: str, *args: str) -> str:
         raise RuntimeError(
             f"benchmark subprocess failed ({done.returncode}): {done.stderr[-2000:]}"
         )
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout
+
+
+def _python(code: str, *args: str) -> str:
+    return _interpreter("-c", code, *args).strip().splitlines()[-1]
 
 
 def catalog_values(document: dict[str, Any], size: int) -> dict[str, Any]:
@@ -125,16 +130,7 @@ def catalog_values(document: dict[str, Any], size: int) -> dict[str, Any]:
 def _wall(*args: str) -> float:
     """Wall time of one `python -m tools.render ...`, as `make render` runs it."""
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.render", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"render failed ({done.returncode}): {done.stderr[-2000:]}")
+    _interpreter("-m", "tools.render", *args)
     return time.perf_counter() - start
 
 
