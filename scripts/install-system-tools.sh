@@ -3,8 +3,8 @@
 # Idempotent: does nothing when every tool is already present.
 set -euo pipefail
 
-packages=(nginx shellcheck cloud-init wrk openssl curl wireguard-tools)
-commands=(nginx shellcheck cloud-init wrk openssl curl wg)
+packages=(nginx shellcheck cloud-init wrk openssl curl wireguard-tools redis-server)
+commands=(nginx shellcheck cloud-init wrk openssl curl wg redis-server)
 
 missing=()
 for i in "${!commands[@]}"; do
@@ -22,8 +22,11 @@ fi
 echo "installing system tools: ${missing[*]}"
 "${sudo_cmd[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian package starts nginx on :80; the tests run their own instances.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
-  "${sudo_cmd[@]}" systemctl stop nginx || true
-fi
+# The Debian packages start nginx on :80 and Redis on :6379; the tests run their own.
+for service in nginx redis-server; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "${service}" 2>/dev/null; then
+    "${sudo_cmd[@]}" systemctl stop "${service}" || true
+  fi
+done
 pkill -x nginx 2>/dev/null || true
+pkill -x redis-server 2>/dev/null || true

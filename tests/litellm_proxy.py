@@ -22,32 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from components.llm_gateway.litellm_config import (
-    HOOKS_FILE,
     OFFLINE_ENV,
     RETRY_BACKOFF_ENV,
-    hooks_source,
+    hook_files,
 )
 from tests.artifacts.edge.nginx_harness import free_port
+from tests.fakes.openai_server import is_health_check
 from tests.support import ROOT
 
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
 
 
-HEALTH_CHECK_PROMPTS = frozenset({"test from litellm", "Hey how's it going?", "What's 1 + 1?"})
-"""What LiteLLM's background health checks ask (`litellm/constants.py`
-`DEFAULT_HEALTH_CHECK_PROMPT`, `litellm/proxy/health_check.py` `_get_random_llm_message`);
-they reach every local server every interval."""
-
-
 def client_requests(fake: Any, path: str = "/v1/") -> list[Any]:
     """What a fake received from clients, not from the gateway's health checks."""
-
-    def from_health_check(body: dict[str, Any]) -> bool:
-        messages = body.get("messages") or []
-        return len(messages) == 1 and messages[0].get("content") in HEALTH_CHECK_PROMPTS
-
-    return [s for s in fake.seen(path) if not from_health_check(s.body)]
+    return [s for s in fake.seen(path) if not is_health_check(s.body)]
 
 
 def litellm_available() -> str | None:
@@ -200,7 +189,8 @@ def litellm_proxy(
     config_file = root / "config.yaml"
     config_file.write_text(config_yaml)
     # The failover hooks next to the config, as the gateway's ConfigMap ships them.
-    (root / HOOKS_FILE).write_text(hooks_source())
+    for file_name, text in hook_files().items():
+        (root / file_name).write_text(text)
     port = free_port()
     log = root / "litellm.log"
     env = {

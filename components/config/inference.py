@@ -66,6 +66,15 @@ class LocalModel(FrozenModel):
         "before its cloud fallback is tried; derived from the fit and throughput when unset "
         "(`components/inference/deadlines.py`).",
     )
+    stream_idle_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Longest pause allowed between two events of this model's answer, once "
+        "its first token is in, before the stream is treated as stalled and its fallback "
+        "finishes it; twice the first-token deadline when unset. Capped by the request's "
+        "total deadline.",
+    )
 
     @model_validator(mode="after")
     def _placement_fields(self) -> LocalModel:

@@ -1,19 +1,24 @@
 """How long the gateway waits on a local model server, derived from its fit and throughput.
 
-Three figures per local model, all rendered into its LiteLLM deployment:
+Four figures per local model, all rendered into its LiteLLM deployment (the last three
+enforced on the connection to the server by `components/llm_gateway/upstream_deadlines.py`):
 
 - `served_context`: the context vLLM is started with (`--max-model-len`, which the fit
   check may shorten below `context_length`), what the gateway advertises as
   `max_input_tokens`.
-- `first_token_deadline`: how long a request waits for the server's first answer before
-  the cloud fallback is tried. Derived as the expected worst first token
-  (`first_token_seconds`) plus a prefill of the whole served context at
+- `first_token_deadline`: how long a request, streaming or not, waits for the server's
+  first token before the cloud fallback is tried. Derived as the expected worst first
+  token (`first_token_seconds`) plus a prefill of the whole served context at
   `PREFILL_SPEEDUP` x the measured output throughput, rounded up to half a second;
   `first_token_deadline_seconds` overrides it.
-- `non_stream_timeout`: the total a non-streaming request may take. vLLM sends nothing
-  of a non-streaming answer before it is complete, so this is the first-token deadline
-  plus the generation of a whole served context at one sequence's share of the
-  throughput, capped by `llm_gateway.router.request_timeout_seconds`.
+- `stream_idle_deadline`: the longest pause allowed between two events of an answer once
+  its first token is in. A healthy server pauses a sequence when it preempts it (its
+  KV cache is recomputed: a prefill of up to the served context, as the first token
+  was) behind another request's prefill, so the derived figure is `IDLE_FACTOR` x the
+  first-token deadline; `stream_idle_timeout_seconds` overrides it.
+- `total_deadline`: the whole request: the first-token deadline plus the generation of a
+  whole served context at one sequence's share of the throughput, capped by
+  `llm_gateway.router.request_timeout_seconds`. It caps the other two.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ PREFILL_SPEEDUP = 8.0
 """Prefill processes prompt tokens this many times faster than the model's aggregate
 output throughput (vLLM batches a prompt's tokens in one forward pass; 8 x is a
 conservative figure for the consumer GPUs of the catalog)."""
+
+IDLE_FACTOR = 2.0
+"""A pause inside a healthy stream is at most a recompute of the sequence's context behind
+one other prefill: two first-token deadlines."""
 
 ROUND_TO_SECONDS = 0.5
 
@@ -62,9 +71,18 @@ def first_token_deadline(config: PlatformConfig, name: str) -> float:
     return derived_first_token_deadline(config, name)
 
 
-def non_stream_timeout(config: PlatformConfig, name: str) -> float:
-    """Seconds a non-streaming request to a local model may take in all."""
+def total_deadline(config: PlatformConfig, name: str) -> float:
+    """Seconds a request to a local model may take in all, streaming or not."""
     model = config.inference.models[name]
     per_sequence = model.tokens_per_second / model.max_concurrent_sequences
     whole = first_token_deadline(config, name) + served_context(config, name) / per_sequence
     return min(_round_up(whole), config.llm_gateway.router.request_timeout_seconds)
+
+
+def stream_idle_deadline(config: PlatformConfig, name: str) -> float:
+    """Seconds a local model's answer may pause between two events, after its first."""
+    model = config.inference.models[name]
+    idle = model.stream_idle_timeout_seconds
+    if idle is None:
+        idle = _round_up(IDLE_FACTOR * first_token_deadline(config, name))
+    return min(idle, total_deadline(config, name))

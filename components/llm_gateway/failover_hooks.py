@@ -25,21 +25,75 @@ They close two gaps of the pinned LiteLLM, both read in its source:
    the error) turns those into one 503 with `Retry-After` (the cooldown) and a message
    that names only the model the client asked for.
 
+3. Deadlines from the model on every call to a local server.
+   `async_pre_call_deployment_hook` (run by LiteLLM right before the deployment is called:
+   `litellm/utils.py` `client` wrapper, `async_pre_call_deployment_hook`) gives a call to a
+   deployment whose `model_info` carries `llm_platform_deadlines` an HTTP client whose
+   transport holds it to its first-token, idle and total deadlines and serves a
+   non-streaming request from a stream (`upstream_deadlines.py`, shipped beside this file).
+   hosted_vllm uses the client it is given (`litellm/llms/custom_httpx/llm_http_handler.py`
+   `async_completion` and `make_async_call_stream_helper`: `client` when not None).
+   A missed first-token deadline is a timeout of the call itself, so the router's own
+   order-2 fallback answers and counts the failure towards the cooldown; a stream that
+   stalls after its first event ends in the read timeout of gap 1.
+
+4. A cooldown that another replica wrote outlives its time here. The router keeps what
+   it reads from Redis in its in-memory layer with that layer's default TTL, 600 s, not
+   the cooldown's (`litellm/caching/dual_cache.py` `async_batch_get_cache` backfills
+   without a TTL; `litellm/caching/in_memory_cache.py` `default_ttl`), and the cooldown
+   filter does not look at the entry's timestamp (`litellm/router_utils/cooldown_cache.py`
+   `async_get_active_cooldowns`): one replica's 10 s cooldown kept every other replica
+   off a recovered server for ten minutes. `async_pre_call_hook` (run before routing,
+   `litellm/proxy/utils.py` `pre_call_hook`) drops such copies once their cooldown is
+   over, so the next read goes to Redis, which expires them on time.
+
 LiteLLM, httpx and FastAPI are the proxy's own packages; they are not dependencies of the
 program, so their imports are untyped here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import httpx  # type: ignore[import-not-found]
+import httpx
 from fastapi import HTTPException  # type: ignore[import-not-found]
 from litellm.integrations.custom_logger import CustomLogger  # type: ignore[import-not-found]
+from litellm.llms.custom_httpx.http_handler import (  # type: ignore[import-not-found]
+    AsyncHTTPHandler,
+    get_default_headers,
+)
+from litellm.router_utils.cooldown_cache import CooldownCache  # type: ignore[import-not-found]
 
 LOG = logging.getLogger("llm_platform.failover_hooks")
+
+DEADLINES_MODULE = "upstream_deadlines"
+
+
+def _load_deadlines_module() -> ModuleType:
+    """`upstream_deadlines.py` from this file's directory: LiteLLM loads this module by
+    its path (`litellm/proxy/types_utils/utils.py` `get_instance_fn`), without putting the
+    directory on `sys.path`."""
+    loaded = sys.modules.get(DEADLINES_MODULE)
+    if loaded is not None:
+        return loaded
+    path = Path(__file__).with_name(f"{DEADLINES_MODULE}.py")
+    spec = importlib.util.spec_from_file_location(DEADLINES_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[DEADLINES_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+upstream_deadlines = _load_deadlines_module()
 
 UNAVAILABLE_TYPE = "service_unavailable"
 
@@ -88,6 +142,22 @@ def _router() -> Any:
     return proxy_server.llm_router
 
 
+def _forget_expired_cooldowns(router: Any) -> None:
+    """Drop in-memory copies of cooldowns whose time is over (gap 4)."""
+    memory = getattr(getattr(router, "cache", None), "in_memory_cache", None)
+    if memory is None:
+        return
+    now = time.time()
+    for model_id in router.get_model_ids():
+        key = CooldownCache.get_cooldown_cache_key(model_id)
+        value = memory.get_cache(key)
+        if not isinstance(value, dict):
+            continue
+        ends = float(value.get("timestamp") or 0) + float(value.get("cooldown_time") or 0)
+        if ends <= now:
+            memory.delete_cache(key)
+
+
 def _delta_text(chunk: Any) -> str:
     text = ""
     for choice in getattr(chunk, "choices", None) or []:
@@ -115,8 +185,62 @@ def _is_upstream_failure(error: Exception) -> bool:
     return named or (isinstance(status, int) and status >= 500)
 
 
+class DeadlineClient(AsyncHTTPHandler):  # type: ignore[misc]
+    """LiteLLM's HTTP client with the deadline transport; LiteLLM makes a fresh client with
+    `create_client` when it retries a dropped connection, so the transport is put there."""
+
+    def __init__(self, deadlines: Any) -> None:
+        self.deadlines = deadlines
+        super().__init__(timeout=deadlines.total)
+
+    def create_client(
+        self,
+        timeout: Any,
+        event_hooks: Any,
+        ssl_verify: Any = None,
+        shared_session: Any = None,
+    ) -> httpx.AsyncClient:
+        # What `AsyncHTTPHandler.create_client` sets, less TLS: local servers are plain HTTP
+        # (the mesh encrypts in-cluster hops).
+        transport = upstream_deadlines.DeadlineTransport(httpx.AsyncHTTPTransport(), self.deadlines)
+        return httpx.AsyncClient(
+            transport=transport,
+            event_hooks=event_hooks,
+            timeout=timeout if timeout is not None else self.deadlines.total,
+            headers=get_default_headers(),
+            follow_redirects=True,
+        )
+
+
+_clients: dict[Any, DeadlineClient] = {}
+"""One client (one connection pool) per set of deadlines, for the life of the proxy."""
+
+
+def _client_for(deadlines: Any) -> DeadlineClient:
+    client = _clients.get(deadlines)
+    if client is None:
+        client = _clients[deadlines] = DeadlineClient(deadlines)
+    return client
+
+
 class FailoverHooks(CustomLogger):  # type: ignore[misc]
-    """Stalled streams continue on the fallback; no deployment left is one honest 503."""
+    """Local calls held to their deadlines; stalled streams continue on the fallback; no
+    deployment left is one honest 503."""
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
+    ) -> None:
+        router = _router()
+        if router is not None:
+            _forget_expired_cooldowns(router)
+
+    async def async_pre_call_deployment_hook(
+        self, kwargs: dict[str, Any], call_type: Any
+    ) -> dict[str, Any] | None:
+        deadlines = upstream_deadlines.Deadlines.from_model_info(kwargs.get("model_info"))
+        if deadlines is None or getattr(call_type, "value", call_type) != "acompletion":
+            return None
+        return {**kwargs, "client": _client_for(deadlines)}
 
     async def async_post_call_streaming_iterator_hook(
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]

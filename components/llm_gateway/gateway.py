@@ -44,10 +44,9 @@ from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
 from components.llm_gateway.costs import client_budget_usd
 from components.llm_gateway.litellm_config import (
-    HOOKS_FILE,
     OFFLINE_ENV,
     RETRY_BACKOFF_ENV,
-    hooks_source,
+    hook_files,
     litellm_config_yaml,
 )
 from components.llm_gateway.migrations import migrations_job
@@ -327,13 +326,13 @@ class LlmGateway(pulumi.ComponentResource):
 
         # 4. The rendered config, by content hash.
         self.config_yaml = litellm_config_yaml(config, redis=self.redis is not None)
-        hooks = hooks_source()
+        hooks = hook_files()
         # The hooks roll the pods too: they are part of what the proxy runs.
-        digest = config_hash(self.config_yaml + hooks)
+        digest = config_hash(self.config_yaml + "".join(hooks[n] for n in sorted(hooks)))
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={**metadata, "name": f"{NAME}-config"},
-            data={"config.yaml": self.config_yaml, HOOKS_FILE: hooks},
+            data={"config.yaml": self.config_yaml, **hooks},
             opts=child,
         )
         self.artifacts = {

@@ -69,7 +69,12 @@ import yaml
 
 from components.config import LocalModel, PlatformConfig
 from components.data import embeddings
-from components.inference.deadlines import first_token_deadline, non_stream_timeout, served_context
+from components.inference.deadlines import (
+    first_token_deadline,
+    served_context,
+    stream_idle_deadline,
+    total_deadline,
+)
 from components.inference.endpoints import model_api_bases
 from components.llm_gateway.costs import local_token_cost
 
@@ -86,6 +91,10 @@ LOCAL_ORDER = 1
 FALLBACK_ORDER = 2
 """`litellm_params.order` of a local model's two deployments: the router sends a request
 to the lowest order it has left (`litellm/utils.py` `_get_order_filtered_deployments`)."""
+
+
+REDIS_REREAD_SECONDS = 1.0
+"""How stale a replica's view of the shared router state may be (cooldowns above all)."""
 
 
 RETRY_BACKOFF_ENV: dict[str, str] = {"INITIAL_RETRY_DELAY": "0", "JITTER": "0"}
@@ -115,15 +124,23 @@ the Hugging Face tokenizer download is switched off in `litellm_settings`
 outbound connection but the fakes refused and sees no attempt."""
 
 
+DEADLINES_KEY = "llm_platform_deadlines"
+"""`model_info` key of a local deployment's deadlines, which the hooks read
+(`upstream_deadlines.py` `Deadlines.from_model_info`; that module is not importable by
+the program, which does not depend on httpx)."""
+
 HOOKS_FILE = "failover_hooks.py"
 """The proxy hooks (`components/llm_gateway/failover_hooks.py`), shipped next to the
 config file: LiteLLM resolves `<module>.<instance>` callbacks in the config's directory."""
 HOOKS_CALLBACK = "failover_hooks.proxy_handler_instance"
+HOOK_FILES = (HOOKS_FILE, "upstream_deadlines.py")
+"""The hooks and the module they load from their own directory."""
 
 
-def hooks_source() -> str:
-    """The hooks module's text, as the ConfigMap (and the test runner) ship it."""
-    return Path(__file__).with_name(HOOKS_FILE).read_text()
+def hook_files() -> dict[str, str]:
+    """The hooks' files by name, as the ConfigMap (and the test runner) ship them next to
+    the config."""
+    return {name: Path(__file__).with_name(name).read_text() for name in HOOK_FILES}
 
 
 def env_ref(name: str) -> str:
@@ -145,14 +162,17 @@ def _local_entry(
 ) -> dict[str, Any]:
     cost = local_token_cost(config, name)
     deadline = first_token_deadline(config, name)
+    total = total_deadline(config, name)
     return {
         "model_name": name,
         "litellm_params": {
             "model": f"{LOCAL_PROVIDER}/{backend_model_name(name, model)}",
             "api_base": api_base,
             "api_key": LOCAL_API_KEY,
-            "timeout": non_stream_timeout(config, name),
-            "stream_timeout": deadline,
+            # LiteLLM's own read timeout, streaming or not, is only the outer bound: the
+            # hooks' transport holds the call to the deadlines in `model_info`.
+            "timeout": total,
+            "stream_timeout": total,
             # The router retries and falls back; the client underneath must not retry too.
             "max_retries": 0,
             "order": LOCAL_ORDER,
@@ -166,6 +186,11 @@ def _local_entry(
             "max_input_tokens": served_context(config, name),
             "health_check_timeout": deadline,
             "health_check_max_tokens": HEALTH_CHECK_MAX_TOKENS,
+            DEADLINES_KEY: {
+                "first_token_seconds": deadline,
+                "stream_idle_seconds": stream_idle_deadline(config, name),
+                "total_seconds": total,
+            },
         },
     }
 
@@ -314,6 +339,10 @@ def render_litellm_config(
         }
         # Cooldowns, failure counts and usage are shared by every replica through these.
         router_settings.update({f"redis_{k}": v for k, v in redis_settings.items()})
+        # A replica re-reads a key from Redis at most this often (10 s by default:
+        # `litellm/caching/dual_cache.py` `_reserve_redis_batch_keys`), so a cooldown
+        # another replica set is seen within a second, not after ten.
+        litellm_settings["default_redis_batch_cache_expiry"] = REDIS_REREAD_SECONDS
         litellm_settings["cache"] = True
         # Responses are cached only when a request asks for it.
         litellm_settings["cache_params"] = {

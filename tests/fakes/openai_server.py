@@ -10,12 +10,17 @@ Controls (attributes, changed while it runs): `mode` is `normal`, `down` (connec
 reset at once), `hang` (accept and never answer), `break-after-first-event` (a stream's
 connection is cut after its first event; a non-stream request is cut before any byte)
 `error` (HTTP 500), `rate-limited` (HTTP 429 with `Retry-After: retry_after`),
+`error-event` (a stream sends one event, then an error event and `[DONE]`, as vLLM reports
+a failure after its headers; a non-stream request gets HTTP 500),
 `hang-after-headers` (a stream's headers leave, then nothing, as a wedged vLLM does; a
 non-stream request hangs) or `hang-after-tokens` (a stream sends `hang_after` events,
 then nothing; a non-stream request hangs);
 asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
-`first_token_delay` and `token_interval` in seconds; `stop()` takes it down (connection
-refused) and `start()` brings it back on the same port.
+`spare_health_checks` answers the gateway's health checks normally whatever the mode (a
+server that passes a one-token check and fails real work);
+`first_token_delay` and `token_interval` in seconds; `pause_seconds` > 0 pauses a stream
+once, after its `pause_after`-th event (a healthy server's preempted sequence); `stop()`
+takes it down (connection refused) and `start()` brings it back on the same port.
 """
 
 from __future__ import annotations
@@ -37,6 +42,18 @@ def fake_embedding(text: str) -> list[float]:
     """A deterministic unit-range vector per text, so a test can check what came back."""
     digest = hashlib.sha256(text.encode()).digest()
     return [digest[i] / 255 for i in range(EMBEDDING_DIMENSIONS)]
+
+
+HEALTH_CHECK_PROMPTS = frozenset({"test from litellm", "Hey how's it going?", "What's 1 + 1?"})
+"""What LiteLLM's background health checks ask (`litellm/constants.py`
+`DEFAULT_HEALTH_CHECK_PROMPT`, `litellm/proxy/health_check.py` `_get_random_llm_message`);
+they reach every local server every interval."""
+
+
+def is_health_check(body: dict[str, Any]) -> bool:
+    """A request the gateway's background health check sent."""
+    messages = body.get("messages") or []
+    return len(messages) == 1 and messages[0].get("content") in HEALTH_CHECK_PROMPTS
 
 
 def continued_text(body: dict[str, Any]) -> str | None:
@@ -82,10 +99,13 @@ class _OpenAiHandler(FakeHandler):
             return
         body = self.read_json()
         fake = self.openai
+        if fake.spare_health_checks and is_health_check(body):
+            self.send_json(200, self._completion(str(body.get("model", "unknown"))))
+            return
         if fake.mode == "hang":
             self.hang()
             return
-        if fake.mode == "error":
+        if fake.mode == "error" or (fake.mode == "error-event" and not body.get("stream")):
             self.send_json(500, {"error": {"message": "fake backend error", "type": "server"}})
             return
         if fake.mode == "rate-limited":
@@ -187,7 +207,19 @@ class _OpenAiHandler(FakeHandler):
             if fake.mode == "break-after-first-event":
                 self.cut_connection()
                 return
+            if fake.mode == "error-event":
+                error = {
+                    "message": "fake engine failure",
+                    "type": "InternalServerError",
+                    "code": 500,
+                }
+                self.send_chunk(f"data: {json.dumps({'error': error})}\n\n")
+                self.send_chunk("data: [DONE]\n\n")
+                self.end_stream()
+                return
             time.sleep(fake.token_interval)
+            if fake.pause_seconds > 0 and i + 1 == fake.pause_after:
+                time.sleep(fake.pause_seconds)
         self.send_chunk(self._event(model, {}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage = {
@@ -217,6 +249,9 @@ class OpenAiFake(FakeApi):
         self.models = models or (name,)
         self.hang_after = 2
         self.retry_after = 1
+        self.pause_after = 2
+        self.pause_seconds = 0.0
+        self.spare_health_checks = False
         super().__init__(reply=f"answer from {name} one two three four", tokens=tokens)
 
     @property

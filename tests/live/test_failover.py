@@ -32,10 +32,14 @@ import pytest
 from components.config import PlatformConfig
 from components.inference.deadlines import (
     first_token_deadline,
-    non_stream_timeout,
     served_context,
+    stream_idle_deadline,
 )
-from components.llm_gateway.litellm_config import fallback_id, litellm_config_yaml
+from components.llm_gateway.litellm_config import (
+    REDIS_REREAD_SECONDS,
+    fallback_id,
+    litellm_config_yaml,
+)
 from tests.fakes.anthropic_server import AnthropicFake
 from tests.fakes.openai_server import OpenAiFake
 from tests.litellm_proxy import (
@@ -47,6 +51,7 @@ from tests.litellm_proxy import (
     litellm_proxy,
     read_reply,
 )
+from tests.redis_server import RedisServer, redis_available, redis_server
 from tests.support import stack_config
 
 pytestmark = pytest.mark.live
@@ -105,14 +110,20 @@ class OutboundRecorder:
 
 @dataclass
 class Gateway:
-    """The proxy on the prod config, its fakes and the outbound recorder."""
+    """The proxy (one process per replica) on a stack's config, its fakes and the
+    outbound recorder."""
 
-    port: int
+    ports: tuple[int, ...]
     config: PlatformConfig
     local: dict[str, OpenAiFake]
     anthropic: AnthropicFake
     openai: OpenAiFake
     outbound: OutboundRecorder
+
+    @property
+    def port(self) -> int:
+        """The first replica's port."""
+        return self.ports[0]
 
     def cloud_of(self, name: str) -> AnthropicFake | OpenAiFake:
         fallback = self.config.inference.models[name].cloud_fallback
@@ -146,10 +157,12 @@ class Sent:
         return bool(events) and events[-1] == "[DONE]" and not any('"error"' in e for e in events)
 
 
-def _request(gateway: Gateway, name: str, *, stream: bool, timeout: float) -> Sent:
+def _request(
+    gateway: Gateway, name: str, *, stream: bool, timeout: float, replica: int = 0
+) -> Sent:
     body = {"model": name, "stream": stream, "messages": [{"role": "user", "content": MARKER}]}
     sent = Sent(name=name, stream=stream, started=time.monotonic())
-    connection = connect(gateway.port, ca_pem=None, timeout=timeout)
+    connection = connect(gateway.ports[replica], ca_pem=None, timeout=timeout)
     try:
         connection.request(
             "POST",
@@ -195,7 +208,12 @@ def _clients(
 
 
 def _served_locally_again(
-    gateway: Gateway, names: list[str], limit: float, *, statuses: tuple[int, ...] = (200,)
+    gateway: Gateway,
+    names: list[str],
+    limit: float,
+    *,
+    statuses: tuple[int, ...] = (200,),
+    replica: int = 0,
 ) -> dict[str, float]:
     """Seconds until each model is answered by its local server again (bounded); every
     answer until then has one of `statuses`."""
@@ -205,7 +223,7 @@ def _served_locally_again(
         for name in names:
             if name in back:
                 continue
-            sent = _request(gateway, name, stream=False, timeout=limit)
+            sent = _request(gateway, name, stream=False, timeout=limit, replica=replica)
             assert sent.reply is not None, (name, sent.error)
             assert sent.reply.status in statuses, (name, sent.reply.body[:300])
             if sent.ok and sent.reply.deployment == f"local-{name}":
@@ -230,22 +248,26 @@ def _recovery_limit(gateway: Gateway, name: str) -> float:
 
 
 @contextlib.contextmanager
-def _running_gateway(stack: str, directory: Path) -> Iterator[Gateway]:
-    """The proxy on the stack's rendered config, its fakes started and every model warm."""
+def _running_gateway(
+    stack: str, directory: Path, *, replicas: int = 1, redis: RedisServer | None = None
+) -> Iterator[Gateway]:
+    """The proxy on the stack's rendered config, its fakes started and every model warm;
+    with `redis`, `replicas` processes share their router state through it, as the
+    gateway's replicas do on prod."""
     config = stack_config(stack)
     local = {name: OpenAiFake(name) for name in sorted(config.inference.models)}
     anthropic = AnthropicFake(api_key=ANTHROPIC_KEY)
     openai = OpenAiFake("cloud-openai")
     embeddings = OpenAiFake("tei")
     fakes: list[Any] = [*local.values(), anthropic, openai, embeddings]
-    with OutboundRecorder() as outbound:
+    with OutboundRecorder() as outbound, contextlib.ExitStack() as proxies:
         try:
             for fake in fakes:
                 fake.start()
             bases = {name: f"{fake.base_url}/v1" for name, fake in local.items()}
             if config.data.enabled:
                 bases[config.data.embeddings_model] = f"{embeddings.base_url}/v1"
-            config_yaml = litellm_config_yaml(config, api_bases=bases, redis=False)
+            config_yaml = litellm_config_yaml(config, api_bases=bases, redis=redis is not None)
             # Every outbound connection goes to the recorder, but those to loopback.
             proxy_env = {
                 "HTTP_PROXY": outbound.url,
@@ -254,20 +276,32 @@ def _running_gateway(stack: str, directory: Path) -> Iterator[Gateway]:
                 "https_proxy": outbound.url,
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",
+                **(redis.env() if redis is not None else {}),
             }
-            with litellm_proxy(
-                directory,
-                config_yaml,
-                keys=ProxyKeys(master=MASTER_KEY, anthropic=ANTHROPIC_KEY, openai=OPENAI_KEY),
-                clouds=CloudBases(anthropic=anthropic.base_url, openai=f"{openai.base_url}/v1"),
-                extra_env=proxy_env,
-            ) as process:
-                gateway = Gateway(process.port, config, local, anthropic, openai, outbound)
+            ports = tuple(
+                proxies.enter_context(
+                    litellm_proxy(
+                        directory / f"replica-{replica}",
+                        config_yaml,
+                        keys=ProxyKeys(
+                            master=MASTER_KEY, anthropic=ANTHROPIC_KEY, openai=OPENAI_KEY
+                        ),
+                        clouds=CloudBases(
+                            anthropic=anthropic.base_url, openai=f"{openai.base_url}/v1"
+                        ),
+                        extra_env=proxy_env,
+                    )
+                ).port
+                for replica in range(replicas)
+            )
+            gateway = Gateway(ports, config, local, anthropic, openai, outbound)
+            for replica in range(replicas):
                 for name in [*local, *config.llm_gateway.cloud_models]:
-                    warm = _request(gateway, name, stream=False, timeout=30)
+                    warm = _request(gateway, name, stream=False, timeout=30, replica=replica)
                     assert warm.ok, (name, warm.error, warm.reply and warm.reply.body[:300])
-                yield gateway
+            yield gateway
         finally:
+            proxies.close()
             for fake in fakes:
                 fake.stop()
 
@@ -285,6 +319,7 @@ def gateway(gateway_process: Gateway) -> Iterator[Gateway]:
             fake.mode = "normal"
             fake.first_token_delay = 0.0
             fake.token_interval = 0.0
+            fake.pause_seconds = 0.0
             fake.release.set()
             fake.start()
             fake.clear()
@@ -364,38 +399,53 @@ def test_a_hung_server_loses_requests_to_the_fallback_within_its_deadline(
     gateway: Gateway,
 ) -> None:
     """Accept-and-hang (qwen3-8b), a wedged vLLM that sends a stream's headers and then
-    nothing (qwen3-14b), and one that stops after two events (llama-3-1-8b): every stream
-    is answered in full within the first-token deadline (plus the cloud's answer), by the
-    fallback alone or finishing what the local server sent; after `allowed_fails` + 1
-    such requests at most, the server is out of rotation and requests, streaming or not,
-    go to the fallback at once, until it recovers."""
+    nothing (qwen3-14b), and one that stops after two events (llama-3-1-8b), each met by a
+    streaming and a non-streaming client from the first request on: every request is
+    answered in full, by the fallback alone or finishing what the local server sent, within
+    the first-token deadline (the stream idle deadline once tokens have come), plus the
+    cloud's answer. vLLM sends nothing of a plain answer before it is complete, so the
+    gateway asks it for a stream: the first non-streaming request is bound by the same
+    deadline. After `allowed_fails` + 1 failures (one per client at most in flight), the
+    server is out of rotation and requests go to the fallback at once, until it recovers."""
     config = gateway.config
-    gateway.local["qwen3-8b"].mode = "hang"
-    gateway.local["qwen3-14b"].mode = "hang-after-headers"
-    gateway.local["llama-3-1-8b"].mode = "hang-after-tokens"
+    modes = {
+        "qwen3-8b": "hang",
+        "qwen3-14b": "hang-after-headers",
+        "llama-3-1-8b": "hang-after-tokens",
+    }
+    for name, mode in modes.items():
+        gateway.local[name].mode = mode
     names = sorted(gateway.local)
-    streams = _clients(gateway, [(n, True, 12.0) for n in names], timeout=30)
-    plain = _clients(gateway, [(n, False, 3.0) for n in names], timeout=30)
+    plans = [(n, stream, 10.0) for n in names for stream in (True, False)]
+    sent = _clients(gateway, plans, timeout=30)
 
-    failed = [(s.name, s.reply and s.reply.body[-300:]) for s in [*streams, *plain] if not s.ok]
+    failed = [(s.name, s.reply and s.reply.body[-300:]) for s in sent if not s.ok]
     assert failed == []
     allowed = config.llm_gateway.router.allowed_fails
     for name in names:
         deadline = first_token_deadline(config, name)
-        mine = [s for s in streams if s.name == name]
-        assert len(mine) >= 4, name
-        for one in [*mine, *(s for s in plain if s.name == name)]:
+        bound = (
+            stream_idle_deadline(config, name) if modes[name] == "hang-after-tokens" else deadline
+        )
+        mine = [s for s in sent if s.name == name]
+        assert len(mine) >= 6, name
+        for one in mine:
             assert one.reply is not None
             # Nobody waits on the dead server past its deadline (plus the cloud's answer).
-            assert one.reply.seconds <= deadline + SLACK_S, (name, one.stream, one.reply.seconds)
+            assert one.reply.seconds <= bound + SLACK_S, (name, one.stream, one.reply.seconds)
             _check_answer(gateway, one)
             assert _answered_by_fallback(gateway, one), (name, one.reply.content())
+        first_plain = next(s for s in mine if not s.stream)
+        assert first_plain.reply is not None
+        # It reached the hung server (it waited its deadline), and no longer than that.
+        assert bound - 0.5 <= first_plain.reply.seconds <= bound + SLACK_S, first_plain
         waited = [s for s in mine if s.reply is not None and s.reply.seconds > 1.0]
         # Only the requests before the cooldown wait for the deadline.
-        assert len(waited) <= allowed + 1, (name, [s.reply and s.reply.seconds for s in mine])
-    # Out of rotation: non-streaming requests never reach the hung servers.
-    assert all(s.reply is not None and s.reply.seconds < SLACK_S for s in plain)
-    assert all(_fallback_answers(gateway, s) for s in plain)
+        assert len(waited) <= allowed + 2, (
+            name,
+            [(s.stream, s.reply and s.reply.seconds) for s in mine],
+        )
+        assert all(s.reply is not None and s.reply.seconds < SLACK_S for s in mine[-4:]), name
 
     for fake in gateway.local.values():
         fake.mode = "normal"
@@ -404,50 +454,55 @@ def test_a_hung_server_loses_requests_to_the_fallback_within_its_deadline(
     print(f"\nback to local after the hang: {back}")
 
 
-def test_slow_first_tokens_and_trickles(gateway: Gateway) -> None:
-    """At once, one model each: a first token just under the deadline (qwen3-8b) is
-    served locally, streaming or not; one over it (llama-3-1-8b) loses the stream to the
-    fallback within the deadline, while the non-streaming answer, slower than the
-    deadline, is still local (vLLM sends nothing of a plain answer before it is complete,
-    so its limit is the non-streaming total); a trickle of one token per 10 s (qwen3-14b)
-    has its pauses held to the deadline and the fallback finishes the answer."""
+def test_slow_first_tokens_pauses_and_trickles(gateway: Gateway) -> None:
+    """At once, one model each, streaming and not: a first token just under the deadline
+    followed by one pause longer than the deadline but within the idle deadline (qwen3-8b:
+    a preempted sequence) is served locally in full; a first token over the deadline
+    (llama-3-1-8b) loses the request to the fallback within the deadline; a trickle of one
+    token per idle deadline and more (qwen3-14b) is cut at the idle deadline and the
+    fallback finishes the stream, or answers the non-streaming request whole."""
     config = gateway.config
     under = gateway.local["qwen3-8b"]
     under.first_token_delay = first_token_deadline(config, "qwen3-8b") - 1.5
+    under.pause_seconds = first_token_deadline(config, "qwen3-8b") + 1.5
+    assert under.pause_seconds + SLACK_S < stream_idle_deadline(config, "qwen3-8b")
     late = gateway.local["llama-3-1-8b"]
     late.first_token_delay = first_token_deadline(config, "llama-3-1-8b") + 1.0
     trickle = gateway.local["qwen3-14b"]
-    trickle.token_interval = 10.0
-    # The non-streaming answer takes its pieces' intervals too: well over the deadline.
-    assert (
-        first_token_deadline(config, "qwen3-14b") < 10.0 < non_stream_timeout(config, "qwen3-14b")
-    )
-    plans = [
-        ("qwen3-8b", False, 1.0),
-        ("qwen3-8b", True, 1.0),
-        ("llama-3-1-8b", True, 0.5),
-        ("qwen3-14b", True, 0.5),
-    ]
-    sent = _clients(gateway, plans, timeout=30)
+    trickle.token_interval = stream_idle_deadline(config, "qwen3-14b") + 1.5
+    plans = [(name, stream, 0.5) for name in sorted(gateway.local) for stream in (False, True)]
+    sent = _clients(gateway, plans, timeout=40)
     assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent if not s.ok]
+    assert len(sent) == len(plans)
     for one in sent:
         assert one.reply is not None
-        if one.name == "qwen3-8b" or not one.stream:
-            assert one.reply.deployment == f"local-{one.name}", one.reply.deployment
-            delay = gateway.local[one.name].first_token_delay
-            assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
-            continue
-        deadline = first_token_deadline(config, one.name)
-        assert one.reply.seconds <= deadline + SLACK_S, (one.name, one.reply.seconds)
-        cloud = gateway.cloud_of(one.name)
+        content = one.reply.content()
         local = gateway.local[one.name]
-        if one.name == "llama-3-1-8b":
-            assert one.reply.content() == cloud.reply
+        cloud = gateway.cloud_of(one.name)
+        if one.name == "qwen3-8b":
+            assert one.reply.deployment == f"local-{one.name}", one.reply.deployment
+            assert content == local.text
+            took = under.first_token_delay + under.pause_seconds
+            assert took - 0.2 <= one.reply.seconds <= took + SLACK_S, one.reply.seconds
+            if one.stream:
+                delay = under.first_token_delay
+                assert delay - 0.2 <= one.reply.first_byte_seconds <= delay + SLACK_S
+        elif one.name == "llama-3-1-8b":
+            deadline = first_token_deadline(config, one.name)
+            assert one.reply.seconds <= deadline + SLACK_S, (one.stream, one.reply.seconds)
+            assert content == cloud.reply
         else:
-            assert one.reply.content() == local.words()[0] + cloud.continuation
+            idle = stream_idle_deadline(config, one.name)
+            assert idle - 0.5 <= one.reply.seconds <= idle + SLACK_S, (
+                one.stream,
+                one.reply.seconds,
+            )
+            # A stream keeps what it sent and the fallback continues; a plain answer is whole.
+            assert content == (local.words()[0] + cloud.continuation if one.stream else cloud.reply)
     for fake in gateway.local.values():
         fake.first_token_delay = 0.0
         fake.token_interval = 0.0
+        fake.pause_seconds = 0.0
     names = sorted(gateway.local)
     _served_locally_again(gateway, names, max(_recovery_limit(gateway, n) for n in names))
 
@@ -538,10 +593,10 @@ def test_a_prompt_over_the_served_context_goes_straight_to_the_fallback(
 
 def test_dev_a_wedged_server_is_left_within_its_deadline(tmp_path: Path) -> None:
     """The dev stack on its own rendered settings (one model, its fit-shortened context
-    and its own deadline): a wedged server costs the first stream its deadline, the
-    fallback answers it, and every later request goes to the fallback at once; a prompt
-    over the served context never reaches the local server; nothing leaves for the
-    internet."""
+    and its own deadline): a wedged server costs the first `allowed_fails` + 1 requests,
+    streaming or not, their first-token deadline, the fallback answers them, and every
+    later request goes to the fallback at once; a prompt over the served context never
+    reaches the local server; nothing leaves for the internet."""
     with _running_gateway("dev", tmp_path / "dev") as dev:
         (name,) = dev.local
         deadline = first_token_deadline(dev.config, name)
@@ -550,10 +605,61 @@ def test_dev_a_wedged_server_is_left_within_its_deadline(tmp_path: Path) -> None
         over = _request_with(dev, name, "word " * (served + 200))
         assert over.status == 200 and over.deployment == dev.fallback(name)
         dev.local[name].mode = "hang-after-headers"
-        sent = [_request(dev, name, stream=True, timeout=30) for _ in range(3)]
-        sent.append(_request(dev, name, stream=False, timeout=30))
+        sent = [_request(dev, name, stream=stream, timeout=30) for stream in (False, True) * 2]
         assert all(s.ok for s in sent), [s.reply and s.reply.body[-200:] for s in sent]
         times = [s.reply.seconds for s in sent if s.reply is not None]
-        assert times[0] <= deadline + SLACK_S and all(t < SLACK_S for t in times[1:]), times
+        waited = dev.config.llm_gateway.router.allowed_fails + 1
+        assert all(deadline - 0.5 <= t <= deadline + SLACK_S for t in times[:waited]), times
+        assert all(t < SLACK_S for t in times[waited:]), times
         assert all(_answered_by_fallback(dev, s) for s in sent)
         assert dev.outbound.attempts == []
+
+
+def test_replicas_share_what_takes_a_server_out_of_rotation(tmp_path: Path) -> None:
+    """Two gateway replicas on the prod config share their router state through Redis, as
+    on prod. The local servers pass their one-token health checks and fail real work, so
+    only the shared state can steer the second replica: once the first has cooled a
+    server down (`allowed_fails` + 1 missed first tokens; one stream stalled mid-answer),
+    the second, which read the shared state just before, sends its next request for that
+    model to the fallback at once; both come back to local once the cooldown is over
+    (the second no later than the first: LiteLLM would keep its copy for ten minutes)."""
+    if (why := redis_available()) is not None:
+        pytest.fail(why)
+    with (
+        redis_server(tmp_path / "redis", "redis-failover-91c3") as redis,
+        _running_gateway("prod", tmp_path / "proxy", replicas=2, redis=redis) as gateway,
+    ):
+        config = gateway.config
+        wedged, stalled = gateway.local["qwen3-14b"], gateway.local["llama-3-1-8b"]
+        for fake, mode in ((wedged, "hang-after-headers"), (stalled, "hang-after-tokens")):
+            fake.spare_health_checks = True
+            fake.release.clear()
+            fake.mode = mode
+        allowed = config.llm_gateway.router.allowed_fails
+        # First-token misses count towards `allowed_fails`; a stall mid-answer cools down.
+        for fake, requests in ((wedged, allowed + 1), (stalled, 1)):
+            failing = [
+                _request(gateway, fake.name, stream=fake is stalled, timeout=30)
+                for _ in range(requests - 1)
+            ]
+            # The second replica reads the shared state (no cooldown yet) just before.
+            assert _request(gateway, "qwen3-8b", stream=False, timeout=30, replica=1).ok
+            failing.append(_request(gateway, fake.name, stream=fake is stalled, timeout=30))
+            cooled_at = time.monotonic()
+            assert all(s.ok and _answered_by_fallback(gateway, s) for s in failing), failing
+            assert all(s.reply is not None and s.reply.seconds > 1.0 for s in failing), failing
+            # Past the replicas' re-read interval of the shared state, within the cooldown.
+            time.sleep(max(0.0, cooled_at + REDIS_REREAD_SECONDS + 0.5 - time.monotonic()))
+            for stream in (False, True):
+                other = _request(gateway, fake.name, stream=stream, timeout=30, replica=1)
+                assert other.reply is not None and other.ok, other
+                assert other.reply.seconds < SLACK_S, (fake.name, stream, other.reply.seconds)
+                assert other.reply.deployment == gateway.fallback(fake.name), other.reply
+        for fake in (wedged, stalled):
+            fake.mode = "normal"
+            fake.release.set()
+        names = [wedged.name, stalled.name]
+        limit = max(_recovery_limit(gateway, n) for n in names)
+        for replica in (1, 0):
+            back = _served_locally_again(gateway, names, limit, replica=replica)
+            print(f"\nreplica {replica} back to local: {back}")

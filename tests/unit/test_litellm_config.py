@@ -9,21 +9,25 @@ import yaml
 
 from components.config import ConfigError, PlatformConfig, load_stack, parse_platform_config
 from components.inference.deadlines import (
+    IDLE_FACTOR,
     derived_first_token_deadline,
     first_token_deadline,
-    non_stream_timeout,
     served_context,
+    stream_idle_deadline,
+    total_deadline,
 )
 from components.inference.endpoints import VLLM_PORT
 from components.inference.fit import estimate
 from components.llm_gateway.costs import client_budget_usd, local_token_cost
 from components.llm_gateway.litellm_config import (
+    DEADLINES_KEY,
     FALLBACK_ORDER,
     LOCAL_ORDER,
     OFFLINE_ENV,
     litellm_config_yaml,
     render_litellm_config,
 )
+from components.llm_gateway.upstream_deadlines import Deadlines
 from tests.support import secret_placeholder, stack_config, stack_values
 from tools.mock_engine import PROJECT, config_for_engine, run_program
 
@@ -74,9 +78,16 @@ def test_every_local_model_is_served_by_vllm_in_the_cluster_or_on_its_lan_host(
                 f"http://vllm-{name}.inference.svc.cluster.local:{VLLM_PORT}/v1"
             )
         assert not params["api_key"].startswith("os.environ/")
-        assert params["timeout"] == non_stream_timeout(config, name)
-        assert params["stream_timeout"] == first_token_deadline(config, name)
-        assert entries[name]["model_info"]["health_check_timeout"] == params["stream_timeout"]
+        # LiteLLM's own timeouts are the outer bound; the hooks enforce the model's deadlines.
+        assert params["timeout"] == params["stream_timeout"] == total_deadline(config, name)
+        deadlines = Deadlines.from_model_info(entries[name]["model_info"])
+        assert deadlines == Deadlines(
+            first_token=first_token_deadline(config, name),
+            idle=stream_idle_deadline(config, name),
+            total=total_deadline(config, name),
+        )
+        assert deadlines.first_token < deadlines.idle < deadlines.total
+        assert entries[name]["model_info"]["health_check_timeout"] == deadlines.first_token
         assert entries[name]["model_info"]["max_input_tokens"] == served_context(config, name)
 
 
@@ -104,21 +115,37 @@ def test_first_token_deadline_is_derived_from_the_model_and_overridable() -> Non
     values["inference"]["models"]["qwen3-4b"]["tokens_per_second"] *= 4
     faster = parse_platform_config(values)
     assert first_token_deadline(faster, "qwen3-4b") < derived
+    values["inference"]["models"]["qwen3-4b"]["tokens_per_second"] = model.tokens_per_second
     values["inference"]["models"]["qwen3-4b"]["first_token_deadline_seconds"] = 12.5
     pinned = parse_platform_config(values)
     assert first_token_deadline(pinned, "qwen3-4b") == 12.5
-    params = _entries(render_litellm_config(pinned))["qwen3-4b"]["litellm_params"]
-    assert params["stream_timeout"] == 12.5
-    # A non-streaming answer arrives whole: its total outlasts the first-token deadline
-    # but stays within the router's total.
-    assert 12.5 < params["timeout"] <= pinned.llm_gateway.router.request_timeout_seconds
+    entry = _entries(render_litellm_config(pinned))["qwen3-4b"]
+    deadlines = entry["model_info"][DEADLINES_KEY]
+    assert deadlines["first_token_seconds"] == 12.5
+    # Pauses inside an answer may be longer than the first token (a preempted sequence).
+    assert deadlines["stream_idle_seconds"] == IDLE_FACTOR * 12.5
+    # The whole answer outlasts both but stays within the router's total.
+    assert 12.5 * IDLE_FACTOR < deadlines["total_seconds"] == entry["litellm_params"]["timeout"]
+    assert deadlines["total_seconds"] <= pinned.llm_gateway.router.request_timeout_seconds
 
 
-def test_non_streaming_total_is_capped_by_the_request_timeout() -> None:
+def test_stream_idle_deadline_is_overridable_and_capped_by_the_total() -> None:
+    values = stack_values("dev")
+    model = values["inference"]["models"]["qwen3-4b"]
+    model["stream_idle_timeout_seconds"] = 42.0
+    assert stream_idle_deadline(parse_platform_config(values), "qwen3-4b") == 42.0
+    values["llm_gateway"]["router"] = {"request_timeout_seconds": 30, "stream_timeout_seconds": 20}
+    capped = parse_platform_config(values)
+    assert stream_idle_deadline(capped, "qwen3-4b") == total_deadline(capped, "qwen3-4b") == 30
+    model["stream_idle_timeout_seconds"] = 0
+    assert any("stream_idle_timeout_seconds" in line for line in _errors(values))
+
+
+def test_total_deadline_is_capped_by_the_request_timeout() -> None:
     values = stack_values("dev")
     values["llm_gateway"]["router"] = {"request_timeout_seconds": 30, "stream_timeout_seconds": 20}
     config = parse_platform_config(values)
-    assert non_stream_timeout(config, "qwen3-4b") == 30
+    assert total_deadline(config, "qwen3-4b") == 30
 
 
 def test_no_remote_fetch_is_left_on() -> None:

@@ -189,8 +189,8 @@ def test_config_hash_annotation_is_the_configmap_content_hash(
     ]
     data = config_map.inputs["data"]
     # The proxy's hooks ship next to the config (LiteLLM loads them from its directory).
-    assert set(data) == {"config.yaml", "failover_hooks.py"}
-    text = data["config.yaml"] + data["failover_hooks.py"]
+    assert set(data) == {"config.yaml", "failover_hooks.py", "upstream_deadlines.py"}
+    text = data["config.yaml"] + data["failover_hooks.py"] + data["upstream_deadlines.py"]
     annotations = _one(run, DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
     assert annotations[CONFIG_HASH_ANNOTATION] == hashlib.sha256(text.encode()).hexdigest()
 
