@@ -58,6 +58,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -158,6 +159,17 @@ def _forget_expired_cooldowns(router: Any) -> None:
             memory.delete_cache(key)
 
 
+def _received_at(kwargs: dict[str, Any]) -> float | None:
+    """When the proxy took the request (`time.time()`): its arrival as the proxy records
+    it (`litellm/proxy/litellm_pre_call_utils.py` `add_litellm_data_to_request`), or the
+    start of the call's logging object (`proxy/common_request_processing.py`)."""
+    arrival = (kwargs.get("proxy_server_request") or {}).get("arrival_time")
+    if isinstance(arrival, int | float):
+        return float(arrival)
+    start = getattr(kwargs.get("litellm_logging_obj"), "start_time", None)
+    return start.timestamp() if isinstance(start, datetime) else None
+
+
 def _delta_text(chunk: Any) -> str:
     text = ""
     for choice in getattr(chunk, "choices", None) or []:
@@ -240,6 +252,9 @@ class FailoverHooks(CustomLogger):  # type: ignore[misc]
         deadlines = upstream_deadlines.Deadlines.from_model_info(kwargs.get("model_info"))
         if deadlines is None or getattr(call_type, "value", call_type) != "acompletion":
             return None
+        received = _received_at(kwargs)
+        if received is not None:
+            upstream_deadlines.CALL_STARTED.set(received)
         return {**kwargs, "client": _client_for(deadlines)}
 
     async def async_post_call_streaming_iterator_hook(

@@ -10,7 +10,12 @@ pinned LiteLLM hands hosted_vllm a single float (`litellm/litellm_core_utils/
 completion_timeout.py` `CompletionTimeout.resolve`). So the transport keeps three clocks of
 its own per chat completion, from `Deadlines`:
 
-- **first token**: the headers and the first server-sent event must arrive within it.
+- **first token**: the headers and the first server-sent event must arrive within it,
+  counted from when the gateway took the request (`CALL_STARTED`, set by the hooks for
+  the call) rather than from when the server was asked: routing, checks and a failed
+  earlier attempt are part of what the client waits. The server is always given at least
+  `SERVER_SHARE` of it, so a slow gateway (a slow database behind the key checks) does
+  not make healthy servers miss their deadlines and cool down.
   vLLM sends a stream's first event with the first generated token (its chat stream
   generator yields the role chunk on the engine's first output for the request), so a
   wedged GPU, a blocked event loop or a black-holed connection all miss it.
@@ -33,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,6 +57,13 @@ DEADLINES_KEY = "llm_platform_deadlines"
 NOT_STREAMABLE = frozenset({"best_of", "use_beam_search"})
 """Request fields vLLM serves only without streaming: such a request is passed on as it
 is, bounded by the total deadline alone."""
+
+SERVER_SHARE = 0.5
+"""The part of the first-token deadline a server gets however long the gateway took."""
+
+CALL_STARTED: ContextVar[float | None] = ContextVar("llm_platform_call_started", default=None)
+"""When the gateway took the request being served (`time.time()`), for the calls made in
+its task; unset, the deadlines run from when the server is asked."""
 
 STRING_DELTA_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
 """Delta fields whose pieces are concatenated into the assembled message."""
@@ -91,6 +105,10 @@ class _Clock:
         loop = asyncio.get_running_loop()
         self._now = loop.time
         started = loop.time()
+        call_started = CALL_STARTED.get()
+        if call_started is not None:
+            spent = max(0.0, time.time() - call_started)
+            started -= min(spent, (1 - SERVER_SHARE) * deadlines.first_token)
         self.deadlines = deadlines
         self.first_token_by = started + deadlines.first_token
         self.end_by = started + deadlines.total

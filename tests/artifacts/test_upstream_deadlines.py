@@ -20,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.llm_gateway.upstream_deadlines import (
+    CALL_STARTED,
     DEADLINES_KEY,
+    SERVER_SHARE,
     Deadlines,
     DeadlineTransport,
     assemble_chat_completion,
@@ -86,11 +88,18 @@ class Outcome:
 
 
 def _call(
-    fake: OpenAiFake, body: dict[str, Any] | None, *, path: str = "/v1/chat/completions"
+    fake: OpenAiFake,
+    body: dict[str, Any] | None,
+    *,
+    path: str = "/v1/chat/completions",
+    waited: float | None = None,
 ) -> Outcome:
-    """One request through a client with the transport, read to the end."""
+    """One request through a client with the transport, read to the end; `waited`: the
+    gateway took the request that long before it asks the server."""
 
     async def run() -> Outcome:
+        if waited is not None:
+            CALL_STARTED.set(time.time() - waited)
         outcome = Outcome()
         transport = DeadlineTransport(httpx.AsyncHTTPTransport(), DEADLINES)
         started = time.monotonic()
@@ -210,6 +219,27 @@ def test_no_first_token_within_the_deadline_is_a_read_timeout_before_any_header(
     assert outcome.status == 0, "no response may have started"
     first = DEADLINES.first_token
     assert first - 0.05 <= outcome.seconds <= first + SLACK_S, outcome.seconds
+
+
+def test_the_first_token_deadline_counts_from_when_the_gateway_took_the_request(
+    vllm: OpenAiFake,
+) -> None:
+    vllm.mode = "hang-after-headers"
+    outcome = _call(vllm, _chat(stream=True), waited=0.4)
+    assert isinstance(outcome.error, httpx.ReadTimeout), outcome.error
+    left = DEADLINES.first_token - 0.4
+    assert left - 0.05 <= outcome.seconds <= left + SLACK_S, outcome.seconds
+    # A gateway that took longer than the deadline (a slow key check) still gives a
+    # healthy server its share: it answers, and would not be cooled down.
+    vllm.mode = "normal"
+    vllm.first_token_delay = SERVER_SHARE * DEADLINES.first_token - 0.15
+    late = _call(vllm, _chat(stream=False), waited=DEADLINES.first_token + 5)
+    assert late.error is None and late.status == 200, late.error
+    vllm.first_token_delay = SERVER_SHARE * DEADLINES.first_token + 0.15
+    missed = _call(vllm, _chat(stream=False), waited=DEADLINES.first_token + 5)
+    assert isinstance(missed.error, httpx.ReadTimeout), missed.error
+    share = SERVER_SHARE * DEADLINES.first_token
+    assert share - 0.05 <= missed.seconds <= share + SLACK_S
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -224,20 +224,26 @@ def test_hung_wedged_and_both_down_through_the_edge(chain: Chain) -> None:
     """(3) At once, one model each, on the stack's own deadlines: qwen3-8b accepts and
     never answers, qwen3-14b sends a stream's headers and then nothing and answers no
     plain request (a wedged GPU), llama-3-1-8b is stopped and its cloud overloaded.
-    Concurrent streams through the edge to the first two all get the cloud's whole answer
-    within the first-token deadline; once the servers are out of rotation plain requests
-    go to the cloud at once; the third model's clients get one OpenAI-format 503 with
-    Retry-After. All three are served locally again afterwards."""
+    Concurrent requests through the edge to the first two, streaming and plain from the
+    first one on, all get the cloud's whole answer within the first-token deadline; once
+    the servers are out of rotation requests go to the cloud at once; the third model's
+    clients get one OpenAI-format 503 with Retry-After. All three are served locally
+    again afterwards."""
     hung, wedged, down = "qwen3-8b", "qwen3-14b", "llama-3-1-8b"
     chain.local[hung].mode = "hang"
     chain.local[wedged].mode = "hang-after-headers"
     chain.local[down].stop()
     chain.openai.mode = "error"
-    requests = [(model, name) for model in (hung, wedged) for name in KEYS] * 2
+    requests = [
+        (model, name, stream)
+        for model in (hung, wedged)
+        for name in KEYS
+        for stream in (True, False)
+    ]
     with ThreadPoolExecutor(max_workers=len(requests) + 2) as pool:
         futures = [
-            pool.submit(chain.chat, KEYS[name], model, stream=True, marker=MARKER, timeout=30)
-            for model, name in requests
+            pool.submit(chain.chat, KEYS[name], model, stream=stream, marker=MARKER, timeout=30)
+            for model, name, stream in requests
         ]
         unavailable = [
             pool.submit(chain.chat, KEYS["alice"], down, stream=s, marker=MARKER, timeout=30)
@@ -246,10 +252,11 @@ def test_hung_wedged_and_both_down_through_the_edge(chain: Chain) -> None:
         replies = [future.result(timeout=40) for future in futures]
         refused = [future.result(timeout=40) for future in unavailable]
 
-    for (model, _), reply in zip(requests, replies, strict=True):
+    for (model, _, stream), reply in zip(requests, replies, strict=True):
         assert reply.status == 200, reply.body[-300:]
         assert reply.content() == chain.anthropic.reply
-        assert reply.events()[-1] == "[DONE]"
+        if stream:
+            assert reply.events()[-1] == "[DONE]"
         # Never a hang: the fallback's answer comes within the first-token deadline.
         assert reply.seconds <= first_token_deadline(chain.config, model) + SLACK_S
     # Each waited one deadline at most (above): no request tried the hung server twice.
