@@ -3,40 +3,37 @@ program: the ConfigMap carries this file next to `config.yaml`, and
 `litellm_settings.callbacks` names `failover_hooks.proxy_handler_instance`; LiteLLM
 1.83.14 loads it with `litellm/proxy/types_utils/utils.py` `get_instance_fn`).
 
-They close two gaps of the pinned LiteLLM, both read in its source:
+They close four gaps of the pinned LiteLLM, each read in its source:
 
-1. A stream that stalls after its headers (a wedged vLLM sends them at once, then
-   nothing; or stops, or trickles, in the middle) hits the httpx read timeout (the
-   deployment's `stream_timeout`, the model's first-token deadline). LiteLLM re-raises that
-   timeout as it is, skipping its own mid-stream fallback
-   (`litellm/litellm_core_utils/streaming_handler.py` `CustomStreamWrapper.__anext__`,
-   `except httpx.TimeoutException: ... raise e`), and counts it for no cooldown
-   (`litellm/router_utils/cooldown_handlers.py` `_is_cooldown_required`: no status). The
-   client got a 500 or a truncated stream. `async_post_call_streaming_iterator_hook` (the
+1. LiteLLM cannot hold a call to a local server to the model's deadlines: it hands
+   hosted_vllm one read timeout, which httpx applies to the headers and to every read
+   alike, and vLLM sends a plain answer whole. `async_pre_call_deployment_hook` (run
+   right before a deployment is called: `litellm/utils.py` `client` wrapper,
+   `async_pre_call_deployment_hook`) gives each call to a deployment whose `model_info`
+   carries `llm_platform_deadlines` an HTTP client whose transport enforces the
+   first-token, idle and total deadlines and serves a plain request from a stream
+   (`upstream_deadlines.py`, shipped beside this file, loaded from this directory).
+   hosted_vllm uses a client it is handed (`litellm/llms/custom_httpx/llm_http_handler.py`
+   `async_completion`, `make_async_call_stream_helper`: `client` when not None). A missed
+   first token is a timeout of the call itself: the router's order-2 fallback answers and
+   the failure counts towards `allowed_fails`.
+2. A stream that stalls after its first event (stops or trickles mid-answer) ends in the
+   transport's read timeout. LiteLLM re-raises that timeout as it is, skipping its own
+   mid-stream fallback (`litellm/litellm_core_utils/streaming_handler.py`
+   `CustomStreamWrapper.__anext__`, `except httpx.TimeoutException: ... raise e`), and
+   counts it for no cooldown (`litellm/router_utils/cooldown_handlers.py`
+   `_is_cooldown_required`: no status). `async_post_call_streaming_iterator_hook` (the
    proxy wraps every stream in it: `litellm/proxy/utils.py`
    `async_post_call_streaming_iterator_hook`) catches that timeout, puts the stalled
    deployment in cooldown (the router's `cooldown_cache`, shared through Redis on prod),
    and continues the answer from the group's fallback: the original messages when nothing
    was sent yet, else the partial answer as an assistant prefix, as LiteLLM's own
    mid-stream fallback does (`litellm/router.py` `_acompletion_streaming_iterator`).
-2. When every deployment of a model fails, LiteLLM answers with the last provider's error
+3. When every deployment of a model fails, LiteLLM answers with the last provider's error
    (a 500 naming the provider) or, while all cool down, a 429. `async_post_call_failure_hook`
    (`litellm/proxy/utils.py` `post_call_failure_hook`: an HTTPException returned replaces
    the error) turns those into one 503 with `Retry-After` (the cooldown) and a message
    that names only the model the client asked for.
-
-3. Deadlines from the model on every call to a local server.
-   `async_pre_call_deployment_hook` (run by LiteLLM right before the deployment is called:
-   `litellm/utils.py` `client` wrapper, `async_pre_call_deployment_hook`) gives a call to a
-   deployment whose `model_info` carries `llm_platform_deadlines` an HTTP client whose
-   transport holds it to its first-token, idle and total deadlines and serves a
-   non-streaming request from a stream (`upstream_deadlines.py`, shipped beside this file).
-   hosted_vllm uses the client it is given (`litellm/llms/custom_httpx/llm_http_handler.py`
-   `async_completion` and `make_async_call_stream_helper`: `client` when not None).
-   A missed first-token deadline is a timeout of the call itself, so the router's own
-   order-2 fallback answers and counts the failure towards the cooldown; a stream that
-   stalls after its first event ends in the read timeout of gap 1.
-
 4. A cooldown that another replica wrote outlives its time here. The router keeps what
    it reads from Redis in its in-memory layer with that layer's default TTL, 600 s, not
    the cooldown's (`litellm/caching/dual_cache.py` `async_batch_get_cache` backfills
@@ -47,8 +44,8 @@ They close two gaps of the pinned LiteLLM, both read in its source:
    `litellm/proxy/utils.py` `pre_call_hook`) drops such copies once their cooldown is
    over, so the next read goes to Redis, which expires them on time.
 
-LiteLLM, httpx and FastAPI are the proxy's own packages; they are not dependencies of the
-program, so their imports are untyped here.
+LiteLLM and FastAPI are the proxy's own packages, not dependencies of the program, so
+their imports are untyped here; httpx is the version the proxy runs, pinned in both.
 """
 
 from __future__ import annotations

@@ -28,14 +28,14 @@ excluded (`router.py` `_async_filter_health_check_unhealthy_deployments`, "bypas
 cooldown filter"), so a one-deployment group kept sending traffic to a dead server.
 
 Deadlines come from the model (`components/inference/deadlines.py`): a local
-deployment's `stream_timeout` is its first-token deadline, its `timeout` the total a
-non-streaming request may take. LiteLLM hands one float to httpx for hosted_vllm
-(`litellm/litellm_core_utils/completion_timeout.py` `CompletionTimeout.resolve` reduces
-an `httpx.Timeout` to its read part for every provider but openai, azure and bedrock), so
-for a local stream the first-token deadline is also the longest pause allowed between two
-events: a vLLM server that stops producing for that long is treated as hung and the
-fallback continues the answer. Cloud deployments get `stream_timeout_seconds` (sized for
-long generations) for both.
+deployment's `model_info` carries its first-token, stream-idle and total deadlines, which
+the failover hooks enforce on the connection to the server, for plain requests too (they
+ask vLLM for a stream and assemble the answer: `upstream_deadlines.py`). LiteLLM hands one
+float to httpx for hosted_vllm (`litellm/litellm_core_utils/completion_timeout.py`
+`CompletionTimeout.resolve` reduces an `httpx.Timeout` to its read part for every provider
+but openai, azure and bedrock), which could not tell a first token from a pause, so the
+deployment's own `timeout` and `stream_timeout` are only the outer bound, the total.
+Cloud deployments get `stream_timeout_seconds` (sized for long generations) for both.
 
 A failed request is not retried on the same deployment when it timed out
 (`retry_policy`); every failure counts against `allowed_fails` within `cooldown_time`,
@@ -50,10 +50,10 @@ rendered: with one set, the router skips the health-check filter
 first event is continued by the fallback (LiteLLM's mid-stream fallback sends the partial
 answer as an assistant prefix); when the fallback fails too, the stream ends with an error
 event and no `[DONE]`. Both need `disable_aiohttp_transport` (below). A stream that
-stalls after its headers (a wedged vLLM), mid-answer or between two slow tokens is left
-to `failover_hooks.py` (loaded through `litellm_settings.callbacks`): LiteLLM re-raises that
-read timeout with no fallback and no cooldown, the hook cools the deployment down and
-finishes the stream from the group. Prompts longer than
+stalls mid-answer or trickles past the idle deadline is left to `failover_hooks.py`
+(loaded through `litellm_settings.callbacks`): LiteLLM re-raises that read timeout with no
+fallback and no cooldown, the hook cools the deployment down and finishes the stream from
+the group. Prompts longer than
 a local model serves skip it: `enable_pre_call_checks` drops deployments whose
 `max_input_tokens` the prompt exceeds (`router.py` `_pre_call_checks`, counting with the
 bundled tokenizer), leaving the cloud deployment of the group.

@@ -41,6 +41,7 @@ from tests.litellm_proxy import (
     ProxyKeys,
     Reply,
     RunningProxy,
+    client_requests,
     connect,
     litellm_available,
     litellm_proxy,
@@ -341,6 +342,27 @@ def test_stream_cut_after_first_event_is_completed_by_the_fallback(proxy: Proxy,
         assert last.get("prefix") is True
     assert stream_text(events) == first + cloud.continuation
     assert events[-1] == "[DONE]"
+
+
+def test_a_plain_request_whose_stream_is_cut_gets_the_fallbacks_whole_answer(
+    proxy: Proxy,
+) -> None:
+    """The gateway serves a plain request from a vLLM stream; a stream cut mid-answer (a
+    crashed server) is a failed call: the client gets the fallback's whole answer, never
+    the part the local server sent."""
+    name = "qwen3-14b"
+    fake = proxy.local[name]
+    fake.mode = "break-after-first-event"
+    reply = _request(proxy, name, stream=False)
+    assert reply.status == 200, reply.body[:300]
+    assert reply.deployment == f"fallback-{name}-claude-haiku"
+    assert reply.json()["choices"][0]["message"]["content"] == proxy.anthropic.reply
+    # The local server was asked for a stream, never for a plain answer: by each of the
+    # router's attempts, and once more on a fresh connection each (LiteLLM's HTTP client
+    # retries a dropped connection), before the fallback.
+    asked = [s.body for s in client_requests(fake, "/v1/chat/completions")]
+    assert asked and all(body["stream"] is True for body in asked), asked
+    assert len(asked) <= 2 * (proxy.config.llm_gateway.router.num_retries + 1)
 
 
 def test_stream_cut_without_fallback_ends_with_an_error_event(proxy: Proxy) -> None:
