@@ -8,8 +8,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from components import versions
 from components.config import PlatformConfig, parse_platform_config
 from tools import charts
@@ -22,6 +20,7 @@ from tools.mock_engine import (
     run_program,
 )
 from tools.releases import KUBE_VERSION, ReleaseRender, render_releases
+from tools.render import load_stack_document
 from tools.values_check import ReleaseInput, unread_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +30,7 @@ STACKS = ("dev", "prod")
 
 def stack_values(stack: str) -> dict[str, Any]:
     """The `llm-platform:*` values of a stack file, keyed by bare name (a fresh copy)."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = load_stack_document((ROOT / f"Pulumi.{stack}.yaml").read_text())
     prefix = f"{PROJECT}:"
     return {
         k[len(prefix) :]: copy.deepcopy(v)

@@ -22,7 +22,13 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError, parse_platform_config
+from components.config import (
+    ConfigError,
+    parse_platform_config,
+    plain_secret_lines,
+    provider_region_lines,
+    secret_keys_named_by,
+)
 from tools import charts, helm_template
 from tools.checks.capacity import images
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
@@ -38,22 +44,76 @@ class RenderError(Exception):
     """The render could not be written (not a config problem)."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
+    last one: a second `qwen3-4b:` would silently replace the first model)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise StackFileError(
+                    f"key {key!r} is given twice in one mapping (lines {seen[key]} and {line})"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.Node) -> dict[Any, Any]:
+    assert isinstance(node, yaml.MappingNode)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+class StackFileError(Exception):
+    """A stack file that is not valid YAML, or gives a key twice."""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, without the snippet of the line PyYAML quotes (the line
+    may hold a secret)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or "not valid YAML"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def load_stack_document(text: str) -> Any:
+    """A stack file's document, duplicate keys refused; raises `StackFileError`."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        raise StackFileError(_yaml_problem(error)) from None
+
+
 def read_stack_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     """Config values of a stack file and the keys it marks secure (encrypted values)."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise RenderError(f"cannot read stack file {path}: {error}") from error
+        document = load_stack_document(path.read_text()) or {}
+    except OSError as error:
+        raise RenderError(f"cannot read stack file {path}: {error.strerror}") from None
+    except StackFileError as error:
+        raise ConfigError([f"config error: {path.name}: {error}"]) from None
+    if not isinstance(document, dict):
+        raise ConfigError([f"config error: {path.name}: must be a mapping with `config:`"])
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise RenderError(f"{path}: `config` must be a mapping")
     values: dict[str, Any] = {}
     secure: list[str] = []
     for key, value in config.items():
+        # A key without a namespace belongs to the project, as the Pulumi CLI reads it.
+        full = key if ":" in str(key) else f"{PROJECT}:{key}"
+        if full in values or full in secure:
+            raise ConfigError([f"config error: {full}: given twice (once without its namespace)"])
         if isinstance(value, dict) and set(value) == {"secure"}:
-            secure.append(key if ":" in key else f"{PROJECT}:{key}")
+            secure.append(full)
             continue
-        values[key] = value
+        values[full] = value
     return values, secure
 
 
@@ -223,7 +283,15 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     render as it was before charts were templated, which `make bench` measures against.
     """
     values, secure = read_stack_file(stack_file)
-    platform = parse_platform_config(project_values(values))
+    raw = project_values(values)
+    plain = sorted(key for key in secret_keys_named_by(raw) if key in raw)
+    try:
+        platform = parse_platform_config({k: v for k, v in raw.items() if k not in plain})
+    except ConfigError as error:
+        raise ConfigError([*plain_secret_lines(plain), *error.lines]) from None
+    lines = plain_secret_lines(plain) + provider_region_lines(values.get("aws:region"), platform)
+    if lines:
+        raise ConfigError(lines)
     engine_config = config_for_engine(values)
     secret_keys = list(secure)
     for key in platform.required_secrets():

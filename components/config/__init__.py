@@ -6,7 +6,14 @@ from .cluster import Arch, ClusterConfig, GpuClass, GpuSharing, LanGpuHost, Node
 from .edge import AwsConfig, EdgeConfig, WireGuardConfig
 from .gateway import ClientConfig, CloudModel, LlmGatewayConfig, RouterConfig
 from .inference import InferenceConfig, LocalModel
-from .loader import StackSecrets, load_stack, parse_platform_config
+from .loader import (
+    StackSecrets,
+    load_stack,
+    parse_platform_config,
+    plain_secret_lines,
+    provider_region_lines,
+    secret_keys_named_by,
+)
 from .namespaces import NamespaceConfig, NamespacesConfig
 from .platform import PlatformConfig
 from .services import IngressConfig, MeshConfig, PkiConfig
@@ -41,4 +48,7 @@ __all__ = [
     "WireGuardConfig",
     "load_stack",
     "parse_platform_config",
+    "plain_secret_lines",
+    "provider_region_lines",
+    "secret_keys_named_by",
 ]

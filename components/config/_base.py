@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any
 
@@ -76,15 +77,61 @@ def _dotted(path: Iterable[str | int]) -> str:
     return ".".join(str(part) for part in path)
 
 
-def _shown(value: Any) -> str:
+SECRET_FIELD = re.compile(
+    r"(^|_)(keys?|tokens?|secrets?|password|passphrase|credentials?|private|kubeconfig)($|_)",
+    re.IGNORECASE,
+)
+"""Field names whose values are never shown in an error: they hold a secret, or name where
+one is kept, and a user may have pasted the secret itself there."""
+
+SECRET_LOOKING = re.compile(
+    r"-----BEGIN [A-Z0-9 ]+-----"  # PEM keys and certificates, kubeconfig data
+    r"|\b(sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Stripe-style API keys
+    r"|\b(hf|gh[pousr]|glpat|xox[abpr])[_-][A-Za-z0-9_-]{16,}"  # Hugging Face, GitHub, ...
+    r"|\bA(KIA|SIA)[0-9A-Z]{16}\b"  # AWS access key ids
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWTs
+    r"|(client-certificate|client-key|token)-data"  # kubeconfig fields
+)
+"""Text that looks like a credential wherever it appears."""
+
+OPAQUE_TOKEN = re.compile(r"[A-Za-z0-9+/=_.-]{32,}")
+
+
+def looks_like_secret(value: Any) -> bool:
+    """True for text that looks like a credential: a known key format, or a long opaque
+    token mixing letters and digits (hex digests, lower-case, are public: revisions)."""
+    text = value if isinstance(value, str) else str(value)
+    if SECRET_LOOKING.search(text):
+        return True
+    for token in OPAQUE_TOKEN.findall(text):
+        hexdigest = re.fullmatch(r"[0-9a-f]+", token) is not None
+        mixed = re.search(r"[A-Za-z]", token) and re.search(r"[0-9]", token)
+        if mixed and not hexdigest:
+            return True
+    return False
+
+
+def _secret_path(path: Sequence[str | int]) -> bool:
+    return any(isinstance(part, str) and SECRET_FIELD.search(part) for part in path)
+
+
+def shown_value(path: Sequence[str | int], value: Any) -> str:
+    """How an error shows a value: never a secret's, nor one that looks like a secret."""
+    if value is not None and (_secret_path(path) or looks_like_secret(value)):
+        return "a value that is or looks like a secret, not shown"
+    if value is None:
+        return "nothing"
+    if isinstance(value, Enum):
+        value = value.value
     text = repr(value) if isinstance(value, str) else str(value)
     text = re.sub(r"\s+", " ", text)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
 def problem_line(path: Iterable[str | int], message: str, value: Any) -> str:
-    """Format one problem the way the program prints it."""
-    return f"config error: {_dotted(path)}: {message} (got {_shown(value)})"
+    """Format one problem the way the program prints it (secret values never shown)."""
+    parts = tuple(path)
+    return f"config error: {_dotted(parts)}: {message} (got {shown_value(parts, value)})"
 
 
 def format_validation_error(error: ValidationError, prefix: Sequence[str] = ()) -> list[str]:
@@ -117,5 +164,25 @@ def _address_text(value: Any) -> Any:
 Ipv4Address = Annotated[IPv4Address, BeforeValidator(_address_text)]
 """An IPv4 address written as text."""
 
-Ipv4Network = Annotated[IPv4Network, BeforeValidator(_address_text)]
+
+def _network_text(value: Any) -> Any:
+    """A network written with host bits set (`192.168.50.1/24`) is refused with the network
+    it most likely means, rather than pydantic's bare "not a valid IPv4 network"."""
+    text = _address_text(value)
+    if isinstance(text, str):
+        try:
+            IPv4Network(text)
+        except ValueError:
+            try:
+                meant = IPv4Network(text, strict=False)
+            except ValueError:
+                return text
+            raise ValueError(
+                f"has host bits set: a network is written with its first address, "
+                f"did you mean '{meant}'?"
+            ) from None
+    return text
+
+
+Ipv4Network = Annotated[IPv4Network, BeforeValidator(_network_text)]
 """An IPv4 network in CIDR notation written as text."""

@@ -8,7 +8,7 @@ stack's config once, at the entry point; components never read config themselves
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,15 @@ class StackSecrets:
         return self.by_key[key]
 
 
+def _is_secret_config(full_key: str) -> bool:
+    """Whether the engine handed this key as a secret (`pulumi config set --secret`)."""
+    runtime_config = pulumi.runtime.config
+    return (
+        runtime_config.is_config_secret(full_key)
+        or full_key in runtime_config.get_config_secret_keys_env()
+    )
+
+
 def _raw_project_config(config: pulumi.Config) -> dict[str, Any]:
     """Every `llm-platform:*` value, objects decoded from JSON, secrets left out."""
     raw: dict[str, Any] = {}
@@ -74,18 +83,74 @@ def _unknown_keys(secret_keys: frozenset[str]) -> list[str]:
 KNOWN_SECRET_KEYS = frozenset({"kubeconfig", "ssh_private_key", "huggingface_token"})
 
 
+def secret_keys_named_by(raw: Mapping[str, Any]) -> frozenset[str]:
+    """Every config key that holds a secret for these (not yet validated) values: the fixed
+    ones, each cloud model's `api_key_secret` and each `edge.client_key_secrets` entry.
+    Read leniently: a malformed section names nothing here and fails validation later."""
+    keys = set(KNOWN_SECRET_KEYS)
+    gateway = raw.get("llm_gateway")
+    clouds = gateway.get("cloud_models") if isinstance(gateway, Mapping) else None
+    for cloud in (clouds or {}).values() if isinstance(clouds, Mapping) else ():
+        if isinstance(cloud, Mapping) and isinstance(cloud.get("api_key_secret"), str):
+            keys.add(cloud["api_key_secret"])
+    edge = raw.get("edge")
+    clients = edge.get("client_key_secrets") if isinstance(edge, Mapping) else None
+    if isinstance(clients, Mapping):
+        keys.update(v for v in clients.values() if isinstance(v, str))
+    return frozenset(keys)
+
+
+def provider_region_lines(aws_region: Any, platform: PlatformConfig) -> list[str]:
+    """`aws:region` set to another region than `aws.region`: the program's AWS provider is
+    explicit and takes only `llm-platform:aws.region`, so the stack-level key would be
+    silently ignored."""
+    if aws_region is None or aws_region == platform.aws.region:
+        return []
+    return [
+        f"config error: aws:region: ignored by this program, whose AWS resources use "
+        f"`llm-platform:aws.region` ({platform.aws.region!r}); set the region there and remove "
+        f"`aws:region` (got {aws_region!r})"
+    ]
+
+
+def plain_secret_lines(plain_keys: Iterable[str]) -> list[str]:
+    """One error per secret found as plain config (its value is never shown)."""
+    return [
+        f"config error: {key}: holds a secret in plain config; store it with "
+        f"`pulumi config set --secret {key} <value>` and remove the plain value "
+        "(value not shown)"
+        for key in sorted(plain_keys)
+    ]
+
+
 def load_stack(config: pulumi.Config | None = None) -> tuple[PlatformConfig, StackSecrets]:
     """Read and validate the running stack's config and secrets, or raise `ConfigError`."""
     config = config or pulumi.Config(PROJECT)
-    platform = parse_platform_config(_raw_project_config(config))
+    raw = _raw_project_config(config)
+    # `Config.get_secret` would take a plain value as it is: a secret pasted in plain text
+    # (in the stack file, so in git) is refused, not used.
+    plain = [
+        key
+        for key in secret_keys_named_by(raw)
+        if pulumi.runtime.config.get_config(f"{PROJECT}:{key}") is not None
+        and not _is_secret_config(f"{PROJECT}:{key}")
+    ]
+    try:
+        platform = parse_platform_config(raw)
+    except ConfigError as error:
+        raise ConfigError([*plain_secret_lines(plain), *error.lines]) from None
 
     required = platform.required_secrets()
-    lines = [
+    lines = plain_secret_lines(plain)
+    lines += provider_region_lines(pulumi.Config("aws").get("region"), platform)
+    lines += [
         problem_line((key,), "unknown key; check the spelling against the config reference", key)
         for key in _unknown_keys(KNOWN_SECRET_KEYS | set(required))
     ]
     secrets: dict[str, pulumi.Output[str]] = {}
     for key in required:
+        if key in plain:
+            continue
         value = config.get_secret(key)
         if value is None:
             lines.append(
