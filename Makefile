@@ -4,8 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STACK ?= dev
-STACKS := dev prod
+# A stack is named by its file: CONFIG=path/Pulumi.home.yaml renders stack `home` into build/home/.
+STACK ?= $(if $(CONFIG),$(patsubst Pulumi.%.yaml,%,$(filter Pulumi.%.yaml,$(notdir $(CONFIG)))),dev)
+# Every stack file beside Pulumi.yaml (tools/stacks.py lists them with their tiers).
+STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
 .PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
         litellm-venv checkov-venv config-docs constraints clean
@@ -20,8 +22,11 @@ help:
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@echo "venv: creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "venv: installing $$(grep -c '==' constraints.txt) pinned packages (about a minute the first time)"
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@echo "venv: ready"
 	touch $@
 
 venv: $(BIN)/.installed
@@ -32,7 +37,7 @@ charts: venv
 	@$(BIN)/python -m tools.charts
 
 render: venv charts
-	$(BIN)/python -m tools.render --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) $(if $(OUT),--out $(OUT))
+	$(BIN)/python -m tools.render $(if $(STACK),--stack $(STACK)) $(if $(CONFIG),--config $(CONFIG)) $(if $(OUT),--out $(OUT))
 
 render-all: venv charts
 	@for stack in $(STACKS); do $(BIN)/python -m tools.render --stack $$stack; done

@@ -2,8 +2,10 @@
 
     python -m tools.policy_check --stack prod [--render build/prod]
 
-The stack's policy config (`policy/config/<stack>.json`, the file `pulumi preview
---policy-pack-config` reads) decides the enforcement: a mandatory violation exits 1,
+The policy config of the stack's tier (`policy/config/<environment>.json`, the file
+`pulumi preview --policy-pack-config` reads; the tier is the render's `environment`
+output, so a stack of any name gets its tier's enforcement) decides the enforcement: a
+mandatory violation exits 1,
 advisory ones are printed and exit 0. Each line names the level, the rule and the
 resource.
 """
@@ -19,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from policy.rules import RULES, Resource, RuleSettings
+from tools.stacks import policy_config_path
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY_CONFIG = ROOT / "policy" / "config"
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,13 @@ class Violation:
         )
 
 
-def stack_policy_config(stack: str) -> dict[str, Any]:
-    """The policy config file of a stack."""
-    path = POLICY_CONFIG / f"{stack}.json"
+def render_policy_config(render_dir: Path) -> dict[str, Any]:
+    """The policy config of a rendered stack's tier (its `environment` output)."""
+    outputs = json.loads((render_dir / "outputs.json").read_text())
+    tier = outputs.get("environment")
+    path = policy_config_path(str(tier))
     if not path.exists():
-        raise SystemExit(f"no policy config for stack {stack!r} ({path})")
+        raise SystemExit(f"no policy config for tier {tier!r} ({path})")
     config: dict[str, Any] = json.loads(path.read_text())
     return config
 
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no render at {render_dir}; run `make render STACK={args.stack}`", file=sys.stderr)
         return 2
     violations = check(
-        resources_of_plan(json.loads(plan_path.read_text())), stack_policy_config(args.stack)
+        resources_of_plan(json.loads(plan_path.read_text())), render_policy_config(render_dir)
     )
     for violation in violations:
         print(violation.line())

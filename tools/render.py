@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import traceback
@@ -292,6 +293,7 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     lines = plain_secret_lines(plain) + provider_region_lines(values.get("aws:region"), platform)
     if lines:
         raise ConfigError(lines)
+    _progress(f"render {stack}: config valid; running the program under the mock engine")
     engine_config = config_for_engine(values)
     secret_keys = list(secure)
     for key in platform.required_secrets():
@@ -303,18 +305,28 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     run = run_program(
         stack=stack, config=engine_config, secret_keys=sorted(set(secret_keys)), program=MAIN
     )
+    if charts_tree:
+        _progress(f"render {stack}: {len(run.resources)} resources; templating the Helm releases")
     try:
         releases = render_releases(run) if charts_tree else []
     except (ReleaseError, charts.ChartUnavailableError) as error:
         raise RenderError(str(error)) from error
+    _progress(f"render {stack}: writing {out}")
     write_render(stack, run, out, releases)
     return run
+
+
+def _progress(line: str) -> None:
+    """A step of a render, on stderr (stdout keeps the one result line)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="dev")
+    parser.add_argument(
+        "--stack", help="stack name (default: from --config's `Pulumi.<name>.yaml`, else dev)"
+    )
     parser.add_argument("--config", type=Path, help="stack file (default Pulumi.<stack>.yaml)")
     parser.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
     parser.add_argument(
@@ -323,10 +335,22 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out templating the Helm releases (no charts/ tree; faster while iterating)",
     )
     args = parser.parse_args(argv)
-    stack_file = args.config or ROOT / f"Pulumi.{args.stack}.yaml"
-    out = args.out or ROOT / "build" / args.stack
+    stack = args.stack
+    if stack is None and args.config is not None:
+        match = re.fullmatch(r"Pulumi\.(.+)\.yaml", args.config.name)
+        if match is None:
+            print(
+                f"render error: cannot tell the stack's name from {args.config.name} (not "
+                "Pulumi.<name>.yaml); pass --stack (make render STACK=<name>)",
+                file=sys.stderr,
+            )
+            return 1
+        stack = match[1]
+    stack = stack or "dev"
+    stack_file = args.config or ROOT / f"Pulumi.{stack}.yaml"
+    out = args.out or ROOT / "build" / stack
     try:
-        run = render(args.stack, stack_file, out, charts_tree=not args.no_charts)
+        run = render(stack, stack_file, out, charts_tree=not args.no_charts)
     except ConfigError as error:
         print("\n".join(error.lines), file=sys.stderr)
         return 2
@@ -338,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         return 1
-    print(f"rendered stack {args.stack}: {len(run.resources)} resources -> {out}")
+    print(f"rendered stack {stack}: {len(run.resources)} resources -> {out}")
     return 0
 
 

@@ -27,8 +27,10 @@ class PlatformConfig(FrozenModel):
     """Everything one stack deploys; each field is one top-level key of `Pulumi.<stack>.yaml`."""
 
     environment: Literal["dev", "prod"] = Field(
-        description="`prod` turns on replicas, disruption budgets, HA control planes and "
-        "deletion protection of stateful resources."
+        description="The stack's tier, whatever its name: `prod` turns on replicas, "
+        "disruption budgets, HA control planes and deletion protection of stateful resources, "
+        "and makes the policy pack mandatory (`policy/config/<tier>.json`); `dev` keeps one of "
+        "each and reports the policies as advisory."
     )
     aws: AwsConfig = Field(default_factory=AwsConfig)
     cluster: ClusterConfig

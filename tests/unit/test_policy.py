@@ -14,9 +14,10 @@ from pulumi_policy import EnforcementLevel, PolicyResourceOptions, ResourceValid
 
 from policy.pack import policies
 from policy.rules import RULES, Resource, RuleSettings
-from tests.support import ROOT
+from tests.support import ROOT, stack_config
 from tools.mock_engine import ProgramRun
-from tools.policy_check import check, main, resources_of_plan, stack_policy_config
+from tools.policy_check import check, main, resources_of_plan
+from tools.stacks import policy_config_path
 
 CASES = yaml.safe_load((ROOT / "tests" / "fixtures" / "policy" / "cases.yaml").read_text())
 RULES_BY_NAME = {rule.name: rule for rule in RULES}
@@ -102,7 +103,7 @@ def test_pack_protection_rule_follows_its_config() -> None:
 def test_pack_defaults_to_advisory_and_prod_config_makes_it_mandatory() -> None:
     assert {p.enforcement_level for p in policies()} == {EnforcementLevel.ADVISORY}
     assert {p.name for p in policies()} == set(RULES_BY_NAME)
-    prod, dev = stack_policy_config("prod"), stack_policy_config("dev")
+    prod, dev = _tier_config("prod"), _tier_config("dev")
     assert prod["all"] == "mandatory" and dev["all"] == "advisory"
     assert prod["stateful-protected"]["requireProtection"] is True
     assert dev["stateful-protected"]["requireProtection"] is False
@@ -113,14 +114,21 @@ def test_pack_defaults_to_advisory_and_prod_config_makes_it_mandatory() -> None:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_rendered_stacks_break_no_rule(stack_run: StackRun, stack: str) -> None:
     plan = {"resources": [r.to_json() for r in stack_run(stack).resources]}
-    violations = check(resources_of_plan(plan), stack_policy_config(stack))
+    violations = check(resources_of_plan(plan), _tier_config(stack_config(stack).environment))
     assert [v.line() for v in violations] == []
 
 
-def _write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:
-    render = tmp_path / "render"
+def _tier_config(tier: str) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(policy_config_path(tier).read_text())
+    return config
+
+
+def _write_plan(tmp_path: Path, plan: dict[str, Any], tier: str) -> Path:
+    """A render of `plan` whose stack has the tier `tier` (its `environment` output)."""
+    render = tmp_path / f"render-{tier}"
     render.mkdir()
     (render / "plan.json").write_text(json.dumps(plan))
+    (render / "outputs.json").write_text(json.dumps({"environment": tier}))
     return render
 
 
@@ -134,12 +142,13 @@ def test_a_broken_prod_render_fails_naming_the_resource_and_the_rule(
     container = broken["inputs"]["spec"]["template"]["spec"]["containers"][0]
     container["image"] = container["image"].split("@")[0].rsplit(":", 1)[0] + ":latest"
     del container["resources"]["limits"]
-    render = _write_plan(tmp_path, plan)
+    render = _write_plan(tmp_path, plan, "prod")
 
-    assert main(["--stack", "prod", "--render", str(render)]) == 1
+    # The tier decides, not the name: a stack called `home` on the prod tier is held to it.
+    assert main(["--stack", "home", "--render", str(render)]) == 1
     out = capsys.readouterr().out
     assert f"MANDATORY pinned-images: kubernetes:apps/v1:Deployment {broken['name']!r}" in out
     assert f"MANDATORY requests-and-limits: kubernetes:apps/v1:Deployment {broken['name']!r}" in out
-    # The same break on dev is reported but advisory.
-    assert main(["--stack", "dev", "--render", str(render)]) == 0
+    # The same break on the dev tier is reported but advisory.
+    assert main(["--stack", "home", "--render", str(_write_plan(tmp_path, plan, "dev"))]) == 0
     assert "ADVISORY pinned-images" in capsys.readouterr().out

@@ -23,6 +23,7 @@ import yaml
 
 from tests.support import ROOT
 from tools import pr_comment
+from tools.stacks import policy_config_path, stacks
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
@@ -113,27 +114,76 @@ def test_the_comment_is_posted_from_the_base_context_for_fork_prs() -> None:
     assert any("tools.pr_comment" in s.get("run", "") for s in job["steps"])
 
 
-def test_main_deploys_dev_then_prod_behind_approval_with_oidc() -> None:
+def test_main_deploys_every_dev_tier_stack_then_every_prod_tier_one_behind_approval() -> None:
     document = _load("deploy.yml")
     assert _triggers(document)["push"]["branches"] == ["main"]
     jobs = document["jobs"]
-    assert jobs["up-dev"]["needs"] == "test"
-    assert jobs["up-prod"]["needs"] == "up-dev"
+    assert jobs["stacks"]["needs"] == "test"
+    listing = " ".join(s.get("run", "") for s in jobs["stacks"]["steps"])
+    assert "tools.stacks --tier dev --json" in listing
+    assert "tools.stacks --tier prod --json" in listing
+    assert jobs["up-dev"]["needs"] == "stacks"
+    assert jobs["up-prod"]["needs"] == ["stacks", "up-dev"]
     assert jobs["up-prod"]["environment"] == "prod"
+    assert jobs["up-prod"]["strategy"]["max-parallel"] == 1
     assert document["concurrency"]["cancel-in-progress"] is False
-    for name in ("up-dev", "up-prod"):
+    for name, tier in (("up-dev", "dev"), ("up-prod", "prod")):
         job = jobs[name]
+        assert job["strategy"]["matrix"]["stack"] == (
+            f"${{{{ fromJSON(needs.stacks.outputs.{tier}) }}}}"
+        )
         assert job["permissions"]["id-token"] == "write"
         aws = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
         assert "role-to-assume" in aws["with"]
         assert not {"aws-access-key-id", "aws-secret-access-key"} & set(aws["with"])
         runs = " ".join(s.get("run", "") for s in job["steps"])
-        stack = name.removeprefix("up-")
-        assert f"pulumi up --yes --non-interactive --diff --stack {stack}" in runs
-        assert f"policy/config/{stack}.json" in runs
+        assert 'pulumi up --yes --non-interactive --diff --stack "${{ matrix.stack }}"' in runs
+        assert f"policy/config/{tier}.json" in runs
         assert "make smoke" in runs
     text = (WORKFLOWS / "deploy.yml").read_text()
     assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    # No stack name is written into the workflows: they come from the stack files.
+    for path in FILES:
+        assert not re.search(r"--stack (dev|prod)\b|stack: \[", path.read_text()), path.name
+
+
+def _run_scripts() -> Iterator[tuple[str, str]]:
+    for path in FILES:
+        for job_name, step in _steps(_load(path.name)):
+            if "run" in step:
+                yield f"{path.name}:{job_name}:{step.get('name', step['run'][:30])}", step["run"]
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None,
+    reason="shellcheck is not installed (run scripts/install-system-tools.sh)",
+)
+@pytest.mark.parametrize(("where", "script"), list(_run_scripts()), ids=lambda v: str(v)[:60])
+def test_every_run_step_passes_shellcheck(where: str, script: str, tmp_path: Path) -> None:
+    """Each `run:` as the runner executes it (bash -e); expressions become plain words."""
+    text = re.sub(r"\$\{\{[^}]*\}\}", "GHA_EXPRESSION", script)
+    path = tmp_path / "step.sh"
+    path.write_text("#!/usr/bin/env bash\nset -e\n" + text)
+    result = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{where}\n{result.stdout}"
+
+
+def test_the_stack_list_is_every_stack_file_by_tier(tmp_path: Path) -> None:
+    """`tools.stacks` (what the workflows and the Makefile read): a stack of one's own
+    appears under its tier, and its policy config is its tier's."""
+    home = tmp_path / "Pulumi.home.yaml"
+    home.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    (tmp_path / "Pulumi.yaml").write_text("name: llm-platform\n")
+    (tmp_path / "notes.yaml").write_text("config: {}\n")
+    found = {s.name: s.tier for s in stacks(tmp_path)}
+    assert found == {"home": "prod"}
+    assert [s.name for s in stacks()] == ["dev", "prod"]
+    assert policy_config_path("prod").exists() and policy_config_path("dev").exists()
 
 
 class _FakeCommentsApi(BaseHTTPRequestHandler):
