@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from components.secret_text import looks_like_secret
+
 SECRET_MARK = "[secret]"  # noqa: S105 (the render's mark, not a password)
 """How the offline render writes a secret value."""
 
@@ -42,10 +44,14 @@ STATEFUL_TYPES = frozenset(
 WORLD_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 WEB_PORTS = frozenset({80, 443})
 SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL)S?$", re.IGNORECASE)
-SECRET_VALUE = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|\bsk-[A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b"
+"""Env variables that by their name carry a secret (`API_KEY`, `DB_PASSWORD`, ...)."""
+
+SECRET_DATA_KEY = re.compile(
+    r"(^|[._-])(passwords?|passwd|secrets?|tokens?|api[._-]?keys?|credentials?|private[._-]?key)"
+    r"($|[._-])|\.(key|pem|p12|pfx)$|^id_(rsa|ed25519|ecdsa)$",
+    re.IGNORECASE,
 )
-"""Values that are secrets whatever their key: private keys, API keys, AWS key ids."""
+"""ConfigMap keys that by their name hold a secret (`password`, `api-key`, `tls.key`, ...)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,16 +213,25 @@ def check_pod_security(resource: Resource, _: RuleSettings) -> list[str]:
 
 
 def _looks_secret(value: Any) -> bool:
-    return isinstance(value, str) and (SECRET_MARK in value or bool(SECRET_VALUE.search(value)))
+    """A value that is a secret by its shape (the render's redaction mark included)."""
+    return isinstance(value, str) and (SECRET_MARK in value or looks_like_secret(value))
 
 
 def check_no_clear_secrets(resource: Resource, _: RuleSettings) -> list[str]:
-    """No secret value in a ConfigMap or in a container's plain `env` value."""
+    """No secret in a ConfigMap or in a container's plain `env` value.
+
+    Decided by structure first: CrossGuard hands a policy the plain value of a secret
+    input (`pulumi_policy/deserialize.py` unwraps the engine's secret envelope), so where a
+    value sits (a ConfigMap key named like a secret, an env variable named like one with a
+    plain `value`) is what tells, and its shape (a key format, a long opaque token) is the
+    second net for secrets under innocent names."""
     problems = []
     if resource.type == "kubernetes:core/v1:ConfigMap":
         for section in ("data", "binaryData"):
             for key, value in (resource.inputs.get(section) or {}).items():
-                if _looks_secret(value):
+                if SECRET_DATA_KEY.search(str(key)):
+                    problems.append(f"ConfigMap key {key!r} is named as a secret; use a Secret")
+                elif _looks_secret(value):
                     problems.append(f"ConfigMap key {key!r} holds a secret value")
     spec = pod_spec(resource)
     for container in containers(spec) if spec is not None else ():
@@ -224,7 +239,7 @@ def check_no_clear_secrets(resource: Resource, _: RuleSettings) -> list[str]:
             if not isinstance(env, Mapping) or "value" not in env:
                 continue
             value, name = env.get("value"), str(env.get("name", ""))
-            if _looks_secret(value) or (SECRET_NAME.search(name) and value):
+            if (SECRET_NAME.search(name) and value) or _looks_secret(value):
                 problems.append(
                     f"container {container.get('name')!r} env {name!r} is a plain value; "
                     "use valueFrom.secretKeyRef"

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
+from components.secret_text import looks_like_secret
+
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
@@ -83,32 +85,6 @@ SECRET_FIELD = re.compile(
 )
 """Field names whose values are never shown in an error: they hold a secret, or name where
 one is kept, and a user may have pasted the secret itself there."""
-
-SECRET_LOOKING = re.compile(
-    r"-----BEGIN [A-Z0-9 ]+-----"  # PEM keys and certificates, kubeconfig data
-    r"|\b(sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI, Anthropic, Stripe-style API keys
-    r"|\b(hf|gh[pousr]|glpat|xox[abpr])[_-][A-Za-z0-9_-]{16,}"  # Hugging Face, GitHub, ...
-    r"|\bA(KIA|SIA)[0-9A-Z]{16}\b"  # AWS access key ids
-    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWTs
-    r"|(client-certificate|client-key|token)-data"  # kubeconfig fields
-)
-"""Text that looks like a credential wherever it appears."""
-
-OPAQUE_TOKEN = re.compile(r"[A-Za-z0-9+/=_.-]{32,}")
-
-
-def looks_like_secret(value: Any) -> bool:
-    """True for text that looks like a credential: a known key format, or a long opaque
-    token mixing letters and digits (hex digests, lower-case, are public: revisions)."""
-    text = value if isinstance(value, str) else str(value)
-    if SECRET_LOOKING.search(text):
-        return True
-    for token in OPAQUE_TOKEN.findall(text):
-        hexdigest = re.fullmatch(r"[0-9a-f]+", token) is not None
-        mixed = re.search(r"[A-Za-z]", token) and re.search(r"[0-9]", token)
-        if mixed and not hexdigest:
-            return True
-    return False
 
 
 def _secret_path(path: Sequence[str | int]) -> bool:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+import select
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -152,3 +156,114 @@ def test_a_broken_prod_render_fails_naming_the_resource_and_the_rule(
     # The same break on the dev tier is reported but advisory.
     assert main(["--stack", "home", "--render", str(_write_plan(tmp_path, plan, "dev"))]) == 0
     assert "ADVISORY pinned-images" in capsys.readouterr().out
+
+
+# --- the pack as the engine runs it -------------------------------------------------------
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+"""The engine's envelope of a secret property value (`pulumi/sdk` `rpc.py`
+`_special_secret_sig`): CrossGuard's deserializer unwraps it, so a policy sees the plain
+value."""
+SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _engine_secret(value: str) -> dict[str, str]:
+    return {SECRET_SIG: SECRET_SIG_VALUE, "value": value}
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[Any]:
+    """`policy/__main__.py` started as the Pulumi CLI starts a policy pack (it serves the
+    analyzer over gRPC on loopback and prints the port), configured with the prod tier's
+    policy config the way the CLI turns `--policy-pack-config` into per-policy config."""
+    import grpc
+    from google.protobuf import empty_pb2, struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "policy" / "__main__.py")],
+        cwd=ROOT / "policy",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready and process.stdout is not None, "the pack printed no port within 60 s"
+        port = int(process.stdout.readline())
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+        info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+        tier = _tier_config("prod")
+        level = {"mandatory": analyzer_pb2.MANDATORY, "advisory": analyzer_pb2.ADVISORY}
+        policy_config = {}
+        for policy in info.policies:
+            own = tier.get(policy.name)
+            properties = struct_pb2.Struct()
+            properties.update(own if isinstance(own, dict) else {})
+            policy_config[policy.name] = analyzer_pb2.PolicyConfig(
+                enforcementLevel=level[own if isinstance(own, str) else tier["all"]],
+                properties=properties,
+            )
+        stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig=policy_config))
+
+        def analyze(type_: str, name: str, properties: dict[str, Any]) -> list[Any]:
+            struct = struct_pb2.Struct()
+            struct.update(properties)
+            request = analyzer_pb2.AnalyzeRequest(
+                type=type_, name=name, urn=f"urn:pulumi:prod::llm-platform::{type_}::{name}",
+                properties=struct,
+            )  # fmt: skip
+            return list(stub.Analyze(request, timeout=30).diagnostics)
+
+        yield SimpleNamespace(info=info, analyze=analyze)
+        channel.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_pack_serves_every_rule_through_the_engines_entry_point(analyzer: Any) -> None:
+    assert {p.name for p in analyzer.info.policies} == set(RULES_BY_NAME)
+
+
+def test_secrets_are_found_as_crossguard_passes_them_plain(analyzer: Any) -> None:
+    """A generated password (an engine secret, so plain to the policy) in a ConfigMap under
+    an innocent key, a secret-named ConfigMap key and a secret-named plain env value: each
+    is a mandatory violation on prod; the same ConfigMap with public values is clean."""
+    from pulumi.runtime.proto import analyzer_pb2
+
+    password = "q7Rt2WmZ9xKp4LcN8vBh3JdF6sGy1Ae5"
+    found = analyzer.analyze(
+        "kubernetes:core/v1:ConfigMap",
+        "app-config",
+        {"kind": "ConfigMap", "data": {"settings": _engine_secret(password),
+                                       "db-password": "hunter2", "ca.crt": "PUBLIC"}},
+    )  # fmt: skip
+    messages = sorted(d.message for d in found)
+    assert [d.policyName for d in found] == ["no-clear-secrets"] * 2, messages
+    assert all(d.enforcementLevel == analyzer_pb2.MANDATORY for d in found)
+    assert any("'settings' holds a secret value" in m for m in messages)
+    assert any("'db-password' is named as a secret" in m for m in messages)
+    assert all(password not in m for m in messages)
+
+    deployment = {
+        "kind": "Deployment",
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "app", "image": "example/app:1.2.3@sha256:" + "a" * 64,
+            "env": [{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "LOG_LEVEL", "value": "info"}],
+        }]}}},
+    }  # fmt: skip
+    env = [d for d in analyzer.analyze("kubernetes:apps/v1:Deployment", "app", deployment)
+           if d.policyName == "no-clear-secrets"]  # fmt: skip
+    assert len(env) == 1 and "'DB_PASSWORD' is a plain value" in env[0].message
+
+    clean = analyzer.analyze(
+        "kubernetes:core/v1:ConfigMap",
+        "public",
+        {"kind": "ConfigMap", "data": {"model": "meta-llama/Llama-3.1-8B-Instruct",
+                                       "url": "http://vllm-qwen3-8b.inference.svc:8000/v1"}},
+    )  # fmt: skip
+    assert clean == []
