@@ -81,8 +81,10 @@ def test_instance_role_reads_exactly_its_own_parameters(stack_run: StackRun, sta
     policy = json.loads(_only(run, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     read, decrypt = policy["Statement"]
     assert read["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
-    # The mocks give each resource the ARN `arn:aws:render:::<name>`.
-    assert sorted(read["Resource"]) == sorted(f"arn:aws:render:::{p.name}" for p in parameters)
+    region = stack_config(stack).aws.region
+    assert sorted(read["Resource"]) == sorted(
+        f"arn:aws:ssm:{region}:000000000000:parameter{n}" for n in names.values()
+    )
     assert decrypt["Condition"]["StringEquals"]["kms:ViaService"].startswith("ssm.")
     attachment = _only(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
     assert attachment.inputs["policyArn"].endswith(":policy/AmazonSSMManagedInstanceCore")
