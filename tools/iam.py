@@ -1,10 +1,11 @@
 """A small IAM policy evaluator: what a principal may do, from the policy documents alone.
 
-It follows AWS's policy evaluation logic for one account
+It follows AWS's policy evaluation logic
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 an explicit Deny in any applicable policy wins; otherwise an Allow in an identity policy,
 or in a resource policy that names the principal, allows; otherwise the request is
-implicitly denied. KMS keys differ: a key policy must allow the principal itself, or
+implicitly denied. A resource whose ARN names another account than the principal's needs
+both: an identity Allow and that account's resource policy naming the principal. KMS keys differ: a key policy must allow the principal itself, or
 allow the account (its `root` principal) so that identity policies count
 (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
 
@@ -198,6 +199,11 @@ def _principal_match(statement: Mapping[str, Any], principal: str) -> str | None
     return None
 
 
+def _resource_account(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else ""
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """The decision and the statements that made it (by Sid, or index when unnamed)."""
@@ -262,6 +268,12 @@ def evaluate(
     identity_allows = [name for effect, name, _ in identity if effect == "Allow"]
     direct = [name for effect, name, m in resource if effect == "Allow" and m == "direct"]
     via_account = [name for effect, name, m in resource if effect == "Allow" and m == "account"]
+    resource_account = _resource_account(request.resource)
+    principal_account = account_of(request.principal)
+    if resource_account and principal_account and resource_account != principal_account:
+        if identity_allows and direct:
+            return Evaluation(Decision.ALLOW, tuple(identity_allows + direct))
+        return Evaluation(Decision.IMPLICIT_DENY)
     if key_policy or trust_policy:
         # The key (or trust) policy decides; naming the account lets identity policies count.
         if direct:

@@ -221,6 +221,17 @@ def test_a_key_policy_must_name_the_principal_or_delegate_to_the_account() -> No
     )
 
 
+def test_another_accounts_resource_needs_its_own_resource_policy_too() -> None:
+    theirs = "arn:aws:ssm:eu-west-1:444455556666:parameter/app/key"
+    assert decide("ssm:GetParameter", theirs, doc(allow("ssm:*"))) is Decision.IMPLICIT_DENY
+    shared = doc({**allow("ssm:GetParameter"), "Principal": {"AWS": ROLE}})
+    request = Request("ssm:GetParameter", theirs, ROLE)
+    assert evaluate(request, [doc(allow("ssm:*"))], shared).decision is Decision.ALLOW
+    assert evaluate(request, [], shared).decision is Decision.IMPLICIT_DENY
+    # S3 ARNs name no account: the bucket is taken to be the principal's
+    assert decide("s3:GetObject", "arn:aws:s3:::b/k", doc(allow("s3:*"))) is Decision.ALLOW
+
+
 def test_a_resource_policy_deny_for_everyone_binds_every_principal() -> None:
     bucket = doc({**deny("s3:*"), "Principal": "*"})
     assert evaluate(Request("s3:GetObject", "x", ROLE), [doc(allow("*"))], bucket).decision is (
