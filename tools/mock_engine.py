@@ -113,11 +113,29 @@ def resource_id(typ: str, logical_name: str, state: dict[str, Any]) -> str:
     return f"{logical_name}-id"
 
 
+def aws_outputs(typ: str, logical_name: str, inputs: dict[str, Any], region: str) -> dict[str, str]:
+    """The identifying outputs the mocks give an AWS resource: its name (given or
+    auto-generated), `id` and `arn`."""
+    name_key = AUTONAMED.get(typ, "name")
+    state = {**inputs, name_key: inputs.get(name_key) or autoname(logical_name)}
+    identifier = resource_id(typ, logical_name, state)
+    outputs = {
+        name_key: str(state[name_key]),
+        "id": identifier,
+        "arn": str(inputs.get("arn") or _aws_arn(typ, state, identifier, region or "(region)")),
+    }
+    if typ == "aws:kms/key:Key":
+        outputs["keyId"] = identifier
+    return outputs
+
+
 def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
     """Outputs a real provider would compute, as placeholders that say what they are."""
     state: dict[str, Any] = dict(args.inputs)
     if args.typ.startswith("aws:"):
-        state.setdefault(AUTONAMED.get(args.typ, "name"), autoname(args.name))
+        outputs = aws_outputs(args.typ, args.name, state, region)
+        outputs.pop("id")
+        state.update(outputs)
     if args.typ.startswith("kubernetes:") and args.typ != "kubernetes:helm.sh/v3:Release":
         metadata = dict(state.get("metadata") or {})
         metadata.setdefault("name", args.name)
@@ -125,10 +143,6 @@ def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
     if args.typ == "kubernetes:helm.sh/v3:Release":
         state.setdefault("name", args.name)
         state["status"] = {"name": state["name"], "namespace": state.get("namespace", "default")}
-    if args.typ.startswith("aws:") and "arn" not in state:
-        state["arn"] = _aws_arn(
-            args.typ, state, resource_id(args.typ, args.name, state), region or "(region)"
-        )
     if args.typ in ("command:remote:Command", "command:local:Command"):
         # What a command prints is known only once it ran: the render runs nothing.
         state.setdefault("stdout", "")
