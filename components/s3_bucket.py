@@ -23,7 +23,6 @@ document, scoped to the writer's prefix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -298,23 +297,19 @@ def writer_policy(
     bucket_arn: str, *, prefix: str, actions: Sequence[str], sid: str, list_sid: str
 ) -> str:
     """A writer's policy: list its bucket, and `actions` on the objects under `prefix/`."""
-    return json.dumps(
-        {
-            "Version": policies.VERSION,
-            "Statement": [
-                {
-                    "Sid": list_sid,
-                    "Effect": "Allow",
-                    "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-                    "Resource": [bucket_arn],
-                },
-                {
-                    "Sid": sid,
-                    "Effect": "Allow",
-                    "Action": list(actions),
-                    "Resource": [f"{bucket_arn}/{prefix}/*"],
-                },
-            ],
-        },
-        sort_keys=True,
+    return policies.document(
+        [
+            {
+                "Sid": list_sid,
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": [bucket_arn],
+            },
+            {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": list(actions),
+                "Resource": [f"{bucket_arn}/{prefix}/*"],
+            },
+        ]
     )

@@ -35,6 +35,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_random as random
 
+from components.cloud import policies
 from components.config import PlatformConfig
 from components.edge.cloud_init import (
     CloudInitSettings,
@@ -70,7 +71,6 @@ KEY_ADMIN_ACTIONS = (
     "kms:EnableKeyRotation",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
-    "kms:ListAliases",
     "kms:ListKeyPolicies",
     "kms:ListKeyRotations",
     "kms:ListResourceTags",
@@ -194,38 +194,34 @@ def parameter_arn(*, region: str, account_id: str, name: str) -> str:
 def instance_policy(parameter_arns: list[str], *, region: str, account_id: str) -> str:
     """The instance role's one policy: Session Manager, its own parameters, no other."""
     own = sorted(parameter_arns)
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "RegisterWithSystemsManager",
-                    "Effect": "Allow",
-                    "Action": "ssm:UpdateInstanceInformation",
-                    "Resource": f"arn:aws:ec2:{region}:{account_id}:instance/*",
-                },
-                {
-                    "Sid": "SessionManagerChannels",
-                    "Effect": "Allow",
-                    "Action": list(SESSION_CHANNEL_ACTIONS),
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "ReadOwnParameters",
-                    "Effect": "Allow",
-                    "Action": "ssm:GetParameter",
-                    "Resource": own,
-                },
-                {
-                    # Holds even if a broader policy is attached to the role later.
-                    "Sid": "NoOtherParameters",
-                    "Effect": "Deny",
-                    "Action": list(PARAMETER_READS),
-                    "NotResource": own,
-                },
-            ],
-        },
-        sort_keys=True,
+    return policies.document(
+        [
+            {
+                "Sid": "RegisterWithSystemsManager",
+                "Effect": "Allow",
+                "Action": "ssm:UpdateInstanceInformation",
+                "Resource": f"arn:aws:ec2:{region}:{account_id}:instance/*",
+            },
+            {
+                "Sid": "SessionManagerChannels",
+                "Effect": "Allow",
+                "Action": list(SESSION_CHANNEL_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "ReadOwnParameters",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": own,
+            },
+            {
+                # Holds even if a broader policy is attached to the role later.
+                "Sid": "NoOtherParameters",
+                "Effect": "Deny",
+                "Action": list(PARAMETER_READS),
+                "NotResource": own,
+            },
+        ]
     )
 
 
@@ -248,36 +244,32 @@ def parameters_key_policy(
             "kms:EncryptionContext:PARAMETER_ARN": sorted(parameter_arns),
         }
     }
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountManagesTheKey",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": list(KEY_ADMIN_ACTIONS),
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "EdgeReadsItsParameters",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": reader_arn},
-                    "Action": "kms:Decrypt",
-                    "Resource": "*",
-                    "Condition": through_ssm,
-                },
-                {
-                    "Sid": "DeployerWritesTheParameters",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": writer_arn},
-                    "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                    "Resource": "*",
-                    "Condition": through_ssm,
-                },
-            ],
-        },
-        sort_keys=True,
+    return policies.document(
+        [
+            {
+                "Sid": "AccountManagesTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": list(KEY_ADMIN_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "EdgeReadsItsParameters",
+                "Effect": "Allow",
+                "Principal": {"AWS": reader_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": through_ssm,
+            },
+            {
+                "Sid": "DeployerWritesTheParameters",
+                "Effect": "Allow",
+                "Principal": {"AWS": writer_arn},
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": through_ssm,
+            },
+        ]
     )
 
 
