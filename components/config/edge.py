@@ -30,6 +30,13 @@ class AwsConfig(FrozenModel):
     tags: dict[str, str] = Field(default_factory=dict, description="Added to every AWS resource.")
     backup_credentials: BackupCredentialsConfig = Field(default_factory=BackupCredentialsConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    deployer_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$",
+        description="The IAM role (or user) that runs `pulumi up`: the edge key's policy "
+        "lets it write the edge's parameters. Defaults to whoever runs the program; set it "
+        "when previews run as another role, so a preview shows no key policy change.",
+    )
 
 
 class NetworkConfig(FrozenModel):

@@ -500,7 +500,10 @@ class EdgeGateway(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(provider=args.provider, parent=self)
         caller = aws.get_caller_identity_output(opts=invoke)
         # The identity running `pulumi up`: the role behind an assumed-role session.
-        deployer = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        deployer: pulumi.Input[str] = (
+            config.aws.deployer_arn
+            or aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        )
         parameter_arns = caller.account_id.apply(
             lambda account: [
                 parameter_arn(region=region, account_id=account, name=n)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from components.edge.gateway import parameter_arn, parameter_names
-from tests.support import STACKS, stack_config
+from tests.support import STACKS, committed_stack_run, run_stack, stack_config, stack_values
 from tools.iam import Decision, Request, evaluate, managed_policy, role_policies
 from tools.mock_engine import ACCOUNT, ProgramRun, autoname
 
@@ -182,3 +182,19 @@ def test_the_role_the_edge_had_before_fails_the_table() -> None:
     table = _reads(before, role_arn, stack)
     leaks = [a for a in _others(stack) if table[("ssm:GetParameter", a)] is Decision.ALLOW]
     assert leaks == _others(stack)[:5], "every parameter of the account"
+
+
+def test_a_configured_deployer_is_the_one_the_key_lets_write() -> None:
+    values = stack_values("dev")
+    deployer = f"arn:aws:iam::{ACCOUNT}:role/llm-platform-deploy"
+    values["aws"]["deployer_arn"] = deployer
+    statements = json.loads(_key_policy(run_stack(values)))["Statement"]
+    (writer,) = [s for s in statements if s["Sid"] == "DeployerWritesTheParameters"]
+    assert writer["Principal"] == {"AWS": deployer}
+    # by default: whoever runs the program (the render runs as an IAM user)
+    (default,) = [
+        s
+        for s in json.loads(_key_policy(committed_stack_run("dev")))["Statement"]
+        if s["Sid"] == "DeployerWritesTheParameters"
+    ]
+    assert default["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:user/render"}
