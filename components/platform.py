@@ -13,6 +13,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.clients import ClientKeys, ClientKeysArgs
+from components.cloud.foundation import AwsFoundation, AwsFoundationArgs
+from components.cloud.issuer import ServiceAccountIssuer, ServiceAccountIssuerArgs
 from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.gpu import GpuSupport, GpuSupportArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
@@ -52,6 +54,8 @@ class Platform(pulumi.ComponentResource):
     data: DataLayer
     observability: Observability
     edge: EdgeGateway | None
+    foundation: AwsFoundation
+    issuer: ServiceAccountIssuer | None
     given_keys: dict[str, pulumi.Output[str]]
     """Client keys given as secret config (`edge.client_key_secrets`), by client."""
     aws_provider: aws.Provider
@@ -80,6 +84,11 @@ class Platform(pulumi.ComponentResource):
             },
             opts=child,
         )
+        self.foundation = AwsFoundation(
+            f"{name}-aws-base",
+            AwsFoundationArgs(config=config, provider=self.aws_provider),
+            opts=child,
+        )
 
         self.cluster = K3sCluster(
             f"{name}-cluster",
@@ -88,9 +97,25 @@ class Platform(pulumi.ComponentResource):
                 kubeconfig=args.secrets.kubeconfig,
                 ssh_private_key=args.secrets.ssh_private_key,
                 protect=config.is_prod,
+                service_account_issuer=self.foundation.issuer_url,
+                service_account_jwks=config.aws.backup_credentials.service_account_jwks,
             ),
             opts=child,
         )
+        self.issuer = None
+        if self.cluster.service_account_jwks is not None:
+            self.issuer = ServiceAccountIssuer(
+                f"{name}-issuer",
+                ServiceAccountIssuerArgs(
+                    config=config,
+                    provider=self.aws_provider,
+                    account_id=self.foundation.account_id,
+                    jwks=self.cluster.service_account_jwks,
+                    log_target=self.foundation.log_target,
+                ),
+                opts=child,
+            )
+        identity = self.issuer.identity if self.issuer is not None else None
         self.artifacts.update(self.cluster.artifacts)
         self.base = ClusterBase(
             f"{name}-base",
@@ -164,6 +189,8 @@ class Platform(pulumi.ComponentResource):
                 operator_namespace=namespaces["cnpg-system"],
                 cloud_api_keys=cloud_keys,
                 aws_provider=self.aws_provider,
+                log_target=self.foundation.log_target,
+                workload_identity=identity,
                 client_keys=self.client_keys.gateway_keys,
                 cert_manager_ready=self.pki.ready,
                 admin_ca_pem=self.pki.root_ca_pem,
@@ -179,6 +206,8 @@ class Platform(pulumi.ComponentResource):
                 provider=provider,
                 namespace=namespaces.get("data", "data"),
                 aws_provider=self.aws_provider,
+                log_target=self.foundation.log_target,
+                workload_identity=identity,
                 gpu_ready=self.gpu.ready,
                 mesh_policy_ready=self.mesh.policy_ready,
             ),
@@ -211,6 +240,7 @@ class Platform(pulumi.ComponentResource):
                     upstream_ca_pem=self.pki.root_ca_pem,
                     ssh_private_key=args.secrets.ssh_private_key,
                     given_keys=self.given_keys,
+                    log_target=self.foundation.log_target,
                 ),
                 opts=child,
             )

@@ -10,6 +10,7 @@ from typing import Any
 
 from components import versions
 from components.config import PlatformConfig, parse_platform_config
+from components.s3_bucket import WorkloadIdentity
 from tools import charts
 from tools.crd_schemas import Gvk, schemas_from_crds
 from tools.mock_engine import (
@@ -37,6 +38,34 @@ def stack_values(stack: str) -> dict[str, Any]:
         for k, v in document["config"].items()
         if k.startswith(prefix)
     }
+
+
+SAMPLE_JWKS = (
+    '{"keys":[{"use":"sig","kty":"RSA","kid":"render-sample","alg":"RS256",'
+    '"n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",'
+    '"e":"AQAB"}]}'
+)
+"""A JSON Web Key Set of one public RSA key (RFC 7517's example key), for configs of an
+existing cluster with web identity."""
+
+
+TEST_ISSUER_HOST = "issuer.test.example"
+TEST_IDENTITY = WorkloadIdentity(
+    provider_arn=f"arn:aws:iam::000000000000:oidc-provider/{TEST_ISSUER_HOST}",
+    issuer_host=TEST_ISSUER_HOST,
+)
+"""A stand-in for `ServiceAccountIssuer.identity` in tests of one area."""
+
+
+def as_existing(values: dict[str, Any]) -> dict[str, Any]:
+    """Stack values adopting an existing cluster: its kubeconfig instead of SSH, and (prod,
+    whose backups use web identity) the cluster's key set."""
+    values["cluster"]["mode"] = "existing"
+    values["cluster"].pop("api_endpoint", None)
+    if values.get("environment") == "prod":
+        credentials = values.setdefault("aws", {}).setdefault("backup_credentials", {})
+        credentials["service_account_jwks"] = SAMPLE_JWKS
+    return values
 
 
 def stack_config(stack: str) -> PlatformConfig:

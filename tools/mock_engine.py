@@ -7,7 +7,11 @@ and resolves the stack outputs and the platform's artifacts. Secret values are r
 by `"[secret]"` as they are recorded, so nothing downstream can leak them.
 
 Invokes get honest placeholders from `INVOKE_RESULTS`; an invoke without one fails the
-run, so a new look-up is never silently answered with nothing.
+run, so a new look-up is never silently answered with nothing. Resources get the outputs a
+real provider always fills and the program reads (`_computed_state`): an auto-generated
+`name`, the ARN in its service's format, a command's `stdout`. Whatever the program passes
+as an input but resolves to nothing is kept in `ProgramRun.dropped_inputs`: such an input
+would be missing from the render, so tests require the list to be empty.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import hashlib
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,12 +51,91 @@ INVOKE_RESULTS: dict[str, dict[str, Any]] = {
     },
     "aws:index/getPartition:getPartition": {"partition": "aws", "dnsSuffix": "amazonaws.com"},
     "aws:index/getRegion:getRegion": {"name": "(provider region)", "region": "(provider region)"},
+    # The render runs as an IAM user, so the session's issuer is that user itself.
+    "aws:iam/getSessionContext:getSessionContext": {
+        "arn": "arn:aws:iam::000000000000:user/render",
+        "issuerArn": "arn:aws:iam::000000000000:user/render",
+        "issuerId": "RENDER",
+        "issuerName": "render",
+        "sessionName": "",
+        "id": "arn:aws:iam::000000000000:user/render",
+    },
 }
+ACCOUNT = INVOKE_RESULTS["aws:index/getCallerIdentity:getCallerIdentity"]["accountId"]
+
+AUTONAMED = {"aws:s3/bucket:Bucket": "bucket"}
+"""Where the provider puts an auto-generated name when the program gives none (`name`
+for every other AWS type that has one)."""
+
+IAM_ARN_KINDS = {
+    "aws:iam/role:Role": "role",
+    "aws:iam/user:User": "user",
+    "aws:iam/instanceProfile:InstanceProfile": "instance-profile",
+    "aws:iam/policy:Policy": "policy",
+}
+ID_IS_NAME = {*IAM_ARN_KINDS, "aws:ssm/parameter:Parameter"}
+"""Types whose id is their name (the S3 bucket's is its `bucket`)."""
 
 
-def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
+def autoname(logical_name: str) -> str:
+    """Pulumi's auto-name: the logical name and seven hex characters (here derived from the
+    name, so two renders agree)."""
+    return f"{logical_name}-{hashlib.sha256(logical_name.encode()).hexdigest()[:7]}"
+
+
+def _aws_arn(typ: str, state: dict[str, Any], resource_id: str, region: str) -> str:
+    """The ARN a real resource of this type gets (AWS's ARN formats); other types keep a
+    render placeholder."""
+    if typ in IAM_ARN_KINDS:
+        path = state.get("path") or "/"
+        return f"arn:aws:iam::{ACCOUNT}:{IAM_ARN_KINDS[typ]}{path}{state['name']}"
+    if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        host = str(state.get("url", "")).removeprefix("https://")
+        return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host}"
+    if typ == "aws:s3/bucket:Bucket":
+        return f"arn:aws:s3:::{state['bucket']}"
+    if typ == "aws:ssm/parameter:Parameter":
+        name = str(state["name"])
+        return (
+            f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{'' if name.startswith('/') else '/'}{name}"
+        )
+    if typ == "aws:kms/key:Key":
+        return f"arn:aws:kms:{region}:{ACCOUNT}:key/{resource_id}"
+    return f"arn:aws:render:::{resource_id}"
+
+
+def resource_id(typ: str, logical_name: str, state: dict[str, Any]) -> str:
+    """The id the mocks give a resource: its name where AWS uses the name as the id."""
+    if typ in ID_IS_NAME:
+        return str(state["name"])
+    if typ == "aws:s3/bucket:Bucket":
+        return str(state["bucket"])
+    return f"{logical_name}-id"
+
+
+def aws_outputs(typ: str, logical_name: str, inputs: dict[str, Any], region: str) -> dict[str, str]:
+    """The identifying outputs the mocks give an AWS resource: its name (given or
+    auto-generated), `id` and `arn`."""
+    name_key = AUTONAMED.get(typ, "name")
+    state = {**inputs, name_key: inputs.get(name_key) or autoname(logical_name)}
+    identifier = resource_id(typ, logical_name, state)
+    outputs = {
+        name_key: str(state[name_key]),
+        "id": identifier,
+        "arn": str(inputs.get("arn") or _aws_arn(typ, state, identifier, region or "(region)")),
+    }
+    if typ == "aws:kms/key:Key":
+        outputs["keyId"] = identifier
+    return outputs
+
+
+def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
     """Outputs a real provider would compute, as placeholders that say what they are."""
     state: dict[str, Any] = dict(args.inputs)
+    if args.typ.startswith("aws:"):
+        outputs = aws_outputs(args.typ, args.name, state, region)
+        outputs.pop("id")
+        state.update(outputs)
     if args.typ.startswith("kubernetes:") and args.typ != "kubernetes:helm.sh/v3:Release":
         metadata = dict(state.get("metadata") or {})
         metadata.setdefault("name", args.name)
@@ -59,8 +143,10 @@ def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
     if args.typ == "kubernetes:helm.sh/v3:Release":
         state.setdefault("name", args.name)
         state["status"] = {"name": state["name"], "namespace": state.get("namespace", "default")}
-    if args.typ.startswith("aws:"):
-        state.setdefault("arn", f"arn:aws:render:::{args.name}")
+    if args.typ in ("command:remote:Command", "command:local:Command"):
+        # What a command prints is known only once it ran: the render runs nothing.
+        state.setdefault("stdout", "")
+        state.setdefault("stderr", "")
     if args.typ == "aws:ec2/eip:Eip":
         state["publicIp"] = "192.0.2.10"  # TEST-NET-1: documentation address, never routed
     if args.typ == "aws:ec2/instance:Instance":
@@ -94,8 +180,16 @@ def _computed_state(args: MockResourceArgs) -> dict[str, Any]:
 class RenderMocks(Mocks):
     """Resources echo their inputs plus placeholder computed fields; invokes use a table."""
 
+    def __init__(self) -> None:
+        self.regions: dict[str, str] = {}
+        """AWS provider id → its region, for the ARNs of the resources it manages."""
+
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", _computed_state(args)
+        if args.typ == "pulumi:providers:aws":
+            self.regions[f"{args.name}-id"] = str(args.inputs.get("region", ""))
+        region = self.regions.get((args.provider or "").rsplit("::", 1)[-1], "")
+        state = _computed_state(args, region)
+        return resource_id(args.typ, args.name, state), state
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token not in INVOKE_RESULTS:
@@ -234,6 +328,9 @@ class ProgramRun:
     outputs: dict[str, Any]
     artifacts: dict[str, str]
     program_globals: dict[str, Any] = field(default_factory=dict)
+    dropped_inputs: list[str] = field(default_factory=list)
+    """`<type> <name>: <input>` for each input the program set to an Output that resolved to
+    nothing: a real engine would get the provider's value, the render gets no input at all."""
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         """Recorded resources of one type token, in URN order."""
@@ -271,6 +368,29 @@ async def _resolve(value: Any) -> Any:
     return value
 
 
+_serialize_property = rpc.serialize_property
+_drops: list[str] | None = None
+
+
+async def _serialize_property_noting_drops(
+    value: Any,
+    deps: Any,
+    property_key: Any,
+    resource_obj: Any = None,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    result = await _serialize_property(value, deps, property_key, resource_obj, *args, **kwargs)
+    if (
+        result is None
+        and _drops is not None
+        and isinstance(value, pulumi.Output)
+        and isinstance(resource_obj, pulumi.CustomResource)
+    ):
+        _drops.append(f"{resource_obj._type} {resource_obj._name}: {property_key}")
+    return result
+
+
 def run_program(
     *,
     stack: str,
@@ -288,6 +408,7 @@ def run_program(
         # The root stack's futures bind to the current loop, so the loop comes first.
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        global _drops
         mocks = RenderMocks()
         monitor = RecordingMonitor(mocks)
         pulumi.runtime.set_mocks(
@@ -315,9 +436,14 @@ def run_program(
                 resolved[path] = await _resolve(text)
             holder["artifacts"] = resolved
 
+        drops: list[str] = []
+        _drops = drops
+        rpc.serialize_property = _serialize_property_noting_drops
         try:
             _sync_await(run_pulumi_func(body))
         finally:
+            rpc.serialize_property = _serialize_property
+            _drops = None
             loop.run_until_complete(loop.shutdown_default_executor())
             for thread_loop in monitor.thread_loops - {loop}:
                 thread_loop.close()
@@ -328,6 +454,7 @@ def run_program(
             outputs=holder.get("outputs", {}),
             artifacts=holder.get("artifacts", {}),
             program_globals=holder.get("globals", {}),
+            dropped_inputs=sorted(set(drops)),
         )
 
     return contextvars.Context().run(isolated)

@@ -17,6 +17,12 @@ secret Output) and `provider`, the explicit `k8s.Provider` every Kubernetes reso
   a secret) and reaches them on stdin; the kubeconfig is read from the first server once every node
   is installed (`<name>-kubeconfig`, a secret), its address rewritten to `api_endpoint`.
 
+Given `service_account_issuer` (the backups' web identity), the servers sign
+service-account tokens as that public URL (k3s's own issuer stays accepted) and
+`service_account_jwks` is the key set AWS needs to check them: read from the first server
+once every node is installed (`<name>-service-account-keys`, public keys), or in
+`existing` mode given in `service_account_jwks` (whose API server the operator sets up).
+
 Why install and uninstall are separate resources: pulumi-command replaces a Command when
 its `connection` changes (and has reported spurious connection diffs,
 pulumi/pulumi-command#447). A replaced install only re-runs an idempotent script; a
@@ -28,7 +34,8 @@ Providers: pulumi-command needs none; the Kubernetes provider is created here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import pulumi
 import pulumi_command as command
@@ -56,10 +63,17 @@ class K3sClusterArgs:
     protect: bool = False
     """Protect each node's uninstall resource (prod): removing a node then needs an
     explicit `pulumi state unprotect`, so no config slip uninstalls k3s from a host."""
+    service_account_issuer: pulumi.Input[str] | None = None
+    """The public URL service-account tokens are issued as; None (default) keeps k3s's."""
+    service_account_jwks: str | None = None
+    """`existing` mode with an issuer: the cluster's key set, given in config."""
 
 
-def node_settings(config: ClusterConfig, name: str) -> scripts.NodeSettings:
-    """The typed settings the scripts of one node are rendered from (pure)."""
+def node_settings(
+    config: ClusterConfig, name: str, issuer: str | None = None
+) -> scripts.NodeSettings:
+    """The typed settings the scripts of one node are rendered from (pure); `issuer` is
+    the service-account issuer URL, which only servers use."""
     node = config.nodes[name]
     first = config.first_server()
     cluster_init = name == first
@@ -78,6 +92,7 @@ def node_settings(config: ClusterConfig, name: str) -> scripts.NodeSettings:
         nvidia_toolkit_version=(
             versions.NVIDIA_CONTAINER_TOOLKIT_VERSION if node.gpu is not None else None
         ),
+        service_account_issuer=issuer if node.role == "server" else None,
     )
 
 
@@ -89,11 +104,11 @@ def join_order(config: ClusterConfig) -> list[str]:
     return [first, *servers, *agents]
 
 
-def bootstrap_artifacts(config: ClusterConfig) -> dict[str, str]:
+def bootstrap_artifacts(config: ClusterConfig, issuer: str | None = None) -> dict[str, str]:
     """Every script of a bootstrap, by path under `files/` (pure)."""
     files: dict[str, str] = {}
     for name in join_order(config):
-        settings = node_settings(config, name)
+        settings = node_settings(config, name, issuer)
         files[f"cluster/{name}-preflight.sh"] = scripts.preflight_script(settings)
         files[f"cluster/{name}-install.sh"] = scripts.install_script(settings)
         files[f"cluster/{name}-uninstall.sh"] = scripts.uninstall_script(settings)
@@ -108,6 +123,16 @@ def existing_artifacts(config: ClusterConfig) -> dict[str, str]:
     return {"cluster/label-nodes.sh": scripts.label_nodes_script(nodes)}
 
 
+def _install_command(settings: scripts.NodeSettings, issuer: str) -> str:
+    """The install command of a server that signs tokens as `issuer`."""
+    script = scripts.install_script(replace(settings, service_account_issuer=issuer))
+    return scripts.command_line(script, sudo=True)
+
+
+def _artifact(config: ClusterConfig, path: str, issuer: str) -> str:
+    return bootstrap_artifacts(config, issuer)[path]
+
+
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
     secret: pulumi.Output[str] = pulumi.Output.secret(value)
     return secret
@@ -118,6 +143,8 @@ class K3sCluster(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    service_account_jwks: pulumi.Output[str] | None
+    """The key set of the public service-account issuer (None without one)."""
     nodes_ready: list[pulumi.Resource]
     """The install of every node (empty for an existing cluster)."""
     artifacts: dict[str, pulumi.Output[str]]
@@ -129,17 +156,35 @@ class K3sCluster(pulumi.ComponentResource):
         super().__init__("llm-platform:cluster:K3sCluster", name, None, opts)
         config = args.config
         self.nodes_ready = []
+        self.service_account_jwks = None
+        issuer = args.service_account_issuer
         if config.mode == "existing":
             if args.kubeconfig is None:
                 raise ValueError("K3sCluster: existing mode needs the kubeconfig secret")
+            if issuer is not None and args.service_account_jwks is None:
+                raise ValueError("K3sCluster: an issuer on an existing cluster needs its jwks")
             self.kubeconfig = _secret(args.kubeconfig)
-            files = existing_artifacts(config)
+            if issuer is not None:
+                self.service_account_jwks = pulumi.Output.from_input(
+                    args.service_account_jwks or ""
+                )
+            self.artifacts = {
+                path: pulumi.Output.from_input(text)
+                for path, text in existing_artifacts(config).items()
+            }
         else:
             if args.ssh_private_key is None:
                 raise ValueError("K3sCluster: bootstrap mode needs the ssh_private_key secret")
             self.kubeconfig = self._bootstrap(name, config, args)
-            files = bootstrap_artifacts(config)
-        self.artifacts = {path: pulumi.Output.from_input(text) for path, text in files.items()}
+            url = pulumi.Output.from_input(issuer) if issuer is not None else None
+            self.artifacts = {
+                path: (
+                    url.apply(partial(_artifact, config, path))
+                    if url is not None
+                    else pulumi.Output.from_input(text)
+                )
+                for path, text in bootstrap_artifacts(config).items()
+            }
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
@@ -182,10 +227,15 @@ class K3sCluster(pulumi.ComponentResource):
         token: pulumi.Output[str] | None = None
         servers: list[pulumi.Resource] = []
         previous: list[pulumi.Resource] = []
+        issuer = args.service_account_issuer
         for node_name in order:
             node = config.nodes[node_name]
             settings = node_settings(config, node_name)
-            script = scripts.command_line(scripts.install_script(settings), sudo=True)
+            script: pulumi.Input[str] = scripts.command_line(
+                scripts.install_script(settings), sudo=True
+            )
+            if issuer is not None and node.role == "server":
+                script = pulumi.Output.from_input(issuer).apply(partial(_install_command, settings))
             # Servers join one at a time (etcd adds one member at a time); agents wait
             # for every server.
             after = previous if node.role == "server" else servers
@@ -224,6 +274,16 @@ class K3sCluster(pulumi.ComponentResource):
                     f"{name}-token", config.nodes[first], key, scripts.SERVER_TOKEN_PATH, [install]
                 ).apply(lambda text: (text or "").strip())
 
+        if issuer is not None:
+            # Public keys: what the API server publishes for anyone allowed to ask.
+            keys = command.remote.Command(
+                f"{name}-service-account-keys",
+                connection=self._connection(config.nodes[first], key),
+                create=f"sudo -n k3s kubectl get --raw {scripts.JWKS_PATH}",
+                triggers=[issuer],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=self.nodes_ready),
+            )
+            self.service_account_jwks = keys.stdout
         raw = self._read_secret(
             f"{name}-kubeconfig",
             config.nodes[first],

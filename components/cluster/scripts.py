@@ -44,6 +44,8 @@ AUDIT_LOG_DIR = "/var/lib/rancher/k3s/server/logs"
 SYSCTL_PATH = "/etc/sysctl.d/90-kubelet.conf"
 CONTAINERD_CONFIG = "/var/lib/rancher/k3s/agent/etc/containerd/config.toml"
 API_PORT = 6443
+JWKS_PATH = "/openid/v1/jwks"
+"""Where the API server serves its service-account key set (and the issuer publishes it)."""
 
 SUPPORTED_OS: tuple[str, ...] = (
     "ubuntu:22.04",
@@ -99,6 +101,9 @@ class NodeSettings:
     gpu_count: int = 0
     nvidia_toolkit_version: str | None = None
     """Pinned apt version of the NVIDIA container toolkit; required when `gpu_count > 0`."""
+    service_account_issuer: str | None = None
+    """Servers: the public issuer URL new service-account tokens are signed as (k3s's own
+    issuer stays accepted, so tokens already issued keep working). None by default."""
 
     def __post_init__(self) -> None:
         if self.arch not in ("amd64", "arm64"):
@@ -109,6 +114,9 @@ class NodeSettings:
             raise ValueError(f"{self.node_name}: only a server can start the cluster")
         if self.gpu_count and not self.nvidia_toolkit_version:
             raise ValueError(f"{self.node_name}: a GPU node needs the toolkit version")
+        issuer = self.service_account_issuer
+        if issuer is not None and not issuer.startswith("https://"):
+            raise ValueError(f"{self.node_name}: the issuer must be an https URL ({issuer!r})")
 
     @property
     def service(self) -> str:
@@ -220,6 +228,7 @@ def k3s_config(settings: NodeSettings) -> dict[str, Any]:
                     "audit-log-maxage=30",
                     "audit-log-maxbackup=10",
                     "audit-log-maxsize=100",
+                    *issuer_args(settings.service_account_issuer),
                 ],
             }
         )
@@ -230,6 +239,18 @@ def k3s_config(settings: NodeSettings) -> dict[str, Any]:
     if settings.taints:
         config["node-taint"] = sorted(settings.taints)
     return config
+
+
+def issuer_args(issuer: str | None) -> list[str]:
+    """API server flags that sign service-account tokens as `issuer` and point its discovery
+    document at the key set published next to it. The trailing `-` makes k3s put the issuer
+    before its own default (the first issuer signs, every listed one is accepted)."""
+    if issuer is None:
+        return []
+    return [
+        f"service-account-issuer-={issuer}",
+        f"service-account-jwks-uri={issuer}{JWKS_PATH}",
+    ]
 
 
 def _yaml(document: Mapping[str, Any]) -> str:

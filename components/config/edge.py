@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from ._base import DnsLabel, FrozenModel, Ipv4Network, Problem, raise_if_problems
+from .aws import BackupCredentialsConfig, LogsConfig
 from .gateway import SecretConfigKey
 
 AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
@@ -27,6 +28,15 @@ class AwsConfig(FrozenModel):
 
     region: AwsRegion = "eu-west-1"
     tags: dict[str, str] = Field(default_factory=dict, description="Added to every AWS resource.")
+    backup_credentials: BackupCredentialsConfig = Field(default_factory=BackupCredentialsConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    deployer_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$",
+        description="The IAM role (or user) that runs `pulumi up`: the edge key's policy "
+        "lets it write the edge's parameters. Defaults to whoever runs the program; set it "
+        "when previews run as another role, so a preview shows no key policy change.",
+    )
 
 
 class NetworkConfig(FrozenModel):

@@ -55,6 +55,18 @@ class PlatformConfig(FrozenModel):
         return self.environment == "prod"
 
     @property
+    def has_s3_writers(self) -> bool:
+        """Whether anything in the cluster writes to S3: Postgres backups and vector DB
+        snapshots run on prod only."""
+        return self.is_prod
+
+    @property
+    def uses_web_identity(self) -> bool:
+        """Whether the writers get their credentials from the cluster's service-account
+        tokens, so AWS must trust the cluster's issuer."""
+        return self.has_s3_writers and self.aws.backup_credentials.mode == "web_identity"
+
+    @property
     def edge_enabled(self) -> bool:
         """Whether the stack deploys the edge gateway."""
         return self.edge is not None and self.edge.enabled
@@ -69,6 +81,7 @@ class PlatformConfig(FrozenModel):
                 *self._client_references(),
                 *self._environment_rules(),
                 *self._edge_rules(),
+                *self._backup_credential_rules(),
             ]
         )
         return self
@@ -252,6 +265,20 @@ class PlatformConfig(FrozenModel):
                 f"prod's HA Linkerd control plane needs {MESH_HA_MIN_NODES} schedulable "
                 f"untainted nodes, the inventory has {nodes}",
                 nodes,
+            )
+
+    def _backup_credential_rules(self) -> Iterator[Problem]:
+        credentials = self.aws.backup_credentials
+        path = ("aws", "backup_credentials", "service_account_jwks")
+        given = credentials.service_account_jwks is not None
+        if self.cluster.mode == "bootstrap" and given:
+            yield Problem(path, "a bootstrapped cluster's keys are read from it; remove", "set")
+        elif self.uses_web_identity and self.cluster.mode == "existing" and not given:
+            yield Problem(
+                path,
+                "required for web_identity with an existing cluster: the output of "
+                "`kubectl get --raw /openid/v1/jwks` (docs/llm-gateway-ops.md)",
+                None,
             )
 
     def _edge_rules(self) -> Iterator[Problem]:

@@ -13,10 +13,14 @@ Creates, only when `data.enabled` (otherwise nothing), in the data namespace:
   base's (`components.cluster.namespaces`: the LLM gateway's namespace and the data
   namespace itself); with the mesh on, Linkerd `Server`s, a `MeshTLSAuthentication` (LiteLLM's identity and the data namespace's) and
   `AuthorizationPolicy`s on the Qdrant and embeddings ports;
-* prod only: snapshots to S3, a CronJob (`data.snapshot_schedule`) that snapshots every
-  collection on every node and uploads it (`components.data.snapshots`), to the bucket
-  passed in `snapshot_bucket` or to one created here (private, encrypted, expiring after
-  `data.snapshot_retention_days`), with an IAM user allowed only that bucket.
+* prod only: snapshots to S3, a CronJob (`data.snapshot_schedule`) running as the service
+  account `qdrant-snapshots` that snapshots every collection on every node and uploads it
+  (`components.data.snapshots`), to the bucket passed in `snapshot_bucket` or to one
+  created here (`components.s3_bucket.private_bucket`: versioned, encrypted, TLS only,
+  access-logged; snapshots under `qdrant/` expire after `data.snapshot_retention_days`),
+  with the writer's credentials by `aws.backup_credentials.mode` (`bucket_writer`): a role
+  only that service account may assume (web identity, default), or an IAM user's bounded
+  key in the Secret `qdrant-snapshot-s3`; either may write only under `qdrant/`.
 
 Exposes `embeddings_model`, `embeddings_api_base` (OpenAI-compatible, ends in `/v1`),
 `vector_db_url` and `api_key_secret` (all None when disabled). Expects the cluster's
@@ -35,10 +39,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
+from components.cloud.policies import service_account_subject
 from components.config import PlatformConfig
 from components.helm import pinned_release
 from components.labels import selector_labels, standard_labels
-from components.s3_bucket import bucket_writer, private_bucket
+from components.s3_bucket import LogTarget, WorkloadIdentity, bucket_writer, private_bucket
 
 from . import embeddings, qdrant, snapshots
 
@@ -64,6 +69,10 @@ class DataLayerArgs:
     """Prod: the explicit AWS provider for the snapshot bucket and user. Required on prod."""
     snapshot_bucket: pulumi.Input[str] | None = None
     """Prod: an existing bucket for snapshots; when None a bucket is created here."""
+    log_target: LogTarget | None = None
+    """Where a created snapshot bucket's access logs go; none by default."""
+    workload_identity: WorkloadIdentity | None = None
+    """AWS's trust in the cluster's tokens: required for prod snapshots with web identity."""
     gpu_ready: Sequence[pulumi.Resource] = ()
     """`GpuSupport.ready`, for an embeddings server on a GPU."""
     mesh_policy_ready: Sequence[pulumi.Resource] = ()
@@ -105,6 +114,15 @@ class DataLayer(pulumi.ComponentResource):
             raise ValueError(
                 "DataLayer: prod snapshots the vector DB to S3 and needs `aws_provider` "
                 "(the explicit aws.Provider); pass it in DataLayerArgs"
+            )
+        if (
+            snapshots_enabled(config)
+            and config.aws.backup_credentials.mode == "web_identity"
+            and args.workload_identity is None
+        ):
+            raise ValueError(
+                "DataLayer: snapshots with web_identity need `workload_identity` "
+                "(ServiceAccountIssuer.identity); pass it in DataLayerArgs"
             )
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
 
@@ -290,27 +308,45 @@ class DataLayer(pulumi.ComponentResource):
         bucket_name = (
             pulumi.Output.from_input(args.snapshot_bucket)
             if args.snapshot_bucket is not None
-            else self._bucket(name, aws_provider, config)
+            else self._bucket(name, aws_provider, config, args.log_target)
         )
-        access_key = bucket_writer(
+        writer = bucket_writer(
             f"{name}-snapshot",
             bucket_name=bucket_name,
             policy_document=snapshots.bucket_policy_document,
+            credentials=config.aws.backup_credentials,
+            identity=args.workload_identity,
+            subject=service_account_subject(NAMESPACE, snapshots.SERVICE_ACCOUNT),
             opts=pulumi.ResourceOptions(parent=self, provider=aws_provider),
         )
-        credentials = k8s.core.v1.Secret(
-            f"{name}-snapshot-credentials",
-            metadata={"name": SNAPSHOT_CREDENTIALS, "namespace": args.namespace, "labels": labels},
-            type="Opaque",
-            string_data=pulumi.Output.secret(
-                {
-                    "AWS_ACCESS_KEY_ID": access_key.id,
-                    "AWS_SECRET_ACCESS_KEY": access_key.secret,
-                    "S3_BUCKET": bucket_name,
-                }
-            ),
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-snapshot-service-account",
+            metadata={
+                "name": snapshots.SERVICE_ACCOUNT,
+                "namespace": args.namespace,
+                "labels": labels,
+            },
+            automount_service_account_token=False,
             opts=child,
         )
+        needs: list[pulumi.Resource] = [release, account]
+        if writer.access_key is not None:
+            key = writer.access_key
+            needs.append(
+                k8s.core.v1.Secret(
+                    f"{name}-snapshot-credentials",
+                    metadata={
+                        "name": SNAPSHOT_CREDENTIALS,
+                        "namespace": args.namespace,
+                        "labels": labels,
+                    },
+                    type="Opaque",
+                    string_data=pulumi.Output.secret(
+                        {"AWS_ACCESS_KEY_ID": key.id, "AWS_SECRET_ACCESS_KEY": key.secret}
+                    ),
+                    opts=child,
+                )
+            )
         script = k8s.core.v1.ConfigMap(
             f"{name}-snapshot-script",
             metadata={
@@ -326,8 +362,10 @@ class DataLayer(pulumi.ComponentResource):
             namespace=NAMESPACE,
             region=config.aws.region,
             api_key_secret=API_KEY_SECRET,
-            credentials_secret=SNAPSHOT_CREDENTIALS,
+            bucket=bucket_name,
             script_configmap="qdrant-snapshot-script",
+            role_arn=writer.role_arn,
+            credentials_secret=SNAPSHOT_CREDENTIALS if writer.access_key is not None else None,
         )
         k8s.batch.v1.CronJob(
             f"{name}-snapshot-cronjob",
@@ -346,15 +384,19 @@ class DataLayer(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[release, credentials, script])
+                child, pulumi.ResourceOptions(depends_on=[*needs, script])
             ),
         )
         return bucket_name
 
     def _bucket(
-        self, name: str, aws_provider: aws.Provider, config: PlatformConfig
+        self,
+        name: str,
+        aws_provider: aws.Provider,
+        config: PlatformConfig,
+        log_target: LogTarget | None,
     ) -> pulumi.Output[str]:
-        """A private, encrypted bucket whose snapshots expire after the retention."""
+        """The snapshot bucket; snapshots expire after the retention."""
         on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(provider=aws_provider, parent=self)
@@ -373,10 +415,9 @@ class DataLayer(pulumi.ComponentResource):
                     "status": "Enabled",
                     "filter": {"prefix": f"{snapshots.S3_PREFIX}/"},
                     "expiration": {"days": config.data.snapshot_retention_days},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
                 }
             ],
-            versioned=False,
+            log_target=log_target,
             opts=pulumi.ResourceOptions.merge(
                 on_aws, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
             ),

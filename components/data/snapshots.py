@@ -5,7 +5,12 @@ snapshots only the shards it holds), so the job walks every node of the Stateful
 through the headless Service, and on each node every collection: create a snapshot,
 download it, upload it to `s3://<bucket>/qdrant/<UTC time>/<node>/<collection>.snapshot`
 with curl's built-in SigV4 signing, then delete it on the node so snapshots never fill
-its disk. One pinned image (curl) does it all. A single S3 PUT takes up to 5 GB, which
+its disk. One pinned image (curl) does it all. Credentials, by the stack's
+`aws.backup_credentials.mode`: with `web_identity` the job trades its projected
+service-account token for one-hour credentials of its role before each upload (STS
+`AssumeRoleWithWebIdentity` is a plain HTTPS call that needs no signature, and curl sends
+the session token as `x-amz-security-token`); with `static_keys` it signs with the key
+from its Secret. A single S3 PUT takes up to 5 GB, which
 is far above what a homelab collection snapshot weighs; larger ones need multipart
 uploads (not done here). Restore: download the files and `PUT
 /collections/<name>/snapshots/recover` on each node (docs/data-layer.md).
@@ -13,11 +18,12 @@ uploads (not done here). Restore: download the files and `PUT
 
 from __future__ import annotations
 
-import json
-
+import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.cloud.policies import STS_AUDIENCE
+from components.s3_bucket import writer_policy
 
 from .qdrant import HEADLESS_SERVICE, HTTP_PORT, RELEASE
 
@@ -27,6 +33,10 @@ S3_PREFIX = "qdrant"
 CREDENTIALS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 RUN_AS = 100
 """curl_user in the curlimages/curl image."""
+SERVICE_ACCOUNT = "qdrant-snapshots"
+TOKEN_DIR = "/var/run/secrets/aws"  # noqa: S105 (a path)
+TOKEN_PATH = f"{TOKEN_DIR}/token"
+TOKEN_SECONDS = 3600
 
 
 def snapshot_script() -> str:
@@ -35,14 +45,48 @@ def snapshot_script() -> str:
 # Snapshot every Qdrant collection on every node and upload the files to S3.
 set -eu
 : "${{QDRANT_API_KEY:?}}" "${{QDRANT_NODES:?}}" "${{QDRANT_NAMESPACE:?}}"
-: "${{S3_BUCKET:?}}" "${{AWS_REGION:?}}" "${{AWS_ACCESS_KEY_ID:?}}" "${{AWS_SECRET_ACCESS_KEY:?}}"
+: "${{S3_BUCKET:?}}" "${{AWS_REGION:?}}"
+if [ -n "${{AWS_ROLE_ARN:-}}" ]; then
+  : "${{AWS_WEB_IDENTITY_TOKEN_FILE:?}}"
+else
+  : "${{AWS_ACCESS_KEY_ID:?}}" "${{AWS_SECRET_ACCESS_KEY:?}}"
+fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-work=/work
+work="${{SNAPSHOT_WORK_DIR:-/work}}"
 s3="https://${{S3_BUCKET}}.s3.${{AWS_REGION}}.amazonaws.com"
 
 api() {{
   curl --fail --silent --show-error --retry 3 --max-time 3600 \\
     -H "api-key: ${{QDRANT_API_KEY}}" "$@"
+}}
+
+# xml_field NAME: the text of element NAME in $sts (an STS response).
+xml_field() {{
+  printf '%s' "$sts" | tr -d '\\n' | grep -o "<$1>[^<]*</$1>" | sed 's/<[^>]*>//g' || true
+}}
+
+# credentials: key, secret and session token for the next upload: fresh one-hour
+# credentials of the job's role from its service-account token, or the static key.
+credentials() {{
+  if [ -z "${{AWS_ROLE_ARN:-}}" ]; then
+    key=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY token=""
+    return
+  fi
+  sts=$(curl --fail --silent --show-error --retry 3 --max-time 60 \\
+    --data-urlencode "Action=AssumeRoleWithWebIdentity" \\
+    --data-urlencode "Version=2011-06-15" \\
+    --data-urlencode "RoleArn=${{AWS_ROLE_ARN}}" \\
+    --data-urlencode "RoleSessionName=qdrant-snapshots" \\
+    --data-urlencode "DurationSeconds={TOKEN_SECONDS}" \\
+    --data-urlencode "WebIdentityToken@${{AWS_WEB_IDENTITY_TOKEN_FILE}}" \\
+    "https://sts.${{AWS_REGION}}.amazonaws.com/")
+  key=$(xml_field AccessKeyId)
+  secret=$(xml_field SecretAccessKey)
+  token=$(xml_field SessionToken)
+  if [ -z "$key" ] || [ -z "$secret" ] || [ -z "$token" ]; then
+    echo "STS returned no credentials" >&2
+    exit 1
+  fi
 }}
 
 node=0
@@ -54,10 +98,11 @@ while [ "$node" -lt "$QDRANT_NODES" ]; do
       | grep -o '"name":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     [ -n "$snapshot" ] || {{ echo "no snapshot name for $collection on node $node" >&2; exit 1; }}
     api -o "$work/$snapshot" "$base/collections/$collection/snapshots/$snapshot"
+    credentials
+    set -- -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
+    [ -z "$token" ] || set -- "$@" -H "x-amz-security-token: $token"
     curl --fail --silent --show-error --retry 3 --max-time 3600 \\
-      --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" \\
-      --user "${{AWS_ACCESS_KEY_ID}}:${{AWS_SECRET_ACCESS_KEY}}" \\
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \\
+      --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" --user "$key:$secret" "$@" \\
       -T "$work/$snapshot" "$s3/{S3_PREFIX}/$stamp/node-$node/$collection.snapshot"
     rm -f "$work/$snapshot"
     api -X DELETE "$base/collections/$collection/snapshots/$snapshot" >/dev/null
@@ -74,26 +119,66 @@ def cronjob_pod_spec(
     namespace: str,
     region: str,
     api_key_secret: str,
-    credentials_secret: str,
+    bucket: pulumi.Input[str],
     script_configmap: str,
+    role_arn: pulumi.Input[str] | None = None,
+    credentials_secret: str | None = None,
 ) -> k8s.core.v1.PodSpecArgsDict:
-    """Pod template spec of the snapshot CronJob (restricted Pod Security level)."""
+    """Pod template spec of the snapshot CronJob (restricted Pod Security level).
+
+    With `role_arn` (web identity) the pod gets its service account's token for STS;
+    otherwise `credentials_secret` holds the static key.
+    """
+    if (role_arn is None) == (credentials_secret is None):
+        raise ValueError("snapshots: exactly one of role_arn and credentials_secret")
 
     def from_secret(name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgsDict:
         return {"name": name, "value_from": {"secret_key_ref": {"name": secret, "key": key}}}
 
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         from_secret("QDRANT_API_KEY", api_key_secret, "api-key"),
-        from_secret("S3_BUCKET", credentials_secret, "S3_BUCKET"),
-    ]
-    env += [from_secret(k, credentials_secret, k) for k in CREDENTIALS_KEYS]
-    env += [
+        {"name": "S3_BUCKET", "value": bucket},
         {"name": "AWS_REGION", "value": region},
         {"name": "QDRANT_NODES", "value": str(replicas)},
         {"name": "QDRANT_NAMESPACE", "value": namespace},
     ]
+    mounts: list[k8s.core.v1.VolumeMountArgsDict] = [
+        {"name": "scripts", "mount_path": "/scripts", "read_only": True},
+        {"name": "work", "mount_path": "/work"},
+    ]
+    volumes: list[k8s.core.v1.VolumeArgsDict] = [
+        {"name": "scripts", "config_map": {"name": script_configmap}},
+        {"name": "work", "empty_dir": {}},
+    ]
+    if role_arn is not None:
+        env += [
+            {"name": "AWS_ROLE_ARN", "value": role_arn},
+            {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": TOKEN_PATH},
+        ]
+        mounts.append({"name": "aws-token", "mount_path": TOKEN_DIR, "read_only": True})
+        volumes.append(
+            {
+                "name": "aws-token",
+                "projected": {
+                    "sources": [
+                        {
+                            "service_account_token": {
+                                "audience": STS_AUDIENCE,
+                                "expiration_seconds": TOKEN_SECONDS,
+                                "path": "token",
+                            }
+                        }
+                    ]
+                },
+            }
+        )
+    else:
+        assert credentials_secret is not None
+        env += [from_secret(k, credentials_secret, k) for k in CREDENTIALS_KEYS]
     return {
         "restart_policy": "Never",
+        "service_account_name": SERVICE_ACCOUNT,
+        # Only the STS token is mounted, never the API token.
         "automount_service_account_token": False,
         "security_context": {
             "run_as_non_root": True,
@@ -116,16 +201,10 @@ def cronjob_pod_spec(
                     "read_only_root_filesystem": True,
                     "capabilities": {"drop": ["ALL"]},
                 },
-                "volume_mounts": [
-                    {"name": "scripts", "mount_path": "/scripts", "read_only": True},
-                    {"name": "work", "mount_path": "/work"},
-                ],
+                "volume_mounts": mounts,
             }
         ],
-        "volumes": [
-            {"name": "scripts", "config_map": {"name": script_configmap}},
-            {"name": "work", "empty_dir": {}},
-        ],
+        "volumes": volumes,
     }
 
 
@@ -135,24 +214,12 @@ def snapshot_bucket_name(*, environment: str, account_id: str, region: str) -> s
 
 
 def bucket_policy_document(bucket_arn: str) -> str:
-    """IAM policy of the snapshot user: write and list its one bucket, nothing else."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ListTheSnapshotBucket",
-                    "Effect": "Allow",
-                    "Action": ["s3:ListBucket"],
-                    "Resource": [bucket_arn],
-                },
-                {
-                    "Sid": "WriteSnapshots",
-                    "Effect": "Allow",
-                    "Action": ["s3:PutObject", "s3:GetObject"],
-                    "Resource": [f"{bucket_arn}/{S3_PREFIX}/*"],
-                },
-            ],
-        },
-        sort_keys=True,
+    """The snapshot writer's policy: list its bucket, write and read under `qdrant/` only
+    (no delete: snapshots expire by the lifecycle rule)."""
+    return writer_policy(
+        bucket_arn,
+        prefix=S3_PREFIX,
+        actions=["s3:PutObject", "s3:GetObject"],
+        sid="WriteSnapshots",
+        list_sid="ListTheSnapshotBucket",
     )

@@ -1,21 +1,26 @@
 """EdgeGateway: the platform's public front door on AWS EC2, tunnelled home over WireGuard.
 
-In order: the network (its own VPC, public subnet, internet gateway and route, or the
-existing VPC and subnet from config); a security group open on 443 (and 80 for the ACME
-challenge and the redirect) to the client CIDRs and on the WireGuard port to the home
-address only; the WireGuard keys (32 random bytes each, public keys derived with X25519);
-the secrets in SSM SecureString parameters (the client key set, the keys sent upstream,
-the edge's tunnel key); an instance role with Session Manager and read access to exactly
-those parameters (no SSH); the instance (Ubuntu 24.04 found by a look-up, IMDSv2 with hop
-limit 1, encrypted gp3 root), whose user-data carries the generated nginx config and
-scripts but no secret: it pulls the keys from SSM at boot and on a timer; its network
-interface carries the Elastic IP before it boots (so cloud-init always has a way out);
-egress is HTTPS, HTTP and the tunnel only; an optional Route53 record; and the home end
-of the tunnel, set up over SSH when the program bootstraps the cluster, rendered as a
-file (private key redacted) otherwise.
+In order: the network (its own VPC, public subnet, internet gateway and route, the VPC's
+default security group emptied and its flow logs sent to the log bucket; or the existing
+VPC and subnet from config, left as they are); a security group open on 443 (and 80 for
+the ACME challenge and the redirect) to the client CIDRs and on the WireGuard port to the
+home address only; the WireGuard keys (32 random bytes each, public keys derived with
+X25519); the instance role; a customer-managed KMS key for the edge's parameters, whose key
+policy lets only that role decrypt (through SSM, for exactly those parameters) and the
+deploying identity encrypt and read them back; the secrets in SSM SecureString parameters
+under that key (the client key set, the keys sent upstream, the edge's tunnel key); the
+role's one policy: the Session Manager channel, read access to exactly those parameters,
+and an explicit deny of every other parameter (no SSH, no AWS managed policy); the
+instance (Ubuntu 24.04 found by a look-up, IMDSv2 with hop limit 1, encrypted gp3 root),
+whose user-data carries the generated nginx config and scripts but no secret: it pulls
+the keys from SSM at boot and on a timer; its network interface carries the Elastic IP
+before it boots (so cloud-init always has a way out); egress is HTTPS, HTTP and the
+tunnel only; an optional Route53 record; and the home end of the tunnel, set up over SSH
+when the program bootstraps the cluster, rendered as a file (private key redacted)
+otherwise.
 
-Expects the explicit `aws.Provider` in the args (every AWS resource and the AMI look-up
-use it); pulumi-random and pulumi-command need none.
+Expects the explicit `aws.Provider` in the args (every AWS resource and the look-ups use
+it); pulumi-random and pulumi-command need none.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_random as random
 
+from components.cloud import policies
 from components.config import PlatformConfig
 from components.edge.cloud_init import (
     CloudInitSettings,
@@ -40,7 +46,44 @@ from components.edge.cloud_init import (
 )
 from components.edge.nginx_conf import ClientLimit, NginxSettings, render_nginx_conf
 from components.edge.wireguard_keys import private_key_from_random_bytes, wireguard_public_key
+from components.s3_bucket import LogTarget
 
+SESSION_CHANNEL_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+"""With `ssm:UpdateInstanceInformation`, what the SSM agent needs for Session Manager and
+nothing more (AWS Systems Manager User Guide, "Step 2: Verify or add instance permissions
+for Session Manager"); `ssmmessages` has no resource-level permissions."""
+PARAMETER_READS = ("ssm:GetParameter*", "ssm:GetParametersByPath")
+"""Every action that returns a parameter's value (`GetParameter`, `GetParameters`,
+`GetParameterHistory`, `GetParametersByPath`)."""
+KEY_ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+"""What the account's IAM policies may be granted on the key: managing it, never using it
+(no Decrypt, Encrypt, GenerateDataKey or CreateGrant)."""
 UBUNTU_OWNER = "099720109477"
 """Canonical's AWS account, the publisher of the official Ubuntu AMIs."""
 UPSTREAM_KEYS_MAP = "/etc/nginx/edge/upstream-keys.map"
@@ -65,6 +108,9 @@ class EdgeGatewayArgs:
     given_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     """Edge keys given as secret config (`edge.client_key_secrets`), by client name; each
     replaces that client's generated edge key. None by default: every key is generated."""
+    log_target: LogTarget | None = None
+    """The stack's log bucket: the flow logs of the edge's own VPC go there. None by
+    default: no flow logs."""
 
 
 def nginx_settings(config: PlatformConfig) -> NginxSettings:
@@ -138,30 +184,92 @@ def api_key_set(*, generated: Mapping[str, str], given: Mapping[str, str]) -> st
     return json.dumps({**generated, **given}, sort_keys=True)
 
 
-def instance_policy(parameter_arns: list[str], region: str) -> str:
-    """Read access to exactly the edge's own parameters, decrypted through SSM only."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ReadOwnParameters",
-                    "Effect": "Allow",
-                    "Action": ["ssm:GetParameter", "ssm:GetParameters"],
-                    "Resource": sorted(parameter_arns),
-                },
-                {
-                    "Sid": "DecryptThroughSsm",
-                    "Effect": "Allow",
-                    "Action": "kms:Decrypt",
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}
-                    },
-                },
-            ],
-        },
-        sort_keys=True,
+def parameter_arn(*, region: str, account_id: str, name: str) -> str:
+    """The ARN of an SSM parameter (a name starting with `/` joins `parameter` directly)."""
+    return (
+        f"arn:aws:ssm:{region}:{account_id}:parameter{name if name.startswith('/') else '/' + name}"
+    )
+
+
+def instance_policy(parameter_arns: list[str], *, region: str, account_id: str) -> str:
+    """The instance role's one policy: Session Manager, its own parameters, no other."""
+    own = sorted(parameter_arns)
+    return policies.document(
+        [
+            {
+                "Sid": "RegisterWithSystemsManager",
+                "Effect": "Allow",
+                "Action": "ssm:UpdateInstanceInformation",
+                "Resource": f"arn:aws:ec2:{region}:{account_id}:instance/*",
+            },
+            {
+                "Sid": "SessionManagerChannels",
+                "Effect": "Allow",
+                "Action": list(SESSION_CHANNEL_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "ReadOwnParameters",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": own,
+            },
+            {
+                # Holds even if a broader policy is attached to the role later.
+                "Sid": "NoOtherParameters",
+                "Effect": "Deny",
+                "Action": list(PARAMETER_READS),
+                "NotResource": own,
+            },
+        ]
+    )
+
+
+def parameters_key_policy(
+    *,
+    account_id: str,
+    region: str,
+    parameter_arns: list[str],
+    reader_arn: str,
+    writer_arn: str,
+) -> str:
+    """Key policy of the parameters' key: the account manages it; the instance role may
+    decrypt, and the deploying identity encrypt and decrypt (the provider reads a written
+    value back), each only through SSM and only for these parameters (SSM names the
+    parameter in the encryption context, `PARAMETER_ARN`: AWS KMS Developer Guide, "How
+    AWS Systems Manager Parameter Store uses AWS KMS")."""
+    through_ssm = {
+        "StringEquals": {
+            "kms:ViaService": f"ssm.{region}.amazonaws.com",
+            "kms:EncryptionContext:PARAMETER_ARN": sorted(parameter_arns),
+        }
+    }
+    return policies.document(
+        [
+            {
+                "Sid": "AccountManagesTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": list(KEY_ADMIN_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "EdgeReadsItsParameters",
+                "Effect": "Allow",
+                "Principal": {"AWS": reader_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": through_ssm,
+            },
+            {
+                "Sid": "DeployerWritesTheParameters",
+                "Effect": "Allow",
+                "Principal": {"AWS": writer_arn},
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": "*",
+                "Condition": through_ssm,
+            },
+        ]
     )
 
 
@@ -327,6 +435,21 @@ class EdgeGateway(pulumi.ComponentResource):
             association = aws.ec2.RouteTableAssociation(
                 f"{name}-routes-subnet", subnet_id=subnet.id, route_table_id=routes.id, opts=on_aws
             )
+            # Nothing uses the VPC's default group: with no rules, nothing can by accident.
+            aws.ec2.DefaultSecurityGroup(
+                f"{name}-default-sg", vpc_id=vpc.id, tags=named("default-sg"), opts=on_aws
+            )
+            if args.log_target is not None:
+                aws.ec2.FlowLog(
+                    f"{name}-flow-logs",
+                    vpc_id=vpc.id,
+                    traffic_type="ALL",
+                    log_destination_type="s3",
+                    log_destination=args.log_target.flow_log_destination(),
+                    max_aggregation_interval=600,
+                    tags=named("flow-logs"),
+                    opts=on_aws,
+                )
             vpc_id, subnet_id = vpc.id, subnet.id
             internet.append(gateway)
             before_boot += [gateway, association]
@@ -354,8 +477,64 @@ class EdgeGateway(pulumi.ComponentResource):
         self.wireguard_public_key = pulumi.Output.unsecret(edge_private.apply(wireguard_public_key))
         home_public = pulumi.Output.unsecret(home_private.apply(wireguard_public_key))
 
-        # Secrets in SSM, never in user-data.
+        # Instance role, and the key only it (and the deployer) may use.
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=named("role"),
+            opts=on_aws,
+        )
         self.ssm_parameters = parameter_names(config)
+        region = config.aws.region
+        invoke = pulumi.InvokeOutputOptions(provider=args.provider, parent=self)
+        caller = aws.get_caller_identity_output(opts=invoke)
+        # The identity running `pulumi up`: the role behind an assumed-role session.
+        deployer: pulumi.Input[str] = (
+            config.aws.deployer_arn
+            or aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
+        )
+        parameter_arns = caller.account_id.apply(
+            lambda account: [
+                parameter_arn(region=region, account_id=account, name=n)
+                for n in sorted(self.ssm_parameters.values())
+            ]
+        )
+        key = aws.kms.Key(
+            f"{name}-parameters-key",
+            description=f"llm-platform {config.environment} edge: its SSM parameters",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(caller.account_id, parameter_arns, role.arn, deployer).apply(
+                lambda v: parameters_key_policy(
+                    account_id=v[0],
+                    region=region,
+                    parameter_arns=v[1],
+                    reader_arn=v[2],
+                    writer_arn=v[3],
+                )
+            ),
+            tags=named("parameters-key"),
+            opts=on_aws,
+        )
+        aws.kms.Alias(
+            f"{name}-parameters-key-alias",
+            name=f"alias/llm-platform-{config.environment}-edge-parameters",
+            target_key_id=key.key_id,
+            opts=on_aws,
+        )
+
+        # Secrets in SSM under that key, never in user-data.
         values: dict[str, pulumi.Output[str]] = {
             "api_keys": pulumi.Output.all(
                 generated=pulumi.Output.all(**args.edge_keys),
@@ -376,6 +555,7 @@ class EdgeGateway(pulumi.ComponentResource):
                 f"{name}-param-{purpose.replace('_', '-')}",
                 name=parameter,
                 type="SecureString",
+                key_id=key.arn,
                 value=_secret(values[purpose]),
                 description=f"llm-platform edge: {purpose.replace('_', ' ')}",
                 tags=named(purpose.replace("_", "-")),
@@ -383,43 +563,18 @@ class EdgeGateway(pulumi.ComponentResource):
             )
             for purpose, parameter in sorted(self.ssm_parameters.items())
         }
-
-        # Instance role: Session Manager, and read access to its own parameters only.
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            tags=named("role"),
-            opts=on_aws,
-        )
-        core = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm-core",
-            role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-            opts=on_aws,
-        )
         read_parameters = aws.iam.RolePolicy(
             f"{name}-read-parameters",
             role=role.id,
-            policy=pulumi.Output.all(*[p.arn for p in parameters.values()]).apply(
-                lambda arns: instance_policy(list(arns), config.aws.region)
+            policy=pulumi.Output.all(caller.account_id, parameter_arns).apply(
+                lambda v: instance_policy(v[1], region=region, account_id=v[0])
             ),
             opts=on_aws,
         )
         profile = aws.iam.InstanceProfile(
             f"{name}-profile", role=role.name, tags=named("profile"), opts=on_aws
         )
-        before_boot += [core, read_parameters, *parameters.values()]
+        before_boot += [read_parameters, *parameters.values()]
 
         # The address exists before the instance: its network interface carries the
         # Elastic IP from the first packet, so cloud-init never runs without a way out.

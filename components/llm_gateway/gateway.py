@@ -60,6 +60,7 @@ from components.llm_gateway.postgres import (
 )
 from components.llm_gateway.redis import PASSWORD_KEY, RouterState, RouterStateArgs
 from components.llm_gateway.virtual_keys import VirtualKey, VirtualKeyArgs, client_key_settings
+from components.s3_bucket import LogTarget, WorkloadIdentity
 
 NAME = "litellm"
 NAMESPACE = "llm-gateway"
@@ -85,6 +86,10 @@ class LlmGatewayArgs:
     ingress: IngressHandle
     aws_provider: aws.Provider | None = None
     """Explicit AWS provider for prod's Postgres backups; required on prod."""
+    log_target: LogTarget | None = None
+    """Where the backup bucket's access logs go; none by default."""
+    workload_identity: WorkloadIdentity | None = None
+    """AWS's trust in the cluster's tokens: required for prod backups with web identity."""
     cloud_api_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     """Secret API key of each cloud model, by its env var name (`CloudModel.api_key_env`);
     every cloud model in config must have one."""
@@ -304,6 +309,8 @@ class LlmGateway(pulumi.ComponentResource):
                 namespace=args.namespace,
                 operator_namespace=args.operator_namespace,
                 aws_provider=args.aws_provider,
+                log_target=args.log_target,
+                workload_identity=args.workload_identity,
                 cert_manager_ready=(
                     args.ingress.crds_ready
                     if args.cert_manager_ready is None

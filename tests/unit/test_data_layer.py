@@ -17,7 +17,13 @@ from components.cluster.namespaces import platform_flows, platform_namespaces
 from components.config import PlatformConfig
 from components.data import embeddings, qdrant, snapshots
 from components.data.layer import DataLayer, DataLayerArgs
-from tests.support import dependency_names, stack_config, stack_values
+from tests.support import (
+    TEST_IDENTITY,
+    TEST_ISSUER_HOST,
+    dependency_names,
+    stack_config,
+    stack_values,
+)
 from tests.unit.manifest_checks import manifest, validate_against_crd, validate_core
 from tools.mock_engine import ProgramRun, RecordedResource, config_for_engine, run_program
 
@@ -44,7 +50,12 @@ def _program(config: PlatformConfig) -> Callable[[], dict[str, Any]]:
         aws_provider = aws.Provider("aws", region=config.aws.region)
         layer = DataLayer(
             "data",
-            DataLayerArgs(config=config, provider=provider, aws_provider=aws_provider),
+            DataLayerArgs(
+                config=config,
+                provider=provider,
+                aws_provider=aws_provider,
+                workload_identity=TEST_IDENTITY,
+            ),
         )
         return {
             "embeddings_model": layer.embeddings_model,
@@ -271,7 +282,7 @@ def test_no_linkerd_policy_without_the_mesh() -> None:
 # --- snapshots ----------------------------------------------------------------------------
 
 
-def test_snapshot_cronjob_uses_the_pinned_curl_and_secrets() -> None:
+def test_snapshot_cronjob_uses_the_pinned_curl_and_its_service_account_token() -> None:
     run = data_run("prod")
     cron = run.named("data-snapshot-cronjob")
     data = stack_config("prod").data
@@ -281,20 +292,158 @@ def test_snapshot_cronjob_uses_the_pinned_curl_and_secrets() -> None:
     assert container["image"] == versions.CURL.ref
     env = {e["name"]: e for e in container["env"]}
     assert env["QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
-    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-snapshot-s3"
     assert env["QDRANT_NODES"]["value"] == str(data.vector_db_replicas)
-    assert run.named("data-snapshot-credentials").inputs["stringData"] == "[secret]"
+    assert env["S3_BUCKET"]["value"] == run.named("data-snapshots").inputs["bucket"]
+    # no key anywhere: the token of its own service account, for STS only
+    assert "AWS_SECRET_ACCESS_KEY" not in env and run.of_type("aws:iam/user:User") == []
+    assert pod["serviceAccountName"] == snapshots.SERVICE_ACCOUNT
+    assert pod["automountServiceAccountToken"] is False
+    (volume,) = [v for v in pod["volumes"] if "projected" in v]
+    (source,) = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"]["value"] == snapshots.TOKEN_PATH
+    role = run.named("data-snapshot-role")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Condition"]["StringEquals"][f"{TEST_ISSUER_HOST}:sub"] == (
+        "system:serviceaccount:data:qdrant-snapshots"
+    )
+    account = run.named("data-snapshot-service-account").inputs
+    assert account["metadata"]["name"] == snapshots.SERVICE_ACCOUNT
     assert "data-qdrant" in dependency_names(run, cron)
-    lifecycle = run.named("data-snapshots-lifecycle").inputs["rules"][0]
-    assert lifecycle["expiration"]["days"] == data.snapshot_retention_days
+    rules = {r["id"]: r for r in run.named("data-snapshots-lifecycle").inputs["rules"]}
+    assert rules["expire-old-snapshots"]["expiration"]["days"] == data.snapshot_retention_days
 
 
-def test_snapshot_user_may_only_write_its_bucket() -> None:
+def test_snapshot_writer_may_only_write_its_prefix() -> None:
     document = json.loads(snapshots.bucket_policy_document("arn:aws:s3:::b"))
     resources = {r for s in document["Statement"] for r in s["Resource"]}
     assert resources == {"arn:aws:s3:::b", "arn:aws:s3:::b/qdrant/*"}
     actions = {a for s in document["Statement"] for a in s["Action"]}
     assert "s3:DeleteObject" not in actions
+
+
+def test_pod_spec_takes_exactly_one_kind_of_credentials() -> None:
+    common: dict[str, Any] = {
+        "replicas": 1,
+        "namespace": "data",
+        "region": "eu-west-1",
+        "api_key_secret": "k",
+        "bucket": "b",
+        "script_configmap": "s",
+    }
+    with pytest.raises(ValueError, match="exactly one"):
+        snapshots.cronjob_pod_spec(**common)
+    with pytest.raises(ValueError, match="exactly one"):
+        snapshots.cronjob_pod_spec(**common, role_arn="arn", credentials_secret="c")
+    static = snapshots.cronjob_pod_spec(**common, credentials_secret="c")
+    names = {e["name"] for e in static["containers"][0]["env"]}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names
+    assert "AWS_ROLE_ARN" not in names
+
+
+FAKE_CURL = r"""#!/bin/sh
+# curl as the snapshot script sees it: Qdrant, STS and S3 answer from here; every call
+# is logged, one line of arguments each.
+printf '%s\n' "$*" >> "$CALLS"
+case "$*" in
+  *AssumeRoleWithWebIdentity*)
+    case "$*" in *"WebIdentityToken@$AWS_WEB_IDENTITY_TOKEN_FILE"*) ;; *) exit 22 ;; esac
+    cat "$STS_ANSWER"; exit 0 ;;
+  *" -T "*) exit 0 ;;
+  *"-X DELETE"*) exit 0 ;;
+  *"-X POST"*) echo '{"result":{"name":"docs-1.snapshot","size":3}}'; exit 0 ;;
+  *" -o "*)
+    while [ "$1" != "-o" ]; do shift; done
+    echo snapshot > "$2"; exit 0 ;;
+  *"/collections"*) echo '{"result":{"collections":[{"name":"docs"}]}}'; exit 0 ;;
+esac
+exit 99
+"""
+STS_OK = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <SessionToken>TOKEN-abc/def+ghi=</SessionToken>
+      <SecretAccessKey>SECRET-xyz</SecretAccessKey>
+      <Expiration>2026-01-01T01:00:00Z</Expiration>
+      <AccessKeyId>ASIAEXAMPLE</AccessKeyId>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>
+"""
+
+
+def _snapshot_run(tmp_path: Path, sts_answer: str, **env: str) -> tuple[int, str, list[str]]:
+    """Run the snapshot script with `curl` faked; (exit status, stderr, curl calls)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "sts.xml").write_text(sts_answer)
+    (tmp_path / "token").write_text("eyJ-service-account-token")
+    script = tmp_path / "snapshot.sh"
+    script.write_text(snapshots.snapshot_script())
+    done = subprocess.run(
+        ["sh", str(script)],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "CALLS": str(tmp_path / "calls"),
+            "STS_ANSWER": str(tmp_path / "sts.xml"),
+            "SNAPSHOT_WORK_DIR": str(tmp_path / "work"),
+            "QDRANT_API_KEY": "qdrant-key",
+            "QDRANT_NODES": "1",
+            "QDRANT_NAMESPACE": "data",
+            "S3_BUCKET": "snapshots-bucket",
+            "AWS_REGION": "eu-west-1",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    return done.returncode, done.stderr, calls
+
+
+def test_snapshot_script_signs_each_upload_with_fresh_role_credentials(tmp_path: Path) -> None:
+    status, stderr, calls = _snapshot_run(
+        tmp_path,
+        STS_OK,
+        AWS_ROLE_ARN="arn:aws:iam::000000000000:role/writer",
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "token"),
+    )
+    assert status == 0, stderr
+    (sts,) = [c for c in calls if "AssumeRoleWithWebIdentity" in c]
+    assert "https://sts.eu-west-1.amazonaws.com/" in sts
+    assert "RoleArn=arn:aws:iam::000000000000:role/writer" in sts
+    (upload,) = [c for c in calls if " -T " in c]
+    assert "--aws-sigv4 aws:amz:eu-west-1:s3 --user ASIAEXAMPLE:SECRET-xyz" in upload
+    assert "-H x-amz-security-token: TOKEN-abc/def+ghi=" in upload
+    assert "https://snapshots-bucket.s3.eu-west-1.amazonaws.com/qdrant/" in upload
+    assert upload.endswith("/node-0/docs.snapshot")
+    assert calls.index(sts) < calls.index(upload)
+
+
+def test_snapshot_script_uploads_nothing_when_sts_gives_no_credentials(tmp_path: Path) -> None:
+    status, stderr, calls = _snapshot_run(
+        tmp_path,
+        "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>",
+        AWS_ROLE_ARN="arn:aws:iam::000000000000:role/writer",
+        AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "token"),
+    )
+    assert status != 0 and "STS returned no credentials" in stderr
+    assert not [c for c in calls if " -T " in c]
+
+
+def test_snapshot_script_with_a_static_key_never_calls_sts(tmp_path: Path) -> None:
+    status, stderr, calls = _snapshot_run(
+        tmp_path, STS_OK, AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="static"
+    )
+    assert status == 0, stderr
+    assert not [c for c in calls if "AssumeRoleWithWebIdentity" in c]
+    (upload,) = [c for c in calls if " -T " in c]
+    assert "--user AKIAEXAMPLE:static" in upload and "x-amz-security-token" not in upload
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")

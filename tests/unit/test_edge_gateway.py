@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import pytest
 from components.edge.gateway import parameter_names
 from components.edge.wireguard_keys import private_key_from_random_bytes
 from tests.support import run_stack, stack_config, stack_values
-from tools.mock_engine import ProgramRun, RecordedResource
+from tools.mock_engine import ProgramRun, RecordedResource, autoname
 
 StackRun = Callable[[str], ProgramRun]
 
@@ -71,21 +70,25 @@ def test_instance_requires_imdsv2_and_encrypts_its_root_volume(
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_instance_role_reads_exactly_its_own_parameters(stack_run: StackRun, stack: str) -> None:
+def test_parameters_are_secure_strings_under_the_edge_key_and_the_role_has_one_policy(
+    stack_run: StackRun, stack: str
+) -> None:
     run = stack_run(stack)
     names = parameter_names(stack_config(stack))
     parameters = run.of_type("aws:ssm/parameter:Parameter")
     assert sorted(p.inputs["name"] for p in parameters) == sorted(names.values())
     assert all(p.inputs["type"] == "SecureString" for p in parameters)
     assert all(p.inputs["value"] == "[secret]" for p in parameters)
-    policy = json.loads(_only(run, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    read, decrypt = policy["Statement"]
-    assert read["Action"] == ["ssm:GetParameter", "ssm:GetParameters"]
-    # The mocks give each resource the ARN `arn:aws:render:::<name>`.
-    assert sorted(read["Resource"]) == sorted(f"arn:aws:render:::{p.name}" for p in parameters)
-    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"].startswith("ssm.")
-    attachment = _only(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    assert attachment.inputs["policyArn"].endswith(":policy/AmazonSSMManagedInstanceCore")
+    key = _only(run, "aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    key_arn = f"arn:aws:kms:{stack_config(stack).aws.region}:000000000000:key/{key.name}-id"
+    assert {p.inputs["keyId"] for p in parameters} == {key_arn}
+    (role,) = [r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-edge-role")]
+    on_role = sorted(r.type for r in run.resources if r.inputs.get("role") == autoname(role.name))
+    assert on_role == [
+        "aws:iam/instanceProfile:InstanceProfile",
+        "aws:iam/rolePolicy:RolePolicy",
+    ], "one inline policy, no managed policy"
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

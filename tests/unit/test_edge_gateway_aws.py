@@ -26,7 +26,7 @@ from components.edge.gateway import (
     security_group_ingress,
 )
 from components.edge.wireguard_keys import private_key_from_random_bytes, wireguard_public_key
-from tests.support import secret_placeholder, stack_config, stack_values
+from tests.support import as_existing, secret_placeholder, stack_config, stack_values
 from tools.mock_engine import ProgramRun, RecordedResource, run_program
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nTEST-CA\n-----END CERTIFICATE-----\n"
@@ -89,10 +89,7 @@ def _run_stack(stack: str, mode: str) -> ProgramRun:
 
 def _existing(stack: str) -> PlatformConfig:
     """The stack adopting an existing cluster (whatever mode its file uses)."""
-    values = stack_values(stack)
-    values["cluster"]["mode"] = "existing"
-    values["cluster"].pop("api_endpoint", None)
-    return parse_platform_config(values)
+    return parse_platform_config(as_existing(stack_values(stack)))
 
 
 def _only(run: ProgramRun, type_token: str) -> RecordedResource:
@@ -209,7 +206,6 @@ def test_the_instance_boots_with_its_address_route_role_and_parameters_in_place(
     needed = [
         address,
         _only(run, "aws:iam/rolePolicy:RolePolicy"),
-        _only(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment"),
         _only(run, "aws:ec2/routeTableAssociation:RouteTableAssociation"),
         _only(run, "aws:ec2/internetGateway:InternetGateway"),
         *run.of_type("aws:ssm/parameter:Parameter"),
@@ -226,7 +222,7 @@ def test_taggable_resources_carry_a_name_tag(stack: str) -> None:
     untaggable = {
         "aws:ec2/routeTableAssociation:RouteTableAssociation",
         "aws:iam/rolePolicy:RolePolicy",
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        "aws:kms/alias:Alias",
         "aws:route53/record:Record",
     }
     aws_resources = [r for r in run.resources if r.custom and r.type.startswith("aws:")]

@@ -11,9 +11,10 @@ import pulumi
 import pytest
 import yaml
 
+from components.cloud.issuer import JWKS_KEY
 from components.cluster.k3s import K3sCluster, K3sClusterArgs, join_order
 from components.config import PlatformConfig, parse_platform_config
-from tests.support import secret_placeholder, stack_values
+from tests.support import SAMPLE_JWKS, as_existing, secret_placeholder, stack_values
 from tools.mock_engine import SECRET, ProgramRun, RecordedResource, config_for_engine, run_program
 
 COMMAND = "command:remote:Command"
@@ -256,10 +257,7 @@ def test_init_server_choice_is_respected() -> None:
 
 
 def test_existing_mode_runs_nothing_on_hosts_and_renders_the_labels() -> None:
-    values = stack_values("prod")
-    values["cluster"]["mode"] = "existing"
-    values["cluster"].pop("api_endpoint", None)
-    run = run_cluster(values)
+    run = run_cluster(as_existing(stack_values("prod")))
     assert run.of_type(COMMAND) == []
     (provider,) = run.of_type("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == SECRET
@@ -297,3 +295,61 @@ def test_artifacts_are_exactly_what_runs(prod: ProgramRun) -> None:
         assert prod.artifacts[f"cluster/{name}-uninstall.sh"] == script_of(
             prod.named(f"c-{name}-uninstall"), "delete"
         )
+
+
+ISSUER = "https://issuer-bucket.s3.eu-west-1.amazonaws.com"
+
+
+def _run_with_issuer(values: dict[str, Any], **args: Any) -> ProgramRun:
+    config = parse_platform_config(values)
+
+    def program() -> dict[str, Any]:
+        cluster = K3sCluster(
+            "c",
+            K3sClusterArgs(
+                config=config.cluster,
+                kubeconfig=pulumi.Output.secret(KUBECONFIG),
+                ssh_private_key=pulumi.Output.secret(SSH_KEY),
+                service_account_issuer=pulumi.Output.from_input(ISSUER),
+                **args,
+            ),
+        )
+        assert cluster.service_account_jwks is not None
+        pulumi.export("jwks", cluster.service_account_jwks)
+        return {"platform": cluster}
+
+    return run_program(
+        stack=config.environment, config=config_for_engine(values), secret_keys=[], program=program
+    )
+
+
+def test_servers_sign_tokens_as_the_public_issuer_and_keep_accepting_their_own() -> None:
+    run = _run_with_issuer(bootstrap_values("prod"))
+    for name, install in _installs(run).items():
+        args = k3s_config_of(install).get("kube-apiserver-arg", [])
+        if name.startswith("rack-"):
+            # `-=` puts it before k3s's own issuer: the first signs, every one verifies
+            assert f"service-account-issuer-={ISSUER}" in args, name
+            assert f"service-account-jwks-uri={ISSUER}/{JWKS_KEY}" in args, name
+        else:
+            assert not any("service-account" in a for a in args), name
+    assert f"service-account-issuer-={ISSUER}" in run.artifacts["cluster/rack-2-install.sh"]
+    keys = run.named("c-service-account-keys")
+    assert keys.inputs["create"] == f"sudo -n k3s kubectl get --raw /{JWKS_KEY}"
+    assert {"c-rack-1-install", "c-gpu-3090-install"} <= _short(keys.depends_on)
+
+
+def test_without_an_issuer_the_servers_keep_k3s_defaults(prod: ProgramRun) -> None:
+    for install in _installs(prod).values():
+        assert not any(
+            "service-account" in a for a in k3s_config_of(install).get("kube-apiserver-arg", [])
+        )
+    assert not [r for r in prod.of_type(COMMAND) if r.name.endswith("service-account-keys")]
+
+
+def test_an_existing_cluster_with_an_issuer_publishes_the_configured_keys() -> None:
+    run = _run_with_issuer(as_existing(stack_values("prod")), service_account_jwks=SAMPLE_JWKS)
+    assert run.outputs["jwks"] == SAMPLE_JWKS
+    assert run.of_type(COMMAND) == []
+    with pytest.raises(ValueError, match="needs its jwks"):
+        _run_with_issuer(as_existing(stack_values("prod")))

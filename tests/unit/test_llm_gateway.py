@@ -16,16 +16,26 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from components import versions
-from components.config import PlatformConfig
+from components.config import PlatformConfig, parse_platform_config
 from components.llm_gateway import pod
 from components.llm_gateway.gateway import CONFIG_HASH_ANNOTATION, LlmGateway, LlmGatewayArgs
 from components.llm_gateway.migrations import job_name
-from tests.support import secret_placeholder, stack_config, stack_values
+from components.llm_gateway.postgres import GatewayDatabase, GatewayDatabaseArgs
+from tests.support import (
+    TEST_IDENTITY,
+    TEST_ISSUER_HOST,
+    secret_placeholder,
+    stack_config,
+    stack_values,
+)
 from tests.unit.manifest_checks import (
     manifest,
     validate_against_crd,
@@ -75,6 +85,7 @@ def _run(config: PlatformConfig, *, stack: str, mesh_ready: bool = True) -> Prog
                 config=config,
                 provider=provider,
                 aws_provider=aws_provider,
+                workload_identity=TEST_IDENTITY,
                 ingress=IngressHandle(domain=DOMAIN, issuer_name="internal-ca", provider=provider),
                 cloud_api_keys={
                     m.api_key_env: pulumi.Output.secret(placeholders[m.api_key_env])
@@ -360,12 +371,17 @@ def test_prod_backup_bucket_is_private_versioned_encrypted_and_expiring(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     ).inputs
     assert encryption["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
-    (rule,) = _one(run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs[
-        "rules"
-    ]
-    assert rule["status"] == "Enabled"
-    assert rule["expiration"]["days"] > retention
-    assert "noncurrentVersionExpiration" in rule
+    rules = {
+        r["id"]: r
+        for r in _one(
+            run, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+        ).inputs["rules"]
+    }
+    backups = rules["expire-old-backups"]
+    assert backups["status"] == "Enabled"
+    assert backups["filter"]["prefix"] == "litellm-db/"
+    assert backups["expiration"]["days"] > retention
+    assert "noncurrentVersionExpiration" in rules["housekeeping"]
     for resource in run.resources:
         if resource.type.startswith("aws:"):
             assert resource.provider is not None and resource.provider.endswith("::aws"), (
@@ -373,18 +389,81 @@ def test_prod_backup_bucket_is_private_versioned_encrypted_and_expiring(
             )
 
 
-def test_prod_backup_user_reaches_only_its_bucket(gateway_run: StackRun) -> None:
+def test_prod_backups_assume_a_role_only_the_cluster_service_account_may_use(
+    gateway_run: StackRun,
+) -> None:
     run = gateway_run("prod")
     bucket = _one(run, "aws:s3/bucket:Bucket").inputs["bucket"]
-    policy = json.loads(_one(run, "aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    role = _one(run, "aws:iam/role:Role").inputs
+    (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert trust["Condition"]["StringEquals"] == {
+        f"{TEST_ISSUER_HOST}:sub": "system:serviceaccount:llm-gateway:litellm-db",
+        f"{TEST_ISSUER_HOST}:aud": "sts.amazonaws.com",
+    }
+    policy = json.loads(_one(run, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
     resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
-    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
-    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
-    assert all(a.startswith("s3:") and "*" not in a for a in actions)
+    assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/litellm-db/*"}
+    assert (
+        run.of_type("aws:iam/user:User") == [] and run.of_type("aws:iam/accessKey:AccessKey") == []
+    )
+    assert not [r for r in run.of_type("kubernetes:core/v1:Secret") if "backup" in r.name]
+    # barman-cloud in the plugin's sidecar trades the projected token for credentials
+    store = _one(run, OBJECT_STORE).inputs["spec"]
+    assert store["configuration"]["s3Credentials"] == {"inheritFromIAMRole": True}
+    env = {e["name"]: e["value"] for e in store["instanceSidecarConfiguration"]["env"]}
+    (source,) = _one(run, CLUSTER).inputs["spec"]["projectedVolumeTemplate"]["sources"]
+    token = source["serviceAccountToken"]
+    assert env["AWS_WEB_IDENTITY_TOKEN_FILE"] == f"/projected/{token['path']}"
+    assert token["audience"] == "sts.amazonaws.com"
+    assert env["AWS_ROLE_ARN"].startswith("arn:aws:iam::000000000000:role/llm-platform/")
+
+
+def test_static_keys_are_an_opt_in_bounded_to_home_and_a_rotation_date() -> None:
+    values = stack_values("prod")
+    values["aws"]["backup_credentials"] = {
+        "mode": "static_keys",
+        "static_keys": {"source_cidrs": ["198.51.100.7/32"], "rotate_by": "2026-03-01"},
+    }
+    run = _run(parse_platform_config(values), stack="prod")
+    assert run.of_type("aws:iam/role:Role") == []
+    (key,) = run.of_type("aws:iam/accessKey:AccessKey")
+    assert key.name.endswith("-key-2026-03-01"), "a new date is a new key"
+    policy = json.loads(_one(run, "aws:iam/userPolicy:UserPolicy").inputs["policy"])
+    for statement in policy["Statement"]:
+        assert statement["Condition"] == {
+            "IpAddress": {"aws:SourceIp": ["198.51.100.7/32"]},
+            "DateLessThan": {"aws:CurrentTime": "2026-03-01T00:00:00Z"},
+        }
     (credentials,) = [
         r for r in run.of_type("kubernetes:core/v1:Secret") if r.name.endswith("backup-credentials")
     ]
     assert credentials.inputs["stringData"] == SECRET
+    store = _one(run, OBJECT_STORE).inputs["spec"]
+    assert (
+        store["configuration"]["s3Credentials"]["secretAccessKey"]["name"]
+        == (credentials.inputs["metadata"]["name"])
+    )
+    assert "projectedVolumeTemplate" not in _one(run, CLUSTER).inputs["spec"]
+
+
+def test_backups_with_web_identity_and_no_issuer_are_refused_before_anything_exists() -> None:
+    config = stack_config("prod")
+
+    def program() -> dict[str, Any]:
+        provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret("x"))
+        GatewayDatabase(
+            "db",
+            GatewayDatabaseArgs(
+                config=config,
+                provider=provider,
+                aws_provider=aws.Provider("aws", region=config.aws.region),
+            ),
+        )
+        return {}
+
+    with pytest.raises(ValueError, match="workload_identity"):
+        run_program(stack="prod", config={}, secret_keys=[], program=program)
 
 
 def test_prod_data_resources_are_protected_and_retained(gateway_run: StackRun) -> None:
