@@ -29,6 +29,7 @@ from components.config import (
     plain_secret_lines,
     provider_region_lines,
     secret_keys_named_by,
+    stack_name_lines,
 )
 from tools import charts, helm_template
 from tools.checks.capacity import images
@@ -290,7 +291,9 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         platform = parse_platform_config({k: v for k, v in raw.items() if k not in plain})
     except ConfigError as error:
         raise ConfigError([*plain_secret_lines(plain), *error.lines]) from None
+    platform = platform.for_stack(stack)
     lines = plain_secret_lines(plain) + provider_region_lines(values.get("aws:region"), platform)
+    lines += stack_name_lines(platform)
     if lines:
         raise ConfigError(lines)
     _progress(f"render {stack}: config valid; running the program under the mock engine")

@@ -2,7 +2,7 @@
 
 Creates, when the stack has anything on AWS (the edge, or writers to S3):
 
-* the log bucket `<name>-logs` (`llm-platform-<env>-logs-<account>-<region>`, through
+* the log bucket `<name>-logs` (`llm-platform-<stack>-logs-<account>-<region>`, through
   `private_bucket`): S3 server access logs of every other bucket under `s3-access/` and the
   edge VPC's flow logs under `flow-logs/`, delivered by those two services only
   (`components.cloud.logs`), expiring after `aws.logs.retention_days`. It does not log
@@ -47,7 +47,7 @@ class AwsFoundation(pulumi.ComponentResource):
         super().__init__("llm-platform:cloud:AwsFoundation", name, None, opts)
         config = args.config
         region = config.aws.region
-        environment = config.environment
+        stack = config.stack_name
         self.account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(provider=args.provider, parent=self)
         ).account_id
@@ -58,9 +58,7 @@ class AwsFoundation(pulumi.ComponentResource):
             bucket = private_bucket(
                 f"{name}-logs",
                 bucket_name=account.apply(
-                    lambda a: logs.log_bucket_name(
-                        environment=environment, account_id=a, region=region
-                    )
+                    lambda a: logs.log_bucket_name(stack=stack, account_id=a, region=region)
                 ),
                 tags={"Name": f"{name}-logs", "purpose": "logs"},
                 lifecycle_rules=[
@@ -74,7 +72,7 @@ class AwsFoundation(pulumi.ComponentResource):
                 log_target=None,
                 policy_statements=lambda arn: account.apply(
                     lambda a: logs.delivery_statements(
-                        arn, environment=environment, account_id=a, region=region
+                        arn, stack=stack, account_id=a, region=region
                     )
                 ),
                 opts=pulumi.ResourceOptions(
@@ -84,7 +82,7 @@ class AwsFoundation(pulumi.ComponentResource):
             self.log_target = LogTarget(bucket=bucket.bucket)
         self.issuer_url = (
             self.account_id.apply(
-                lambda a: issuer.issuer_url(environment=environment, account_id=a, region=region)
+                lambda a: issuer.issuer_url(stack=stack, account_id=a, region=region)
             )
             if config.uses_web_identity
             else None

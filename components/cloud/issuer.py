@@ -32,20 +32,21 @@ import pulumi_aws as aws
 
 from components.cloud.policies import STS_AUDIENCE
 from components.config import PlatformConfig
+from components.naming import bucket_name
 from components.s3_bucket import LogTarget, WorkloadIdentity, public_documents_bucket
 
 DISCOVERY_KEY = ".well-known/openid-configuration"
 JWKS_KEY = "openid/v1/jwks"
 
 
-def issuer_bucket_name(*, environment: str, account_id: str, region: str) -> str:
-    """`llm-platform-<env>-oidc-<account>-<region>` (global S3 names)."""
-    return f"llm-platform-{environment}-oidc-{account_id}-{region}"
+def issuer_bucket_name(*, stack: str, account_id: str, region: str) -> str:
+    """`llm-platform-<stack>-oidc-<account>-<region>` (global S3 names)."""
+    return bucket_name(stack=stack, purpose="oidc", account_id=account_id, region=region)
 
 
-def issuer_url(*, environment: str, account_id: str, region: str) -> str:
+def issuer_url(*, stack: str, account_id: str, region: str) -> str:
     """The issuer the cluster signs its service-account tokens as: the bucket's HTTPS URL."""
-    bucket = issuer_bucket_name(environment=environment, account_id=account_id, region=region)
+    bucket = issuer_bucket_name(stack=stack, account_id=account_id, region=region)
     return f"https://{bucket}.s3.{region}.amazonaws.com"
 
 
@@ -96,14 +97,12 @@ class ServiceAccountIssuer(pulumi.ComponentResource):
         account = pulumi.Output.from_input(args.account_id)
         region = config.aws.region
         self.url = account.apply(
-            lambda a: issuer_url(environment=config.environment, account_id=a, region=region)
+            lambda a: issuer_url(stack=config.stack_name, account_id=a, region=region)
         )
         bucket, policy = public_documents_bucket(
             f"{name}-bucket",
             bucket_name=account.apply(
-                lambda a: issuer_bucket_name(
-                    environment=config.environment, account_id=a, region=region
-                )
+                lambda a: issuer_bucket_name(stack=config.stack_name, account_id=a, region=region)
             ),
             tags={"Name": f"{name}-bucket", "purpose": "service-account-issuer"},
             public_keys=(DISCOVERY_KEY, JWKS_KEY),

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.naming import bucket_name, stack_prefix
 from components.s3_bucket import ACCESS_LOG_PREFIX, FLOW_LOG_PREFIX
 
 
-def log_bucket_name(*, environment: str, account_id: str, region: str) -> str:
-    """`llm-platform-<env>-logs-<account>-<region>` (global S3 names)."""
-    return f"llm-platform-{environment}-logs-{account_id}-{region}"
+def log_bucket_name(*, stack: str, account_id: str, region: str) -> str:
+    """`llm-platform-<stack>-logs-<account>-<region>` (global S3 names)."""
+    return bucket_name(stack=stack, purpose="logs", account_id=account_id, region=region)
 
 
-def source_buckets(environment: str) -> str:
+def source_buckets(stack: str) -> str:
     """ARN pattern of the stack's buckets, the only ones that may log here."""
-    return f"arn:aws:s3:::llm-platform-{environment}-*"
+    return f"arn:aws:s3:::{stack_prefix(stack)}*"
 
 
 def delivery_statements(
-    bucket_arn: str, *, environment: str, account_id: str, region: str
+    bucket_arn: str, *, stack: str, account_id: str, region: str
 ) -> list[dict[str, Any]]:
     """Statements letting the two log services write their own prefixes, nothing else."""
     same_account = {"aws:SourceAccount": account_id}
@@ -39,7 +40,7 @@ def delivery_statements(
             "Resource": f"{bucket_arn}/{ACCESS_LOG_PREFIX}/*",
             "Condition": {
                 "StringEquals": same_account,
-                "ArnLike": {"aws:SourceArn": source_buckets(environment)},
+                "ArnLike": {"aws:SourceArn": source_buckets(stack)},
             },
         },
         {

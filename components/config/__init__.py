@@ -13,6 +13,7 @@ from .loader import (
     plain_secret_lines,
     provider_region_lines,
     secret_keys_named_by,
+    stack_name_lines,
 )
 from .namespaces import NamespaceConfig, NamespacesConfig
 from .platform import PlatformConfig
@@ -51,4 +52,5 @@ __all__ = [
     "plain_secret_lines",
     "provider_region_lines",
     "secret_keys_named_by",
+    "stack_name_lines",
 ]

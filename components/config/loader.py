@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 from pydantic import ValidationError
 
+from components.naming import stack_name_problem
+
 from ._base import ConfigError, format_validation_error, problem_line
 from .platform import PlatformConfig
 
@@ -113,6 +115,14 @@ def provider_region_lines(aws_region: Any, platform: PlatformConfig) -> list[str
     ]
 
 
+def stack_name_lines(platform: PlatformConfig) -> list[str]:
+    """The stack's name cannot name its AWS resources (S3's rules), when it has any."""
+    if not (platform.edge_enabled or platform.has_s3_writers):
+        return []
+    problem = stack_name_problem(platform.stack_name, platform.aws.region)
+    return [] if problem is None else [f"config error: stack {platform.stack_name!r}: {problem}"]
+
+
 def plain_secret_lines(plain_keys: Iterable[str]) -> list[str]:
     """One error per secret found as plain config (its value is never shown)."""
     return [
@@ -140,8 +150,9 @@ def load_stack(config: pulumi.Config | None = None) -> tuple[PlatformConfig, Sta
     except ConfigError as error:
         raise ConfigError([*plain_secret_lines(plain), *error.lines]) from None
 
+    platform = platform.for_stack(pulumi.get_stack())
     required = platform.required_secrets()
-    lines = plain_secret_lines(plain)
+    lines = plain_secret_lines(plain) + stack_name_lines(platform)
     lines += provider_region_lines(pulumi.Config("aws").get("region"), platform)
     lines += [
         problem_line((key,), "unknown key; check the spelling against the config reference", key)

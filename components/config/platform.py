@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from components.inference.fit import MIN_CONTEXT, estimate
 from components.inference.placement import pack, pods_of
@@ -48,6 +48,20 @@ class PlatformConfig(FrozenModel):
     )
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     data: DataLayerConfig = Field(default_factory=DataLayerConfig)
+
+    _stack: str | None = PrivateAttr(default=None)
+
+    @property
+    def stack_name(self) -> str:
+        """The stack's name (its `Pulumi.<name>.yaml`), which names its AWS resources; the
+        tier when the config was read outside a stack (tests, tools)."""
+        return self._stack or self.environment
+
+    def for_stack(self, stack: str) -> PlatformConfig:
+        """This config as the config of the stack named `stack`."""
+        copy = self.model_copy()
+        copy._stack = stack
+        return copy
 
     @property
     def is_prod(self) -> bool:

@@ -405,7 +405,7 @@ class DataLayer(pulumi.ComponentResource):
             f"{name}-snapshots",
             bucket_name=account.apply(
                 lambda a: snapshots.snapshot_bucket_name(
-                    environment=config.environment, account_id=a, region=config.aws.region
+                    stack=config.stack_name, account_id=a, region=config.aws.region
                 )
             ),
             tags={"Name": f"{name}-snapshots", "purpose": "qdrant-snapshots"},

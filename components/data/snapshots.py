@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.cloud.policies import STS_AUDIENCE
+from components.naming import bucket_name
 from components.s3_bucket import writer_policy
 
 from .qdrant import HEADLESS_SERVICE, HTTP_PORT, RELEASE
@@ -208,9 +209,11 @@ def cronjob_pod_spec(
     }
 
 
-def snapshot_bucket_name(*, environment: str, account_id: str, region: str) -> str:
-    """`llm-platform-<env>-qdrant-snapshots-<account>-<region>` (global S3 names)."""
-    return f"llm-platform-{environment}-qdrant-snapshots-{account_id}-{region}"
+def snapshot_bucket_name(*, stack: str, account_id: str, region: str) -> str:
+    """`llm-platform-<stack>-qdrant-snapshots-<account>-<region>` (global S3 names)."""
+    return bucket_name(
+        stack=stack, purpose="qdrant-snapshots", account_id=account_id, region=region
+    )
 
 
 def bucket_policy_document(bucket_arn: str) -> str:

@@ -170,7 +170,7 @@ def cloud_init_settings(
 
 def parameter_names(config: PlatformConfig) -> dict[str, str]:
     """SSM parameter names of the stack's edge, by purpose."""
-    prefix = f"/llm-platform/{config.environment}/edge"
+    prefix = f"/llm-platform/{config.stack_name}/edge"
     return {
         "api_keys": f"{prefix}/api-keys",
         "upstream_keys": f"{prefix}/upstream-keys",
@@ -394,7 +394,7 @@ class EdgeGateway(pulumi.ComponentResource):
         self_only = pulumi.ResourceOptions(parent=self)
 
         def named(resource: str) -> dict[str, str]:
-            return {"Name": f"llm-platform-{config.environment}-edge-{resource}"}
+            return {"Name": f"llm-platform-{config.stack_name}-edge-{resource}"}
 
         # Network.
         network = edge.network
@@ -512,7 +512,7 @@ class EdgeGateway(pulumi.ComponentResource):
         )
         key = aws.kms.Key(
             f"{name}-parameters-key",
-            description=f"llm-platform {config.environment} edge: its SSM parameters",
+            description=f"llm-platform {config.stack_name} edge: its SSM parameters",
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.all(caller.account_id, parameter_arns, role.arn, deployer).apply(
@@ -529,7 +529,7 @@ class EdgeGateway(pulumi.ComponentResource):
         )
         aws.kms.Alias(
             f"{name}-parameters-key-alias",
-            name=f"alias/llm-platform-{config.environment}-edge-parameters",
+            name=f"alias/llm-platform-{config.stack_name}-edge-parameters",
             target_key_id=key.key_id,
             opts=on_aws,
         )

@@ -43,6 +43,7 @@ from components.cloud.policies import STS_AUDIENCE, service_account_subject
 from components.config import PlatformConfig
 from components.helm import pinned_release
 from components.labels import standard_labels
+from components.naming import bucket_name
 from components.s3_bucket import (
     LogTarget,
     WorkloadIdentity,
@@ -209,8 +210,13 @@ def scheduled_backup_spec(config: PlatformConfig) -> dict[str, Any]:
 
 
 def backup_bucket_name(config: PlatformConfig, *, account_id: str) -> str:
-    """`llm-platform-<env>-pg-backups-<account>-<region>`: global S3 names need both."""
-    return f"llm-platform-{config.environment}-pg-backups-{account_id}-{config.aws.region}"
+    """`llm-platform-<stack>-pg-backups-<account>-<region>`: global S3 names need both."""
+    return bucket_name(
+        stack=config.stack_name,
+        purpose="pg-backups",
+        account_id=account_id,
+        region=config.aws.region,
+    )
 
 
 def bucket_policy_document(bucket_arn: str) -> str:

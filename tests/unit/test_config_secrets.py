@@ -256,3 +256,44 @@ def test_messages_say_what_was_meant() -> None:
     text = "\n".join(caught.value.lines)
     assert "did you mean '192.168.50.0/24'?" in text
     assert "(got 'arm64')" in text and "<Arch" not in text
+
+
+# --- a stack of one's own ------------------------------------------------------------------
+
+
+def test_a_stack_of_ones_own_names_its_aws_resources_after_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy of prod under its own name (same tier, same account): every AWS name carries
+    the stack's name, none the tier's, so it can live beside prod."""
+    path = tmp_path / "Pulumi.home.yaml"
+    path.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    out = tmp_path / "home"
+    assert render_main(["--config", str(path), "--out", str(out), "--no-charts"]) == 0
+    aws_text = "\n".join(p.read_text() for p in sorted((out / "aws").rglob("*.json")))
+    assert "llm-platform-home-pg-backups-" in aws_text
+    assert "llm-platform-home-qdrant-snapshots-" in aws_text
+    assert "/llm-platform/home/edge" in aws_text
+    assert "llm-platform-prod" not in aws_text and "/llm-platform/prod/" not in aws_text
+    assert '"environment": "prod"' in (out / "outputs.json").read_text()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("staging-eu1", "64 characters long (S3 allows 63): in region eu-west-1 a stack name "
+         "may have 10 characters"),
+        ("Home", "use lower-case letters, digits and '-'"),
+    ],
+)  # fmt: skip
+def test_a_stack_name_that_cannot_name_its_buckets_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text((ROOT / "Pulumi.prod.yaml").read_text())
+    code = render_main(["--config", str(path), "--out", str(tmp_path / "out"), "--no-charts"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"config error: stack {name!r}: " in err and message in err
+    assert not (tmp_path / "out").exists()

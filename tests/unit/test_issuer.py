@@ -14,7 +14,7 @@ OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 
 def test_the_discovery_document_names_the_issuer_and_its_keys() -> None:
-    url = issuer_url(environment="prod", account_id="123456789012", region="eu-west-1")
+    url = issuer_url(stack="prod", account_id="123456789012", region="eu-west-1")
     assert url == "https://llm-platform-prod-oidc-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com"
     document = json.loads(discovery_document(url))
     assert document["issuer"] == url
@@ -24,7 +24,7 @@ def test_the_discovery_document_names_the_issuer_and_its_keys() -> None:
 
 def test_prod_publishes_the_issuer_the_servers_sign_as_and_registers_it() -> None:
     run = committed_stack_run("prod")
-    url = issuer_url(environment="prod", account_id=ACCOUNT, region="eu-west-1")
+    url = issuer_url(stack="prod", account_id=ACCOUNT, region="eu-west-1")
     for server in ("rack-1", "rack-2", "rack-3"):
         assert f"service-account-issuer-={url}\n" in run.artifacts[f"cluster/{server}-install.sh"]
     (provider,) = run.of_type(PROVIDER)
