@@ -28,7 +28,7 @@ from components.llm_gateway.litellm_config import (
 )
 from tests.artifacts.edge.nginx_harness import free_port
 from tests.fakes.openai_server import is_health_check
-from tests.support import ROOT
+from tests.support import ROOT, stop_process
 
 LITELLM = ROOT / ".venv-litellm" / "bin" / "litellm"
 START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
@@ -228,9 +228,4 @@ def litellm_proxy(
         _wait_ready(process, port, tls, log)
         yield RunningProxy(port=port, log=log, start_seconds=time.monotonic() - started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.artifacts.edge.nginx_harness import free_port
+from tests.support import stop_process
 
 START_LIMIT_SECONDS = 20.0
 
@@ -79,9 +80,4 @@ def redis_server(directory: Path, password: str) -> Iterator[RedisServer]:
             time.sleep(0.1)
         yield RedisServer(port=port, password=password)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)

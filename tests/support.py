@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import subprocess
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -151,3 +152,30 @@ def unread_values(
         ),
         only,
     )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s (a server the tests started)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def load_stack_lines(stack: str, engine: Mapping[str, str], secret_keys: list[str]) -> list[str]:
+    """The `config error` lines `load_stack` raises as `__main__` runs it on this engine
+    config (empty when the stack loads)."""
+    from components.config import ConfigError, load_stack
+
+    def program() -> dict[str, Any]:
+        try:
+            load_stack()
+        except ConfigError as error:
+            return {"lines": list(error.lines)}
+        return {"lines": []}
+
+    run = run_program(stack=stack, config=dict(engine), secret_keys=secret_keys, program=program)
+    lines: list[str] = run.program_globals["lines"]
+    return lines

@@ -14,9 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, load_stack, parse_platform_config
-from tests.support import ROOT, secret_placeholder, stack_config, stack_values
-from tools.mock_engine import PROJECT, config_for_engine, run_program
+from components.config import ConfigError, parse_platform_config
+from tests.support import (
+    ROOT,
+    load_stack_lines,
+    secret_placeholder,
+    stack_config,
+    stack_values,
+)
+from tools.mock_engine import PROJECT, config_for_engine
 from tools.render import main as render_main
 
 SECRETS = {
@@ -104,17 +110,7 @@ def _load_with(stack: str, plain: dict[str, str], secret_keys: list[str]) -> lis
         engine[f"{PROJECT}:{key}"] = secret_placeholder(key)
     for key, value in plain.items():
         engine[f"{PROJECT}:{key}"] = value
-
-    def program() -> dict[str, Any]:
-        try:
-            load_stack()
-        except ConfigError as error:
-            return {"lines": list(error.lines)}
-        return {"lines": []}
-
-    run = run_program(stack=stack, config=engine, secret_keys=secret_keys, program=program)
-    lines: list[str] = run.program_globals["lines"]
-    return lines
+    return load_stack_lines(stack, engine, secret_keys)
 
 
 def test_through_main_a_plain_secret_is_refused_not_used() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, PlatformConfig, load_stack, parse_platform_config
+from components.config import ConfigError, PlatformConfig, parse_platform_config
 from components.inference.deadlines import (
     IDLE_FACTOR,
     derived_first_token_deadline,
@@ -28,8 +28,8 @@ from components.llm_gateway.litellm_config import (
     render_litellm_config,
 )
 from components.llm_gateway.upstream_deadlines import Deadlines
-from tests.support import secret_placeholder, stack_config, stack_values
-from tools.mock_engine import PROJECT, config_for_engine, run_program
+from tests.support import load_stack_lines, secret_placeholder, stack_config, stack_values
+from tools.mock_engine import PROJECT, config_for_engine
 
 
 def _entries(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -447,18 +447,5 @@ def test_cloud_model_without_its_key_stops_the_program() -> None:
     for key in secrets:
         engine[f"{PROJECT}:{key}"] = secret_placeholder(key)
 
-    def program() -> dict[str, Any]:
-        try:
-            load_stack()
-        except ConfigError as error:
-            return {"lines": list(error.lines)}
-        return {"lines": []}
-
-    run = run_program(
-        stack="dev",
-        config=engine,
-        secret_keys=[f"{PROJECT}:{key}" for key in secrets],
-        program=program,
-    )
-    lines = run.program_globals["lines"]
+    lines = load_stack_lines("dev", engine, [f"{PROJECT}:{key}" for key in secrets])
     assert any("anthropic_api_key" in line and "secret is not set" in line for line in lines)
