@@ -92,6 +92,8 @@ def _existing(stack: str) -> PlatformConfig:
     values = stack_values(stack)
     values["cluster"]["mode"] = "existing"
     values["cluster"].pop("api_endpoint", None)
+    for host in values["cluster"].get("lan_gpu_hosts", {}).values():
+        host["managed"] = False  # nothing is reached over SSH in existing mode
     return parse_platform_config(values)
 
 

@@ -259,6 +259,7 @@ def test_existing_mode_runs_nothing_on_hosts_and_renders_the_labels() -> None:
     values = stack_values("prod")
     values["cluster"]["mode"] = "existing"
     values["cluster"].pop("api_endpoint", None)
+    values["cluster"]["lan_gpu_hosts"]["workstation"]["managed"] = False
     run = run_cluster(values)
     assert run.of_type(COMMAND) == []
     (provider,) = run.of_type("pulumi:providers:kubernetes")
