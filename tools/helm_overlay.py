@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from components.config._base import problem_line
+from components.helm import merged
 from tools import charts, helm_template
 from tools.releases import ReleaseRender
 from tools.values_check import ReleaseInput, leaf_paths, unread_keys
@@ -35,7 +36,10 @@ def overlay_problems(
                 )
             )
             continue
-        refused = helm_template.schema_error(charts.archive_of(release.chart), release.values)
+        # The program merged the overlay into the release already; merging again is a no-op
+        # there and lets a release templated without it be checked the same way.
+        values = merged(release.values, overlay)
+        refused = helm_template.schema_error(charts.archive_of(release.chart), values)
         if refused is not None:
             lines.append(
                 problem_line(
@@ -47,7 +51,16 @@ def overlay_problems(
             )
             continue
         wanted = [".".join(path) for path in leaf_paths(overlay)]
-        for key in unread_keys(ReleaseInput.of(release), wanted):
+        checked = ReleaseInput.of(release)
+        checked = ReleaseInput(
+            archive=checked.archive,
+            release=checked.release,
+            namespace=checked.namespace,
+            values=values,
+            kube_version=checked.kube_version,
+            api_versions=checked.api_versions,
+        )
+        for key in unread_keys(checked, wanted):
             lines.append(
                 problem_line(
                     ("helm_values", name, *key.split(".")),

@@ -25,9 +25,7 @@ def test_each_lan_host_is_a_service_backed_by_a_manual_endpoint_slice(
     host = stack_config("prod").cluster.lan_gpu_hosts["workstation"]
     service = _named(run, "kubernetes:core/v1:Service", "lan-workstation")
     assert "selector" not in service.inputs["spec"]
-    assert [p["port"] for p in service.inputs["spec"]["ports"]] == [
-        s.port for s in host.services
-    ]
+    assert [p["port"] for p in service.inputs["spec"]["ports"]] == [s.port for s in host.services]
     endpoints = _named(run, SLICE, "lan-workstation-1")
     assert endpoints.inputs["metadata"]["labels"]["kubernetes.io/service-name"] == "lan-workstation"
     assert endpoints.inputs["metadata"]["namespace"] == "inference"
