@@ -112,6 +112,8 @@ def catalog_values(document: dict[str, Any], size: int) -> dict[str, Any]:
     entry = models[SOURCE_MODEL]
     names = [f"catalog-{index:03d}" for index in range(size)]
     config["llm-platform:inference"]["models"] = {name: copy.deepcopy(entry) for name in names}
+    # The catalog replaces every model, so the LAN host's services would serve none.
+    config["llm-platform:cluster"]["lan_gpu_hosts"] = {}
     gpu_class = entry["gpu_class"]
     nodes = config["llm-platform:cluster"]["nodes"]
     for index in range(math.ceil(size / GPUS_PER_NODE)):

@@ -9,6 +9,7 @@ within `timeout_seconds` instead of leaving a half-ready area behind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -17,6 +18,38 @@ import pulumi_kubernetes as k8s
 from components.versions import HelmChart
 
 DEFAULT_TIMEOUT_SECONDS = 600
+
+RELEASE_NAMES = frozenset(
+    {
+        "barman-cloud",
+        "cert-manager",
+        "cnpg",
+        "dcgm-exporter",
+        "linkerd-control-plane",
+        "linkerd-crds",
+        "linkerd-viz",
+        "linkerd2-cni",
+        "monitoring",
+        "nvidia-device-plugin",
+        "qdrant",
+        "traefik",
+        "trust-manager",
+    }
+)
+"""Every Helm release the platform can install, by release name: what `helm_values` may
+overlay (tests/unit/test_helm_overlay.py holds it to the stacks' releases)."""
+
+
+def merged(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `overlay` merged in, maps key by key, anything else replaced (pure)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        current = out.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            out[key] = merged(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 def pinned_release(
@@ -28,11 +61,20 @@ def pinned_release(
     opts: pulumi.ResourceOptions,
     release_name: str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    overlays: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> k8s.helm.v3.Release:
-    """Install `chart` at its pinned version as `release_name` (the chart's name by default)."""
+    """Install `chart` at its pinned version as `release_name` (the chart's name by default).
+
+    `overlays` is the stack's `helm_values`: the one for this release is merged last,
+    over the values the program sets.
+    """
+    name = release_name or chart.name
+    overlay = (overlays or {}).get(name)
+    if overlay:
+        values = pulumi.Output.from_input(values).apply(lambda base: merged(base, overlay))
     return k8s.helm.v3.Release(
         resource_name,
-        name=release_name or chart.name,
+        name=name,
         chart=chart.name,
         version=chart.version,
         repository_opts={"repo": chart.repo},

@@ -19,6 +19,7 @@ from components.cluster.base import ClusterBase, ClusterBaseArgs
 from components.cluster.gpu import GpuSupport, GpuSupportArgs
 from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
+from components.cluster.lan_workstations import LanWorkstations, LanWorkstationsArgs
 from components.config import PlatformConfig, StackSecrets
 from components.data.layer import DataLayer, DataLayerArgs
 from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
@@ -48,6 +49,7 @@ class Platform(pulumi.ComponentResource):
     mesh: ServiceMesh
     inference: Inference
     lan_hosts: LanGpuHosts
+    workstations: LanWorkstations
     gpu: GpuSupport
     llm_gateway: LlmGateway
     client_keys: ClientKeys
@@ -154,13 +156,28 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.gpu = GpuSupport(
-            f"{name}-gpu", GpuSupportArgs(config=config.cluster, provider=provider), opts=child
+            f"{name}-gpu",
+            GpuSupportArgs(
+                config=config.cluster, provider=provider, helm_values=config.helm_values
+            ),
+            opts=child,
         )
         self.lan_hosts = LanGpuHosts(
             f"{name}-lan-hosts",
             LanGpuHostsArgs(config=config, provider=provider, namespace=namespaces["inference"]),
             opts=child,
         )
+        self.workstations = LanWorkstations(
+            f"{name}-workstations",
+            LanWorkstationsArgs(
+                config=config,
+                ssh_private_key=args.secrets.ssh_private_key,
+                huggingface_token=args.secrets.huggingface_token,
+                protect=config.is_prod,
+            ),
+            opts=child,
+        )
+        self.artifacts.update(self.workstations.artifacts)
         self.inference = Inference(
             f"{name}-inference",
             InferenceArgs(

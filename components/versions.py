@@ -78,6 +78,27 @@ class Image:
         return f"{base}@{self.digest}" if self.digest else base
 
 
+def parse_image(ref: str) -> Image:
+    """An image reference written in config (`registry/path:tag[@sha256:...]`) as a pinned
+    `Image`; ValueError saying what is missing when it is not pinned.
+
+    The rules are those of the pins in this module: a registry-qualified repository and
+    an exact tag (never `latest`, and with a version number in it: `nightly` or `main`
+    move), with a digest optional.
+    """
+    digest: str | None = None
+    base = ref
+    if "@" in ref:
+        base, digest = ref.split("@", 1)
+    last = base.rsplit("/", 1)[-1]
+    if ":" not in last:
+        raise ValueError("needs an exact tag, e.g. docker.io/vllm/vllm-openai:v0.33.0")
+    repository, tag = base.rsplit(":", 1)
+    if not any(ch.isdigit() for ch in tag):
+        raise ValueError(f"tag {tag!r} names no version and moves; use an exact release tag")
+    return Image(repository=repository, tag=tag, digest=digest)
+
+
 # --- Helm repositories --------------------------------------------------------------
 
 JETSTACK_REPO = "https://charts.jetstack.io"
@@ -198,8 +219,17 @@ BUSYBOX = Image(repository="docker.io/library/busybox", tag="1.37.0")
 # curl/curl-container tag 8.21.0 (2026-07-01); README: published as docker.io/curlimages/curl.
 CURL = Image(repository="docker.io/curlimages/curl", tag="8.21.0")
 
+# getumbrel/umbrel-apps master ollama/docker-compose.yml pins this tag with its digest.
+# Ollama on a LAN GPU host runs from it (no chart).
+OLLAMA = Image(
+    repository="docker.io/ollama/ollama",
+    tag="0.40.16",
+    digest="sha256:910d0d8107b538fb0894e63163eb195de0cc7aefcbc666dc62d3b18f71124592",
+)
+
 IMAGES: tuple[Image, ...] = (
     VLLM_OPENAI,
+    OLLAMA,
     LITELLM_PROXY,
     TEI_CPU,
     TEI_CUDA,

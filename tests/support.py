@@ -63,6 +63,8 @@ def as_existing(values: dict[str, Any]) -> dict[str, Any]:
     whose backups use web identity) the cluster's key set."""
     values["cluster"]["mode"] = "existing"
     values["cluster"].pop("api_endpoint", None)
+    for host in values["cluster"].get("lan_gpu_hosts", {}).values():
+        host["managed"] = False  # nothing is reached over SSH in existing mode
     if values.get("environment") == "prod":
         credentials = values.setdefault("aws", {}).setdefault("backup_credentials", {})
         credentials["service_account_jwks"] = SAMPLE_JWKS

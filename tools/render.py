@@ -25,14 +25,17 @@ import yaml
 
 from components.config import (
     ConfigError,
+    PlatformConfig,
     parse_platform_config,
     plain_secret_lines,
     provider_region_lines,
     secret_keys_named_by,
     stack_name_lines,
 )
+from components.inference.fit_report import fit_line, fit_rows, fit_table, shortened_warning
 from tools import charts, helm_template
 from tools.checks.capacity import images
+from tools.helm_overlay import overlay_problems
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
 from tools.releases import ReleaseError, ReleaseRender, release_files, render_releases
 
@@ -185,11 +188,19 @@ def _aws_path(resource: RecordedResource) -> Path:
     return Path("aws") / module.split("/")[0] / f"{kind}-{resource.name}.json"
 
 
-def summary_markdown(stack: str, run: ProgramRun, releases: Sequence[ReleaseRender] = ()) -> str:
-    """Counts per component and type, what each Helm release creates, and a diagram."""
+def summary_markdown(
+    stack: str,
+    run: ProgramRun,
+    releases: Sequence[ReleaseRender] = (),
+    config: PlatformConfig | None = None,
+) -> str:
+    """Counts per component and type, the fit of each model, what each Helm release
+    creates, and a diagram."""
     by_urn = {r.urn: r for r in run.resources}
     components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
     lines = [f"# Render of stack `{stack}`", "", f"{len(run.resources)} resources.", ""]
+    if config is not None and config.inference.models:
+        lines += ["## Model fit", "", *fit_table(fit_rows(config)), ""]
     lines += ["## Resources by type", "", "| type | count |", "| --- | ---: |"]
     for type_token, count in sorted(Counter(r.type for r in run.resources).items()):
         lines.append(f"| `{type_token}` | {count} |")
@@ -242,7 +253,11 @@ def _releases_markdown(releases: Sequence[ReleaseRender]) -> list[str]:
 
 
 def write_render(
-    stack: str, run: ProgramRun, out: Path, releases: Sequence[ReleaseRender] = ()
+    stack: str,
+    run: ProgramRun,
+    out: Path,
+    releases: Sequence[ReleaseRender] = (),
+    config: PlatformConfig | None = None,
 ) -> None:
     """Write the whole render directory from one program run and its templated releases."""
     if out.exists():
@@ -271,7 +286,7 @@ def write_render(
     for artifact, content in run.artifacts.items():
         files[Path("files") / artifact] = content
     files[Path("outputs.json")] = _dump_json(run.outputs)
-    files[Path("summary.md")] = summary_markdown(stack, run, releases)
+    files[Path("summary.md")] = summary_markdown(stack, run, releases, config)
     for relative_path, text in sorted(files.items()):
         target = out / relative_path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +312,10 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     if lines:
         raise ConfigError(lines)
     _progress(f"render {stack}: config valid; running the program under the mock engine")
+    for row in fit_rows(platform):
+        print(fit_line(row))
+        if row.shortened:
+            print(shortened_warning(row), file=sys.stderr)
     engine_config = config_for_engine(values)
     secret_keys = list(secure)
     for key in platform.required_secrets():
@@ -314,8 +333,12 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         releases = render_releases(run) if charts_tree else []
     except (ReleaseError, charts.ChartUnavailableError) as error:
         raise RenderError(str(error)) from error
+    if platform.helm_values and releases:
+        problems = overlay_problems(platform.helm_values, releases)
+        if problems:
+            raise ConfigError(problems)
     _progress(f"render {stack}: writing {out}")
-    write_render(stack, run, out, releases)
+    write_render(stack, run, out, releases, platform)
     return run
 
 

@@ -18,7 +18,8 @@ Every child uses the explicit Kubernetes provider of `GpuSupportArgs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -94,6 +95,8 @@ class GpuSupportArgs:
     config: ClusterConfig
     provider: k8s.Provider
     """The cluster's provider; in bootstrap mode it exists only once every node joined."""
+    helm_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The stack's `helm_values`, merged last into the device plugin's release."""
 
 
 class GpuSupport(pulumi.ComponentResource):
@@ -132,6 +135,7 @@ class GpuSupport(pulumi.ComponentResource):
             chart,
             release_name="nvidia-device-plugin",
             namespace=DEVICE_PLUGIN_NAMESPACE,
+            overlays=args.helm_values,
             values=device_plugin_values(args.config),
             opts=pulumi.ResourceOptions.merge(
                 child,

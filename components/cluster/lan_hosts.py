@@ -2,8 +2,9 @@
 
 Each LAN GPU host of the config (a workstation serving vLLM or Ollama's OpenAI API on the
 LAN) becomes, in the `inference` namespace, a Service without a selector at
-`lan-<host>` and a manual EndpointSlice pointing at the host's address, so the LLM
-gateway reaches it as `lan-<host>.inference.svc.cluster.local` like any model server.
+`lan-<host>`, with one port per service the host runs (named `<server>-<port>`), and a
+manual EndpointSlice pointing at the host's address, so the LLM gateway reaches each
+service as `lan-<host>.inference.svc.cluster.local:<port>` like any model server.
 Kubernetes never health-checks a manual endpoint; the gateway's background health checks
 and its cooldown take a dead host out of rotation (its cloud fallback serves meanwhile).
 """
@@ -21,10 +22,9 @@ from components.inference.endpoints import (
     INFERENCE_NAMESPACE,
     MODEL_SERVER_COMPONENT,
     lan_host_service_name,
+    lan_port_name,
 )
 from components.labels import standard_labels
-
-PORT_NAME = "http"
 
 
 def endpoint_slice(name: str, host: LanGpuHost, namespace: str) -> dict[str, object]:
@@ -44,7 +44,10 @@ def endpoint_slice(name: str, host: LanGpuHost, namespace: str) -> dict[str, obj
             },
         },
         "addressType": "IPv4",
-        "ports": [{"name": PORT_NAME, "port": host.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": lan_port_name(s.server, s.port), "port": s.port, "protocol": "TCP"}
+            for s in host.services
+        ],
         "endpoints": [
             {
                 "addresses": [str(host.address)],
@@ -83,7 +86,14 @@ class LanGpuHosts(pulumi.ComponentResource):
                 metadata={"name": service_name, "namespace": args.namespace, "labels": labels},
                 spec={
                     "type": "ClusterIP",
-                    "ports": [{"name": PORT_NAME, "port": host.port, "target_port": host.port}],
+                    "ports": [
+                        {
+                            "name": lan_port_name(s.server, s.port),
+                            "port": s.port,
+                            "target_port": s.port,
+                        }
+                        for s in host.services
+                    ],
                 },
                 opts=child,
             )

@@ -159,7 +159,12 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
     ]
     for name, host in sorted(config.cluster.lan_gpu_hosts.items()):
         flows.append(
-            Flow("llm-gateway", f"{host.address}/32", (host.port,), f"LAN GPU host {name}")
+            Flow(
+                "llm-gateway",
+                f"{host.address}/32",
+                tuple(s.port for s in host.services),
+                f"LAN GPU host {name}",
+            )
         )
     if "linkerd" in names:
         flows += [
@@ -199,8 +204,14 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
             for target in node_targets or [WORLD]
         ]
         flows += [
-            Flow("observability", f"{host.address}/32", (host.port,), f"Prometheus scrapes {name}")
+            Flow(
+                "observability",
+                f"{host.address}/32",
+                tuple(s.port for s in host.services if s.server == "vllm"),
+                f"Prometheus scrapes {name}",
+            )
             for name, host in sorted(config.cluster.lan_gpu_hosts.items())
+            if any(s.server == "vllm" for s in host.services)
         ]
     if "data" in names:
         flows += [

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from components.versions import K3S_VERSION, KUBERNETES_VERSION
+from components.versions import K3S_VERSION, KUBERNETES_VERSION, parse_image
 
 from ._base import DnsLabel, FrozenModel, Ipv4Address, Problem, raise_if_problems
 
@@ -155,15 +155,102 @@ class Node(FrozenModel):
         return self
 
 
+class LanService(FrozenModel):
+    """One server a LAN GPU host runs: vLLM serves one model on its port, Ollama several."""
+
+    port: int = Field(ge=1, le=65535, description="Port on the host's address.")
+    server: Literal["vllm", "ollama"] = "vllm"
+    image: str | None = Field(
+        default=None,
+        description="Another Ollama image, pinned (`registry/path:<exact tag>[@sha256:...]`); "
+        "vLLM services take the model's `image`. The pin of `components/versions.py` when "
+        "unset.",
+    )
+
+
 class LanGpuHost(FrozenModel):
-    """A GPU workstation outside the cluster serving an OpenAI-compatible API on the LAN."""
+    """A GPU workstation outside the cluster running model servers in Docker on the LAN.
+
+    It lists the servers it runs; each model placed on it names its port (`lan_port`).
+    The program renders the host's Docker Compose file from the same fit the gateway
+    uses (`files/lan/<host>/compose.yaml`) and, with `managed`, installs it over SSH.
+    """
 
     address: Ipv4Address
-    port: int = Field(default=8000, ge=1, le=65535)
-    server: Literal["vllm", "ollama"] = "vllm"
+    services: tuple[LanService, ...] = Field(
+        min_length=1,
+        description="The servers the host runs, each on its own port.",
+    )
     gpu_class: DnsLabel
-    gpu_count: int = Field(default=1, ge=1, le=8)
+    gpu_count: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="GPUs of the host; every model on it uses all of them (tensor parallel).",
+    )
     maintenance: bool = False
+    managed: bool = Field(
+        default=False,
+        description="`bootstrap` mode only: install and update the host's Compose file over "
+        "SSH (Docker and the NVIDIA container toolkit must be there), restarting only the "
+        "services whose definition changed. Otherwise the file is rendered for you to "
+        "install.",
+    )
+    ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_host_key: SshHostKey | None = Field(
+        default=None,
+        description="The host's SSH public key, verified when `managed`; any key is "
+        "accepted when unset.",
+    )
+    install_dir: str = Field(
+        default="/opt/llm-platform",
+        pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$",
+        description="Directory holding the Compose file (and the `.env` of secrets) on the host.",
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._/-]*[A-Za-z0-9._-]$",
+        description="Host directory for the model weights (e.g. an existing Hugging Face "
+        "cache); a Docker volume when unset.",
+    )
+
+    @model_validator(mode="after")
+    def _ports(self) -> LanGpuHost:
+        problems: list[Problem] = []
+        seen: dict[int, int] = {}
+        for index, service in enumerate(self.services):
+            if service.port in seen:
+                problems.append(
+                    Problem(
+                        ("services", index, "port"),
+                        f"port {service.port} is already used by services.{seen[service.port]}; "
+                        "one port, one server",
+                        service.port,
+                    )
+                )
+            seen.setdefault(service.port, index)
+            if service.image is not None and service.server == "vllm":
+                problems.append(
+                    Problem(
+                        ("services", index, "image"),
+                        "a vLLM service runs the image of its model (`inference.models."
+                        "<name>.image`)",
+                        service.image,
+                    )
+                )
+            if service.image is not None:
+                try:
+                    parse_image(service.image)
+                except ValueError as error:
+                    problems.append(
+                        Problem(("services", index, "image"), f"not pinned: {error}", service.image)
+                    )
+        raise_if_problems(problems)
+        return self
+
+    def service(self, port: int) -> LanService | None:
+        """The service on a port, if the host runs one there."""
+        return next((s for s in self.services if s.port == port), None)
 
 
 class ClusterConfig(FrozenModel):
@@ -260,6 +347,16 @@ class ClusterConfig(FrozenModel):
                     )
                 )
         for name, host in self.lan_gpu_hosts.items():
+            if host.managed and self.mode != "bootstrap":
+                problems.append(
+                    Problem(
+                        ("lan_gpu_hosts", name, "managed"),
+                        "needs `bootstrap` mode (the program reaches hosts over SSH with the "
+                        "secret `ssh_private_key`); in `existing` mode install "
+                        f"files/lan/{name}/compose.yaml yourself",
+                        True,
+                    )
+                )
             if host.gpu_class not in self.gpu_classes:
                 problems.append(
                     Problem(

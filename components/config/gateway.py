@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from .names import ServedName
 
 LITELLM_DEFAULT_ALLOWED_FAILS = 3
 """`litellm.allowed_fails` at 1.83.14 (`litellm/__init__.py`). The router counts failures
@@ -175,6 +176,6 @@ class ClientConfig(FrozenModel):
     burst: int = Field(default=10, ge=0, le=100_000)
     max_budget_usd: float = Field(default=50.0, ge=0, le=1_000_000)
     budget_duration: str = Field(default="30d", pattern=r"^\d{1,4}[smhd]$")
-    models: tuple[DnsLabel, ...] = Field(
+    models: tuple[ServedName, ...] = Field(
         default=(), description="Models the client may call; empty means all."
     )

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from components.inference.catalog import PRESETS
+from components.inference.vllm_flags import extra_args_problems
+from components.versions import parse_image
+
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from .names import ServedName, kubernetes_name
 
 HfRepo = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
@@ -17,6 +22,12 @@ WeightFormatName = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4"]
 class LocalModel(FrozenModel):
     """One model served by vLLM (or a LAN host's server) under `served name` = its key."""
 
+    preset: str | None = Field(
+        default=None,
+        description="A known architecture of `components/inference/catalog.py` "
+        "(docs/models.md lists them): fills hf_repo, parameters_billion, layers, kv_heads, "
+        "head_dim, native_context, weight_format and gated; any of them set here wins.",
+    )
     hf_repo: HfRepo = Field(description="Hugging Face repository of the weights.")
     revision: str = Field(
         description="Full commit SHA of the weights on Hugging Face; branches and tags move, "
@@ -27,7 +38,20 @@ class LocalModel(FrozenModel):
     layers: int | None = Field(default=None, ge=1, le=512)
     kv_heads: int | None = Field(default=None, ge=1, le=256)
     head_dim: int | None = Field(default=None, ge=16, le=1024)
+    native_context: int | None = Field(
+        default=None,
+        ge=512,
+        le=10_485_760,
+        description="`max_position_embeddings` of the model's config.json: the longest "
+        "context vLLM serves without RoPE scaling; context_length may not exceed it.",
+    )
     context_length: int = Field(default=8192, ge=512, le=1_048_576)
+    strict_context: bool | None = Field(
+        default=None,
+        description="Refuse the config when the fit check would shorten this model's "
+        "context, instead of serving the shorter one with a warning; "
+        "`inference.strict_context` when unset.",
+    )
     max_concurrent_sequences: int = Field(default=8, ge=1, le=1024)
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
     prefix_caching: bool = True
@@ -39,8 +63,30 @@ class LocalModel(FrozenModel):
     gpu_count: int = Field(default=1, ge=1, le=8, description="Tensor-parallel size.")
     replicas: int = Field(default=1, ge=1, le=16)
     lan_host: DnsLabel | None = Field(default=None, description="LAN host (lan placement).")
+    lan_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the host's service that serves it (`cluster.lan_gpu_hosts."
+        "<host>.services`); may be left out when the host has one service.",
+    )
     backend_model: str | None = Field(
-        default=None, description="Model id the LAN host serves it as; defaults to hf_repo."
+        default=None,
+        pattern=r"^[A-Za-z0-9][\w.:/-]{0,199}$",
+        description="Ollama's name of the model (`qwen3:8b`, `hf.co/<repo>:<quant>`); "
+        "required on an Ollama service, refused elsewhere (vLLM serves the model under "
+        "its catalog name).",
+    )
+    extra_args: tuple[str, ...] = Field(
+        default=(),
+        description="More `vllm serve` options, each `--flag` or `--flag=value` (e.g. "
+        "`--enable-auto-tool-choice`, `--tool-call-parser=hermes`); options the platform "
+        "derives and unchecked ones are refused, with the reason.",
+    )
+    image: str | None = Field(
+        default=None,
+        description="Another vLLM image for this model, pinned: `registry/path:<exact tag>` "
+        "with an optional `@sha256:` digest; the pin of `components/versions.py` when unset.",
     )
     gated: bool = Field(
         default=False, description="Needs the Hugging Face token (secret `huggingface_token`)."
@@ -76,13 +122,48 @@ class LocalModel(FrozenModel):
         "total deadline.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        preset = PRESETS.get(str(data["preset"]))
+        if preset is None:
+            raise ValueError(
+                f"preset {data['preset']!r} is not in the catalog; known: {sorted(PRESETS)}"
+            )
+        return {**preset.fields(), **data}
+
     @model_validator(mode="after")
     def _placement_fields(self) -> LocalModel:
         problems: list[Problem] = []
         if not COMMIT_SHA.fullmatch(self.revision):
             problems.append(
-                Problem(("revision",), "must be a full 40-character commit SHA", self.revision)
+                Problem(
+                    ("revision",),
+                    "must be a full 40-character commit SHA (branches and tags move): open "
+                    f"https://huggingface.co/{self.hf_repo}/commits/main and copy the commit "
+                    f"id, or run `git ls-remote https://huggingface.co/{self.hf_repo} main`",
+                    self.revision,
+                )
             )
+        if self.native_context is not None and self.context_length > self.native_context:
+            problems.append(
+                Problem(
+                    ("context_length",),
+                    f"longer than the model's native context ({self.native_context} tokens, "
+                    "max_position_embeddings of its config.json); vLLM refuses it without "
+                    "RoPE scaling",
+                    self.context_length,
+                )
+            )
+        for index, reason in extra_args_problems(self.extra_args):
+            problems.append(Problem(("extra_args", index), reason, self.extra_args[index]))
+        if self.image is not None:
+            try:
+                parse_image(self.image)
+            except ValueError as error:
+                problems.append(Problem(("image",), f"not pinned: {error}", self.image))
         if self.placement == "cluster" and self.gpu_class is None:
             problems.append(Problem(("gpu_class",), "required for cluster placement", None))
         if self.placement == "lan" and self.lan_host is None:
@@ -110,7 +191,16 @@ class LocalModel(FrozenModel):
 class InferenceConfig(FrozenModel):
     """The local model catalog, keyed by the model name served to clients."""
 
-    models: dict[DnsLabel, LocalModel] = Field(default_factory=dict)
+    models: dict[ServedName, LocalModel] = Field(
+        default_factory=dict,
+        description="Keyed by the name clients call (letters, digits, `.`, `_`, `-`); "
+        "Kubernetes objects use its lower-case form with `-` for `.` and `_`.",
+    )
+    strict_context: bool = Field(
+        default=False,
+        description="Refuse the config when the fit check would shorten any model's "
+        "context (a model's own `strict_context` wins).",
+    )
     cache_storage_class: DnsLabel | None = Field(
         default=None,
         description="StorageClass of each model's weight cache (PVC); the cluster's default "
@@ -123,3 +213,27 @@ class InferenceConfig(FrozenModel):
         "holding its cache; `ReadWriteMany` (an NFS or Longhorn class) lets them spread "
         "over the nodes of the GPU class.",
     )
+
+    @model_validator(mode="after")
+    def _names(self) -> InferenceConfig:
+        seen: dict[str, str] = {}
+        problems: list[Problem] = []
+        for name in self.models:
+            derived = kubernetes_name(name)
+            if derived in seen:
+                problems.append(
+                    Problem(
+                        ("models", name),
+                        f"its Kubernetes name {derived!r} is that of model {seen[derived]!r} "
+                        "too (names differing only in case, `.`, `_` or `-` clash)",
+                        name,
+                    )
+                )
+            seen.setdefault(derived, name)
+        raise_if_problems(problems)
+        return self
+
+    def strict(self, name: str) -> bool:
+        """Whether a shortened context is an error for this model."""
+        own = self.models[name].strict_context
+        return self.strict_context if own is None else own

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from components.inference.fit import MIN_CONTEXT, estimate
+from components.helm import RELEASE_NAMES
+from components.inference.fit import MIN_CONTEXT, Fit, estimate, lan_host_estimates
 from components.inference.placement import pack, pods_of
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
@@ -48,6 +49,12 @@ class PlatformConfig(FrozenModel):
     )
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     data: DataLayerConfig = Field(default_factory=DataLayerConfig)
+    helm_values: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per Helm release (by release name), values merged last over those the "
+        "program sets. The render holds every key to the pinned chart: one the chart does "
+        "not read, or that its values schema refuses, is a config error.",
+    )
 
     _stack: str | None = PrivateAttr(default=None)
 
@@ -90,12 +97,14 @@ class PlatformConfig(FrozenModel):
         raise_if_problems(
             [
                 *self._model_references(),
+                *self._lan_services(),
                 *self._gpu_capacity(),
                 *self._gpu_per_node(),
                 *self._client_references(),
                 *self._environment_rules(),
                 *self._edge_rules(),
                 *self._backup_credential_rules(),
+                *self._helm_values(),
             ]
         )
         return self
@@ -158,19 +167,123 @@ class PlatformConfig(FrozenModel):
             )
 
     def _fit(self, name: str, model: LocalModel) -> Iterator[Problem]:
-        """A cluster model must fit its GPU class (the estimate in `inference.fit`)."""
-        gpu = self.cluster.gpu_classes.get(model.gpu_class or "")
-        if model.placement != "cluster" or gpu is None:
+        """A model must fit its GPUs (the estimate in `inference.fit`): a cluster model its
+        GPU class, a LAN model its share of the host beside the host's other models."""
+        fit = self.model_fit(name)
+        if fit is None:
             return
-        fit = estimate(model, gpu)
+        if model.placement == "cluster":
+            where = f"GPU class {model.gpu_class!r}"
+        else:
+            others = sorted(set(self.lan_models(model.lan_host or "")) - {name})
+            where = f"LAN host {model.lan_host!r}" + (f" beside {others}" if others else "")
         if not fit.fits:
             yield Problem(
                 ("inference", "models", name),
-                f"does not fit GPU class {model.gpu_class!r}: {fit.arithmetic}; even "
+                f"does not fit {where}: {fit.arithmetic}; even "
                 f"{MIN_CONTEXT} tokens of context do not fit. Use a smaller weight format, "
                 "fewer sequences, more GPUs or a larger GPU class",
                 model.weight_format,
             )
+        elif fit.max_model_len < model.context_length and self.inference.strict(name):
+            yield Problem(
+                ("inference", "models", name, "context_length"),
+                f"only {fit.max_model_len} tokens fit on {where} and strict_context is on: "
+                f"{fit.arithmetic}. Ask for less context or fewer sequences, or turn "
+                "strict_context off to serve the shorter context",
+                model.context_length,
+            )
+
+    def _lan_services(self) -> Iterator[Problem]:
+        """Each LAN model names a service of its host; vLLM serves one model per port."""
+        served: dict[tuple[str, int], list[str]] = {}
+        for name, model in self.inference.models.items():
+            host = self.cluster.lan_gpu_hosts.get(model.lan_host or "")
+            path = ("inference", "models", name)
+            if model.placement != "lan" or host is None:
+                for key in ("lan_port", "backend_model"):
+                    if getattr(model, key) is not None:
+                        yield Problem(
+                            (*path, key), "only for a model on a LAN host", getattr(model, key)
+                        )
+                continue
+            ports = [s.port for s in host.services]
+            port = self.lan_port(name)
+            service = host.service(port) if port is not None else None
+            if port is None:
+                yield Problem(
+                    (*path, "lan_port"),
+                    f"required: host {model.lan_host!r} runs several services, on {ports}",
+                    None,
+                )
+                continue
+            if service is None:
+                yield Problem(
+                    (*path, "lan_port"),
+                    f"host {model.lan_host!r} runs no service on this port; its services: {ports}",
+                    port,
+                )
+                continue
+            served.setdefault((model.lan_host or "", port), []).append(name)
+            if "gpu_count" in model.model_fields_set and model.gpu_count != host.gpu_count:
+                yield Problem(
+                    (*path, "gpu_count"),
+                    f"a model on LAN host {model.lan_host!r} uses all {host.gpu_count} of its "
+                    "GPUs; leave gpu_count out",
+                    model.gpu_count,
+                )
+            if service.server == "vllm":
+                if model.backend_model is not None:
+                    yield Problem(
+                        (*path, "backend_model"),
+                        "a vLLM service serves the model under its catalog name; remove it",
+                        model.backend_model,
+                    )
+                continue
+            if model.backend_model is None:
+                yield Problem(
+                    (*path, "backend_model"),
+                    "required on an Ollama service: the name Ollama pulls, e.g. `qwen3:8b`",
+                    None,
+                )
+            for key in ("extra_args", "image"):
+                if getattr(model, key):
+                    yield Problem(
+                        (*path, key),
+                        "only for a model served by vLLM (Ollama serves this one)",
+                        getattr(model, key),
+                    )
+        for (host_name, port), names in sorted(served.items()):
+            host = self.cluster.lan_gpu_hosts[host_name]
+            service = host.service(port)
+            assert service is not None
+            if service.server == "vllm" and len(names) > 1:
+                for extra in sorted(names)[1:]:
+                    yield Problem(
+                        ("inference", "models", extra, "lan_port"),
+                        f"port {port} of {host_name!r} is a vLLM service, which serves one "
+                        f"model, and {sorted(names)[0]!r} is already on it; give this model "
+                        "its own service",
+                        port,
+                    )
+            sequences = {self.inference.models[n].max_concurrent_sequences for n in names}
+            if service.server == "ollama" and len(sequences) > 1:
+                for extra in sorted(names):
+                    yield Problem(
+                        ("inference", "models", extra, "max_concurrent_sequences"),
+                        f"the models of the Ollama service on port {port} of {host_name!r} "
+                        "share one OLLAMA_NUM_PARALLEL; give them the same value",
+                        self.inference.models[extra].max_concurrent_sequences,
+                    )
+        for host_name, host in sorted(self.cluster.lan_gpu_hosts.items()):
+            for index, service in enumerate(host.services):
+                if (host_name, service.port) not in served:
+                    yield Problem(
+                        ("cluster", "lan_gpu_hosts", host_name, "services", index),
+                        "serves no model: place a model on it (`lan_host`, `lan_port`) or "
+                        "remove it",
+                        service.port,
+                    )
 
     def _gpu_capacity(self) -> Iterator[Problem]:
         cluster = self.cluster
@@ -330,6 +443,48 @@ class PlatformConfig(FrozenModel):
                 None,
             )
 
+    def lan_port(self, name: str) -> int | None:
+        """The port of the LAN host service serving a LAN model: its `lan_port`, or the
+        port of the host's only service."""
+        model = self.inference.models[name]
+        if model.lan_port is not None:
+            return model.lan_port
+        host = self.cluster.lan_gpu_hosts.get(model.lan_host or "")
+        if host is None or len(host.services) != 1:
+            return None
+        return host.services[0].port
+
+    def lan_models(self, host_name: str) -> dict[str, LocalModel]:
+        """The models a LAN host serves, by name."""
+        return {
+            name: model
+            for name, model in sorted(self.inference.models.items())
+            if model.placement == "lan" and model.lan_host == host_name
+        }
+
+    def model_fit(self, name: str) -> Fit | None:
+        """The fit of a local model on its GPUs; None when they are not (validly) known."""
+        model = self.inference.models[name]
+        if model.placement == "cluster":
+            gpu = self.cluster.gpu_classes.get(model.gpu_class or "")
+            return estimate(model, gpu) if gpu is not None else None
+        host = self.cluster.lan_gpu_hosts.get(model.lan_host or "")
+        if host is None or host.gpu_class not in self.cluster.gpu_classes:
+            return None
+        gpu = self.cluster.gpu_classes[host.gpu_class]
+        return lan_host_estimates(self.lan_models(model.lan_host or ""), gpu, host.gpu_count)[name]
+
+    def _helm_values(self) -> Iterator[Problem]:
+        for release, values in sorted(self.helm_values.items()):
+            if release not in RELEASE_NAMES:
+                yield Problem(
+                    ("helm_values", release),
+                    f"not a release of the platform; releases: {sorted(RELEASE_NAMES)}",
+                    release,
+                )
+            elif not values:
+                yield Problem(("helm_values", release), "empty; remove it", values)
+
     def model_in_maintenance(self, name: str) -> bool:
         """Whether a local model's GPUs are switched to maintenance."""
         model = self.inference.models[name]
@@ -340,6 +495,16 @@ class PlatformConfig(FrozenModel):
             return False
         return self.cluster.class_in_maintenance(model.gpu_class)
 
+    def downloads_model(self, name: str) -> bool:
+        """Whether the platform itself fetches a model's weights: a cluster model's server,
+        or the Compose file it installs on a `managed` LAN host (an unmanaged host reads
+        its token from its own `.env`)."""
+        model = self.inference.models[name]
+        if model.placement == "cluster":
+            return True
+        host = self.cluster.lan_gpu_hosts.get(model.lan_host or "")
+        return host is not None and host.managed
+
     def required_secrets(self) -> tuple[str, ...]:
         """Secret config keys this stack needs, sorted."""
         keys: set[str] = set()
@@ -347,6 +512,6 @@ class PlatformConfig(FrozenModel):
         keys.update(m.api_key_secret for m in self.llm_gateway.cloud_models.values())
         if self.edge_enabled and self.edge is not None:
             keys.update(self.edge.client_key_secrets.values())
-        if any(m.gated for m in self.inference.models.values()):
+        if any(m.gated and self.downloads_model(n) for n, m in self.inference.models.items()):
             keys.add("huggingface_token")
         return tuple(sorted(keys))

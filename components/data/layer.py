@@ -229,6 +229,7 @@ class DataLayer(pulumi.ComponentResource):
             versions.QDRANT,
             release_name=qdrant.RELEASE,
             namespace=args.namespace,
+            overlays=args.config.helm_values,
             values=values,
             opts=pulumi.ResourceOptions.merge(
                 child,

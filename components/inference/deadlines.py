@@ -3,9 +3,10 @@
 Four figures per local model, all rendered into its LiteLLM deployment (the last three
 enforced on the connection to the server by `components/llm_gateway/upstream_deadlines.py`):
 
-- `served_context`: the context vLLM is started with (`--max-model-len`, which the fit
-  check may shorten below `context_length`), what the gateway advertises as
-  `max_input_tokens`.
+- `served_context`: the context the server is started with (vLLM's `--max-model-len`,
+  which the fit check may shorten below `context_length`, on cluster GPUs and on LAN
+  hosts alike; an Ollama service's one `OLLAMA_CONTEXT_LENGTH`, the shortest fit of its
+  models), what the gateway advertises as `max_input_tokens`.
 - `first_token_deadline`: how long a request, streaming or not, waits for the server's
   first token before the cloud fallback is tried. Derived as the expected worst first
   token (`first_token_seconds`) plus a prefill of the whole served context at
@@ -26,7 +27,6 @@ from __future__ import annotations
 import math
 
 from components.config import PlatformConfig
-from components.inference.fit import estimate
 
 PREFILL_SPEEDUP = 8.0
 """Prefill processes prompt tokens this many times faster than the model's aggregate
@@ -45,15 +45,23 @@ def _round_up(seconds: float) -> float:
 
 
 def served_context(config: PlatformConfig, name: str) -> int:
-    """The context vLLM serves: the fit's `--max-model-len` for a cluster model, the
-    configured `context_length` for a LAN host (whose server the platform does not start)."""
+    """The context a local model is served with: its fit's `--max-model-len`, on cluster
+    GPUs or a LAN host; on an Ollama service, the shortest fit of the service's models
+    (Ollama takes one context length for all of them)."""
     model = config.inference.models[name]
-    if model.placement != "cluster" or model.gpu_class is None:
+    fit = config.model_fit(name)
+    if fit is None:
         return model.context_length
-    gpu = config.cluster.gpu_classes.get(model.gpu_class)
-    if gpu is None:
-        return model.context_length
-    return estimate(model, gpu).max_model_len
+    port = config.lan_port(name) if model.placement == "lan" else None
+    host = config.cluster.lan_gpu_hosts.get(model.lan_host or "")
+    service = host.service(port) if host is not None and port is not None else None
+    if service is None or service.server != "ollama":
+        return fit.max_model_len
+    return min(
+        fitted.max_model_len
+        for other in config.lan_models(model.lan_host or "")
+        if config.lan_port(other) == port and (fitted := config.model_fit(other)) is not None
+    )
 
 
 def derived_first_token_deadline(config: PlatformConfig, name: str) -> float:

@@ -30,6 +30,12 @@
   fraction of the whole GPU (vLLM engine arguments: "if you have two vLLM instances
   running on the same GPU, you can set the GPU memory utilization to 0.5 for each").
 
+A LAN GPU host runs several servers on the same GPUs (one vLLM process per model, or
+Ollama with several models), each model with all of the host's GPUs: together they must
+fit the host's usable memory. Each model gets a share of it in proportion to what it
+needs at its wanted context (`lan_host_estimates`), and is estimated within that share
+as above, so the sum of their `--gpu-memory-utilization` never exceeds the usable 92%.
+
 When the wanted tokens do not fit but a context of at least `MIN_CONTEXT` tokens does for
 the wanted concurrency, the model fits with that shorter `--max-model-len` (a multiple of
 256, itself a multiple of vLLM's 16-token KV block); otherwise the config is refused with
@@ -41,6 +47,7 @@ same budget and the KV pool it sizes holds at least the tokens estimated here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from components.config.cluster import GpuClass, GpuSharing
@@ -111,8 +118,51 @@ def gpu_share(gpu: GpuClass) -> float:
 
 def estimate(model: LocalModel, gpu: GpuClass) -> Fit:
     """The VRAM estimate of a model on `gpu_count` GPUs of a class."""
-    total_gib = gpu.memory_gib * model.gpu_count
     share = gpu_share(gpu)
+    note = f" x 1/{round(1 / share)} (time-sliced)" if share < 1 else ""
+    return _estimate(model, gpu, share, note)
+
+
+def needed_gib(model: LocalModel, gpus: int, context: int) -> float:
+    """What a model needs on `gpus` GPUs with `context` tokens for each of its sequences."""
+    kv = kv_bytes_per_token(model) / GIB * context * model.max_concurrent_sequences
+    return weights_gib(model) + OVERHEAD_GIB_PER_GPU * gpus + kv
+
+
+def lan_host_estimates(
+    models: Mapping[str, LocalModel], gpu: GpuClass, gpus: int
+) -> dict[str, Fit]:
+    """The estimates of the models a LAN host serves together on all of its `gpus` GPUs.
+
+    Each model first gets what it needs at the shortest context it may have
+    (`MIN_CONTEXT`); what is left of the host's usable memory goes to the models in
+    proportion to the rest of what they ask for, so when the host is short every
+    model's extra context is cut by the same fraction. A model with the host to itself
+    is estimated as a cluster model on the same GPUs.
+    """
+    on_host = {name: m.model_copy(update={"gpu_count": gpus}) for name, m in models.items()}
+    usable = gpu.memory_gib * gpus * USABLE_FRACTION
+    least = {n: needed_gib(m, gpus, min(MIN_CONTEXT, m.context_length)) for n, m in on_host.items()}
+    wanted = {n: needed_gib(m, gpus, m.context_length) for n, m in on_host.items()}
+    spare = usable - sum(least.values())
+    extra = sum(wanted.values()) - sum(least.values())
+    fits: dict[str, Fit] = {}
+    for name, model in sorted(on_host.items()):
+        if len(on_host) == 1:
+            share = 1.0
+        elif spare <= 0 or extra <= 0:
+            share = wanted[name] / sum(wanted.values())
+        else:
+            grant = least[name] + min(spare, extra) * (wanted[name] - least[name]) / extra
+            grant += max(spare - extra, 0) * wanted[name] / sum(wanted.values())
+            share = grant / usable
+        note = f" x {share:.2f} (its share beside the host's other models)" if share < 1 else ""
+        fits[name] = _estimate(model, gpu, share, note)
+    return fits
+
+
+def _estimate(model: LocalModel, gpu: GpuClass, share: float, share_note: str) -> Fit:
+    total_gib = gpu.memory_gib * model.gpu_count
     # Whole percent, as vLLM is told; every figure below stays within it.
     cap = math.floor(USABLE_FRACTION * share * 100) / 100
     usable = total_gib * cap
@@ -130,9 +180,11 @@ def estimate(model: LocalModel, gpu: GpuClass) -> Fit:
     fits = max_len >= min(MIN_CONTEXT, model.context_length)
     kv = per_token_gib * max_len * concurrency
     needed = weights + overhead + kv
-    utilization = min(
-        cap,
-        math.ceil((needed / total_gib + UTILIZATION_HEADROOM) * 100) / 100,
+    # Only a fitting estimate has a meaningful share (a tiny GPU would overflow it).
+    utilization = (
+        min(cap, math.ceil((needed / total_gib + UTILIZATION_HEADROOM) * 100) / 100)
+        if fits
+        else cap
     )
     arithmetic = (
         f"weights {model.parameters_billion}B x {BYTES_PER_PARAMETER[model.weight_format]} B "
@@ -141,8 +193,7 @@ def estimate(model: LocalModel, gpu: GpuClass) -> Fit:
         f"{concurrency} sequences = {wanted_kv:.2f} GiB; usable {USABLE_FRACTION:.0%} of "
         f"{model.gpu_count} x {gpu.memory_gib} GiB"
     )
-    if share < 1:
-        arithmetic += f" x 1/{round(1 / share)} (time-sliced)"
+    arithmetic += share_note
     arithmetic += f" = {usable:.2f} GiB; needs {weights + overhead + wanted_kv:.2f} GiB"
     if fits and max_len < model.context_length:
         arithmetic += f"; context shortened to {max_len} tokens to fit"

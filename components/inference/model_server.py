@@ -36,6 +36,7 @@ import pulumi_kubernetes as k8s
 from components import versions
 from components.config import GpuSharing, LocalModel, PlatformConfig
 from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
+from components.config.names import kubernetes_name
 from components.inference.endpoints import (
     INFERENCE_NAMESPACE,
     MODEL_SERVER_COMPONENT,
@@ -64,7 +65,9 @@ class ServerPlan:
     """What one model server needs, derived from config (pure; tested on its own)."""
 
     name: str
+    """The model's Kubernetes name (`names.kubernetes_name` of its served name)."""
     service: str
+    image: str
     replicas: int
     fit: Fit
     args: tuple[str, ...]
@@ -167,8 +170,9 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
     assert model.gpu_class is not None
     fit = estimate(model, config.cluster.gpu_classes[model.gpu_class])
     return ServerPlan(
-        name=name,
+        name=kubernetes_name(name),
         service=model_service_name(name),
+        image=server_image(model),
         replicas=running_replicas(config, name),
         fit=fit,
         args=tuple(vllm_args(name, model, fit)),
@@ -178,6 +182,13 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
         rolling=has_spare_gpu(config, name),
         avoid_nodes=tuple(maintenance_nodes(config, model.gpu_class)),
     )
+
+
+def server_image(model: LocalModel) -> str:
+    """The vLLM image a model runs: its pinned `image`, else the project's pin."""
+    if model.image is not None:
+        return versions.parse_image(model.image).ref
+    return versions.VLLM_OPENAI.ref
 
 
 def cache_gib(fit: Fit) -> int:
@@ -228,7 +239,7 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
         "containers": [
             {
                 "name": "vllm",
-                "image": versions.VLLM_OPENAI.ref,
+                "image": plan.image,
                 "args": list(plan.args),
                 "env": env,
                 "ports": [{"name": "http", "container_port": VLLM_PORT, "protocol": "TCP"}],

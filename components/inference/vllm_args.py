@@ -37,7 +37,10 @@ DTYPE = {
 
 
 def vllm_args(name: str, model: LocalModel, fit: Fit) -> list[str]:
-    """Arguments after `vllm serve` (the image's entrypoint); the model is positional."""
+    """Arguments after `vllm serve` (the image's entrypoint); the model is positional.
+
+    The model's `extra_args` come last; `vllm_flags` has refused any that repeat these.
+    """
     return [
         model.hf_repo,
         f"--revision={model.revision}",
@@ -53,4 +56,5 @@ def vllm_args(name: str, model: LocalModel, fit: Fit) -> list[str]:
         f"--kv-cache-dtype={model.kv_cache_dtype}",
         "--enable-prefix-caching" if model.prefix_caching else "--no-enable-prefix-caching",
         "--enable-chunked-prefill" if model.chunked_prefill else "--no-enable-chunked-prefill",
+        *model.extra_args,
     ]

@@ -107,6 +107,7 @@ class TraefikIngress(pulumi.ComponentResource):
             versions.TRAEFIK,
             release_name=RELEASE,
             namespace=args.namespace,
+            overlays=args.config.helm_values,
             values=traefik_values(traefik_settings(config)),
             opts=child,
         )

@@ -149,12 +149,10 @@ def env_ref(name: str) -> str:
 
 
 def backend_model_name(name: str, model: LocalModel) -> str:
-    """The model id the backend knows: the served name for vLLM in the cluster (started
-    with `--served-model-name=<name>`), `backend_model` or else the Hugging Face repo for a
-    LAN host."""
-    if model.backend_model is not None:
-        return model.backend_model
-    return model.hf_repo if model.placement == "lan" else name
+    """The model id the backend knows: the served name for vLLM, in the cluster or on a
+    LAN host (both started with `--served-model-name=<name>`), Ollama's own name of the
+    model (`backend_model`) on an Ollama service."""
+    return model.backend_model if model.backend_model is not None else name
 
 
 def _local_entry(

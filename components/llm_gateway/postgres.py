@@ -308,6 +308,7 @@ class GatewayDatabase(pulumi.ComponentResource):
             versions.CLOUDNATIVE_PG,
             release_name="cnpg",
             namespace=args.operator_namespace,
+            overlays=args.config.helm_values,
             values=operator_values(config),
             opts=child,
         )
@@ -436,6 +437,7 @@ class GatewayDatabase(pulumi.ComponentResource):
             release_name="barman-cloud",
             # The plugin must run next to the operator, which discovers it by its Service.
             namespace=args.operator_namespace,
+            overlays=args.config.helm_values,
             values=plugin_values(),
             opts=pulumi.ResourceOptions.merge(
                 child,

@@ -3,9 +3,10 @@
 All monitors live in the observability namespace and name their target namespace in
 `namespaceSelector`, so this area owns them. Targets:
 
-* vLLM: Services labelled `app.kubernetes.io/component: model-server` in `inference`
-  (in-cluster servers and LAN GPU hosts), port `http`, `/metrics`; LAN hosts that run
-  Ollama (no Prometheus endpoint) are dropped by service name;
+* vLLM: Services labelled `app.kubernetes.io/component: model-server` in `inference`,
+  `/metrics`: in-cluster servers on port `http`, LAN GPU hosts on the port of each vLLM
+  service they run (`vllm-<port>`); their Ollama ports (no Prometheus endpoint) are
+  never named, so never scraped;
 * LiteLLM: Service `litellm` in `llm-gateway`, port `http`, `/metrics/` (a mount);
 * Traefik: its pods' `metrics` port (chart traefik 41.3.0);
 * cert-manager: the controller pods' `http-metrics` port (9402);
@@ -28,7 +29,7 @@ from components.config import PlatformConfig
 from components.inference.endpoints import (
     INFERENCE_NAMESPACE,
     MODEL_SERVER_COMPONENT,
-    lan_host_service_name,
+    lan_port_name,
 )
 from components.labels import selector_labels
 
@@ -55,32 +56,23 @@ def _in(namespace: str) -> dict[str, Any]:
 
 
 def vllm_monitor(config: PlatformConfig) -> Monitor:
-    """Model servers and LAN GPU hosts; Ollama hosts have no /metrics and are dropped."""
-    endpoint: dict[str, Any] = {
-        "port": "http",
-        "path": "/metrics",
-        "interval": SCRAPE_INTERVAL,
+    """Model servers and the vLLM services of LAN GPU hosts; Ollama has no /metrics."""
+    lan = {
+        lan_port_name(s.server, s.port)
+        for host in config.cluster.lan_gpu_hosts.values()
+        for s in host.services
+        if s.server == "vllm"
     }
-    ollama = sorted(
-        lan_host_service_name(name)
-        for name, host in config.cluster.lan_gpu_hosts.items()
-        if host.server == "ollama"
-    )
-    if ollama:
-        endpoint["relabelings"] = [
-            {
-                "action": "drop",
-                "sourceLabels": ["__meta_kubernetes_service_name"],
-                "regex": "|".join(ollama),
-            }
-        ]
+    ports = ["http", *sorted(lan)]
     return Monitor(
         kind="ServiceMonitor",
         name="vllm",
         spec={
             "namespaceSelector": _in(INFERENCE_NAMESPACE),
             "selector": {"matchLabels": {"app.kubernetes.io/component": MODEL_SERVER_COMPONENT}},
-            "endpoints": [endpoint],
+            "endpoints": [
+                {"port": port, "path": "/metrics", "interval": SCRAPE_INTERVAL} for port in ports
+            ],
         },
     )
 

@@ -128,6 +128,7 @@ class Observability(pulumi.ComponentResource):
             chart,
             release_name=RELEASE,
             namespace=args.namespace,
+            overlays=args.config.helm_values,
             # Plain values (known in previews); Grafana reads the Secret made just above.
             values=kube_prometheus_stack_values(settings),
             timeout_seconds=HELM_TIMEOUT_SECONDS,
@@ -143,6 +144,7 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-dcgm-exporter",
                 versions.DCGM_EXPORTER,
                 namespace=args.namespace,
+                overlays=args.config.helm_values,
                 values=dcgm_exporter_values(),
                 timeout_seconds=HELM_TIMEOUT_SECONDS,
                 opts=pulumi.ResourceOptions.merge(

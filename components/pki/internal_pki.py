@@ -101,6 +101,7 @@ class InternalPki(pulumi.ComponentResource):
             versions.CERT_MANAGER,
             release_name=CERT_MANAGER_RELEASE,
             namespace=args.namespace,
+            overlays=args.config.helm_values,
             values=cert_manager_values(prod=prod),
             opts=child,
         )
@@ -162,6 +163,7 @@ class InternalPki(pulumi.ComponentResource):
             versions.TRUST_MANAGER,
             release_name=TRUST_MANAGER_RELEASE,
             namespace=args.namespace,
+            overlays=args.config.helm_values,
             values=trust_manager_values(prod=prod, trust_namespace=CERT_MANAGER_NAMESPACE),
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[self.cert_manager])

@@ -372,6 +372,7 @@ def test_errors_rate_limits_and_crashes_fail_over_with_no_failed_request(
     gateway.local["qwen3-14b"].mode = "error"
     gateway.local["llama-3-1-8b"].mode = "rate-limited"
     gateway.local["qwen3-8b"].mode = "down"
+    gateway.local["Qwen3-4B"].mode = "error"  # the workstation's second model
     faulted_at = time.monotonic()
     names = sorted(gateway.local)
     sent = _clients(gateway, [(n, s, 4.0) for n in names for s in (False, True)], timeout=20)
@@ -412,6 +413,7 @@ def test_a_hung_server_loses_requests_to_the_fallback_within_its_deadline(
         "qwen3-8b": "hang",
         "qwen3-14b": "hang-after-headers",
         "llama-3-1-8b": "hang-after-tokens",
+        "Qwen3-4B": "hang",
     }
     for name, mode in modes.items():
         gateway.local[name].mode = mode

@@ -141,8 +141,8 @@ def test_lan_gpu_host_is_reachable_from_the_gateway_and_the_scraper_only() -> No
     config = stack_config("prod")
     flows = [f for f in platform_flows(config) if f.target == "192.168.10.50/32"]
     assert sorted((f.source, f.ports) for f in flows) == [
-        ("llm-gateway", (8000,)),
-        ("observability", (8000,)),  # Prometheus reads vLLM's /metrics there
+        ("llm-gateway", (8000, 8001)),  # one port per service of the host
+        ("observability", (8000, 8001)),  # Prometheus reads vLLM's /metrics there
     ]
 
 

@@ -364,3 +364,20 @@ def test_the_arguments_parse_with_vllms_own_parser() -> None:
             assert parsed.gpu_memory_utilization == fit.gpu_memory_utilization
             assert parsed.tensor_parallel_size == model.gpu_count
             assert parsed.enable_prefix_caching is model.prefix_caching
+
+
+def test_a_served_name_with_dots_and_case_keeps_its_kubernetes_objects_dns_safe() -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["Qwen3.4B"] = values["inference"]["models"].pop("qwen3-4b")
+    values["inference"]["models"]["Qwen3.4B"]["image"] = "docker.io/vllm/vllm-openai:v0.32.1"
+    run = _values_run(values)
+    (server,) = run.of_type(DEPLOYMENT)
+    assert server.inputs["metadata"]["name"] == "vllm-qwen3-4b"
+    (container,) = server.inputs["spec"]["template"]["spec"]["containers"]
+    assert _arg(container, "served-model-name") == "Qwen3.4B"
+    assert container["image"] == "docker.io/vllm/vllm-openai:v0.32.1"
+    labels = server.inputs["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "qwen3-4b"
+    for resource in run.resources:
+        if resource.type.startswith("kubernetes:"):
+            validate_core(resource)

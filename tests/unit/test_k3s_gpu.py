@@ -119,7 +119,7 @@ def test_lan_host_is_a_service_with_a_manual_endpoint_slice() -> None:
     assert slice_.inputs["endpoints"][0]["conditions"] == {"ready": True}
     service_ports = {p["name"]: p["port"] for p in service.inputs["spec"]["ports"]}
     slice_ports = {p["name"]: p["port"] for p in slice_.inputs["ports"]}
-    assert service_ports == slice_ports == {"http": 8000}
+    assert service_ports == slice_ports == {"vllm-8000": 8000, "vllm-8001": 8001}
     for resource in (service, slice_):
         validate_core(resource)
 

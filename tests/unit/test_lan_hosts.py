@@ -25,13 +25,15 @@ def test_each_lan_host_is_a_service_backed_by_a_manual_endpoint_slice(
     host = stack_config("prod").cluster.lan_gpu_hosts["workstation"]
     service = _named(run, "kubernetes:core/v1:Service", "lan-workstation")
     assert "selector" not in service.inputs["spec"]
-    assert service.inputs["spec"]["ports"][0]["port"] == host.port
+    assert [p["port"] for p in service.inputs["spec"]["ports"]] == [s.port for s in host.services]
     endpoints = _named(run, SLICE, "lan-workstation-1")
     assert endpoints.inputs["metadata"]["labels"]["kubernetes.io/service-name"] == "lan-workstation"
     assert endpoints.inputs["metadata"]["namespace"] == "inference"
     (endpoint,) = endpoints.inputs["endpoints"]
     assert endpoint["addresses"] == [str(host.address)]
-    assert endpoints.inputs["ports"] == [{"name": "http", "port": host.port, "protocol": "TCP"}]
+    assert endpoints.inputs["ports"] == [
+        {"name": f"vllm-{s.port}", "port": s.port, "protocol": "TCP"} for s in host.services
+    ]
     validate_core(service)
     validate_core(endpoints)
 
@@ -39,6 +41,7 @@ def test_each_lan_host_is_a_service_backed_by_a_manual_endpoint_slice(
 def test_the_gateway_reaches_lan_models_by_that_service() -> None:
     bases = model_api_bases(stack_config("prod"))
     assert bases["llama-3-1-8b"] == "http://lan-workstation.inference.svc.cluster.local:8000/v1"
+    assert bases["Qwen3-4B"] == "http://lan-workstation.inference.svc.cluster.local:8001/v1"
 
 
 def test_a_host_in_maintenance_is_not_ready_and_dev_has_none(stack_run: StackRun) -> None:

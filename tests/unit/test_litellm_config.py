@@ -67,10 +67,11 @@ def test_every_local_model_is_served_by_vllm_in_the_cluster_or_on_its_lan_host(
     for name, model in config.inference.models.items():
         params = entries[name]["litellm_params"]
         if model.placement == "lan":
-            host = config.cluster.lan_gpu_hosts[model.lan_host or ""]
-            assert params["model"] == f"hosted_vllm/{model.backend_model or model.hf_repo}"
+            # The Compose file starts it with `--served-model-name=<name>`.
+            assert params["model"] == f"hosted_vllm/{name}"
             assert params["api_base"] == (
-                f"http://lan-{model.lan_host}.inference.svc.cluster.local:{host.port}/v1"
+                f"http://lan-{model.lan_host}.inference.svc.cluster.local:"
+                f"{config.lan_port(name)}/v1"
             )
         else:
             assert params["model"] == f"hosted_vllm/{name}"

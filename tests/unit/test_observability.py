@@ -9,6 +9,7 @@ import pytest
 
 from components import versions
 from components.cluster.gpu import RUNTIME_CLASS
+from components.config import parse_platform_config
 from components.observability import values as obs_values
 from components.observability.stack import Observability, ObservabilityArgs
 from tests.support import dependency_names, run_program, stack_config, stack_values
@@ -210,20 +211,22 @@ def test_linkerd_monitor_only_with_the_mesh() -> None:
     assert {m.name for m in platform_monitors(without)} == with_mesh - {"linkerd-proxy"}
 
 
-def test_ollama_lan_hosts_are_not_scraped() -> None:
+def test_each_vllm_port_of_a_lan_host_is_scraped_and_ollama_ports_never() -> None:
     from components.observability.monitors import vllm_monitor
 
     config = stack_config("prod")
-    assert "relabelings" not in vllm_monitor(config).spec["endpoints"][0]
-    hosts = {
-        name: host.model_copy(update={"server": "ollama"})
-        for name, host in config.cluster.lan_gpu_hosts.items()
+    ports = [e["port"] for e in vllm_monitor(config).spec["endpoints"]]
+    assert ports == ["http", "vllm-8000", "vllm-8001"]
+    values = stack_values("prod")
+    values["cluster"]["lan_gpu_hosts"]["workstation"]["services"][1] = {
+        "port": 11434,
+        "server": "ollama",
     }
-    cluster = config.cluster.model_copy(update={"lan_gpu_hosts": hosts})
-    spec = vllm_monitor(config.model_copy(update={"cluster": cluster})).spec
-    (drop,) = spec["endpoints"][0]["relabelings"]
-    assert drop["action"] == "drop"
-    assert drop["regex"] == "lan-workstation"
+    qwen = values["inference"]["models"]["Qwen3-4B"]
+    qwen.update(lan_port=11434, backend_model="qwen3:4b")
+    del qwen["extra_args"]
+    spec = vllm_monitor(parse_platform_config(values)).spec
+    assert [e["port"] for e in spec["endpoints"]] == ["http", "vllm-8000"]
 
 
 def test_backup_alert_only_where_backups_exist() -> None:

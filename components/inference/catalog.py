@@ -1,0 +1,144 @@
+"""Known model architectures: what a model entry can name as its `preset`.
+
+Each row holds the facts the fit check needs, read from the model's published
+`config.json` (the addresses are in `tests/fixtures/catalog_sources.yaml`, and
+`tests/unit/test_catalog.py` holds every row to them):
+
+* `parameters_billion`: derived from the config's shapes (embeddings, attention and
+  MLP or expert weights of every layer); for MoE models every expert counts, since all
+  of them sit in GPU memory;
+* `layers`, `kv_heads`, `head_dim`: `num_hidden_layers`, `num_key_value_heads` and
+  `head_dim` (`hidden_size / num_attention_heads` where the config leaves it out);
+* `native_context`: `max_position_embeddings`, the longest `--max-model-len` vLLM
+  accepts for the model without RoPE scaling;
+* `weight_format`: the format of the published checkpoint (all bf16 here); a quantized
+  export of the same model keeps the architecture and overrides `hf_repo` and
+  `weight_format`;
+* `gated`: the repository asks for the Hugging Face token.
+
+Families left out, because their facts could not be verified from a published config
+or the fit cannot model them: Gemma 3 (no config of the 4B/12B/27B checkpoints could be
+read; five of six layers use a 1024-token sliding window, which this estimate would
+over-count), Ministral (no config found), gpt-oss (layers and KV heads were verified,
+but its MXFP4 checkpoint has no weight format the fit can size).
+
+A model entry naming a preset may still set any field; what it sets wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    """One known architecture and where its published weights live."""
+
+    hf_repo: str
+    parameters_billion: float
+    layers: int
+    kv_heads: int
+    head_dim: int
+    native_context: int
+    weight_format: str = "bf16"
+    gated: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """The model-entry fields this preset fills in."""
+        return {
+            "hf_repo": self.hf_repo,
+            "parameters_billion": self.parameters_billion,
+            "layers": self.layers,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "native_context": self.native_context,
+            "weight_format": self.weight_format,
+            "gated": self.gated,
+        }
+
+
+PRESETS: dict[str, Preset] = {
+    "qwen3-4b": Preset(
+        hf_repo="Qwen/Qwen3-4B",
+        parameters_billion=4.02,
+        layers=36,
+        kv_heads=8,
+        head_dim=128,
+        native_context=40960,
+    ),
+    "qwen3-8b": Preset(
+        hf_repo="Qwen/Qwen3-8B",
+        parameters_billion=8.19,
+        layers=36,
+        kv_heads=8,
+        head_dim=128,
+        native_context=40960,
+    ),
+    "qwen3-30b-a3b": Preset(
+        hf_repo="Qwen/Qwen3-30B-A3B",
+        parameters_billion=30.53,
+        layers=48,
+        kv_heads=4,
+        head_dim=128,
+        native_context=40960,
+    ),
+    "llama-3.1-8b-instruct": Preset(
+        hf_repo="meta-llama/Llama-3.1-8B-Instruct",
+        parameters_billion=8.03,
+        layers=32,
+        kv_heads=8,
+        head_dim=128,
+        native_context=131072,
+        gated=True,
+    ),
+    "llama-3.2-3b-instruct": Preset(
+        hf_repo="meta-llama/Llama-3.2-3B-Instruct",
+        parameters_billion=3.21,
+        layers=28,
+        kv_heads=8,
+        head_dim=128,
+        native_context=131072,
+        gated=True,
+    ),
+    "mistral-7b-instruct-v0.3": Preset(
+        hf_repo="mistralai/Mistral-7B-Instruct-v0.3",
+        parameters_billion=7.25,
+        layers=32,
+        kv_heads=8,
+        head_dim=128,
+        native_context=32768,
+    ),
+    "phi-4": Preset(
+        hf_repo="microsoft/phi-4",
+        parameters_billion=14.66,
+        layers=40,
+        kv_heads=10,
+        head_dim=128,
+        native_context=16384,
+    ),
+    "deepseek-r1-distill-qwen-7b": Preset(
+        hf_repo="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        parameters_billion=7.62,
+        layers=28,
+        kv_heads=4,
+        head_dim=128,
+        native_context=131072,
+    ),
+    "deepseek-r1-distill-qwen-14b": Preset(
+        hf_repo="deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
+        parameters_billion=14.77,
+        layers=48,
+        kv_heads=8,
+        head_dim=128,
+        native_context=131072,
+    ),
+    "deepseek-r1-distill-qwen-32b": Preset(
+        hf_repo="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+        parameters_billion=32.76,
+        layers=64,
+        kv_heads=8,
+        head_dim=128,
+        native_context=131072,
+    ),
+}
