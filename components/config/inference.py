@@ -129,9 +129,9 @@ class LocalModel(FrozenModel):
             return data
         preset = PRESETS.get(str(data["preset"]))
         if preset is None:
-            raise ValueError(
-                f"preset {data['preset']!r} is not in the catalog; known: {sorted(PRESETS)}"
-            )
+            # The value itself is not repeated: an error may show it only through its
+            # redacting `(got ...)` (a pasted secret must not reach the log).
+            raise ValueError(f"preset is not in the catalog; known: {', '.join(sorted(PRESETS))}")
         return {**preset.fields(), **data}
 
     @model_validator(mode="after")
