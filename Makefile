@@ -8,7 +8,7 @@ STACK ?= dev
 STACKS := dev prod
 
 .PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
-        litellm-venv checkov-venv config-docs constraints clean
+        litellm-venv checkov-venv gixy-venv config-docs constraints clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
@@ -60,6 +60,9 @@ litellm-venv:
 checkov-venv:
 	bash scripts/setup-pinned-venv.sh checkov
 
+gixy-venv:
+	bash scripts/setup-pinned-venv.sh gixy
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -73,7 +76,7 @@ config-docs: venv
 	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
 	$(BIN)/python -m tools.config_docs --outputs-schema > docs/outputs.schema.json
 
-test: venv charts system-tools litellm-venv checkov-venv lint typecheck render-all
+test: venv charts system-tools litellm-venv checkov-venv gixy-venv lint typecheck render-all
 	$(BIN)/pytest
 
 # Resolves requirements*.txt afresh (without the old pins), then records every version.
