@@ -7,9 +7,9 @@ passes only:
 
 - the client API routes named in `edge.api_routes` (`API_ROUTES`: one method and one exact
   path each), matched on the raw request target, before nginx decodes or merges anything;
-- no query string: a request may carry none, or only `ALLOWED_QUERY` (Anthropic's SDKs add
-  it to `/v1/messages`); the routes take their parameters in the body, and `/v1/models`'s
-  query parameters (`team_id`, `scope`, `include_metadata`) are for admins;
+- no query string but `ALLOWED_QUERY` (Anthropic's SDKs add it to `/v1/messages`): the
+  routes take their parameters in the body, `/v1/models`'s query parameters (`team_id`,
+  `scope`, `include_metadata`) are for admins, and a key in a query would end up in logs;
 - the request headers in `FORWARDED_REQUEST_HEADERS` plus the ones the edge sets itself,
   so no credential (`x-litellm-api-key`, `x-api-key`, `api-key`, `x-goog-api-key`,
   `Ocp-Apim-Subscription-Key`, `Proxy-Authorization`, `Cookie`) and no LiteLLM control
@@ -53,7 +53,7 @@ API_ROUTES: Mapping[ApiRouteName, ApiRoute] = MappingProxyType(
 assert set(API_ROUTES) == set(get_args(ApiRouteName)), "a route name without a route"
 
 ALLOWED_QUERY = "beta=true"
-"""The one query string the edge accepts (and drops): the Anthropic SDKs' beta marker."""
+"""The one query string the edge accepts (and passes): the Anthropic SDKs' beta marker."""
 
 FORWARDED_REQUEST_HEADERS = (
     "Content-Type",

@@ -8,10 +8,9 @@
   optional OCSP stapling;
 - only the client API routes of `routes` (components/edge/api_surface.py), each one method
   and one exact path matched on the raw request target (`$request_uri`, before nginx
-  decodes `%xx`, merges `//` or resolves `..`), and sent upstream as that canonical path:
+  decodes `%xx`, merges `//` or resolves `..`), and sent upstream as those same bytes:
   everything else gets a JSON 404 and never reaches the upstream; a query string other than
-  `ALLOWED_QUERY` gets a JSON 400 before any log line or limit holds it, and none is
-  forwarded;
+  `ALLOWED_QUERY` gets a JSON 400 before any log line or limit holds it;
 - `Authorization: Bearer <key>` compared exactly (case-sensitive) with the keys of an
   included map file (`keys_map_path`, written on the instance by the key refresh script):
   each entry is an anchored regular expression, since nginx compares a map's plain string
@@ -409,14 +408,14 @@ def _route_pattern(route: ApiRoute) -> str:
 
 def _request_maps(settings: NginxSettings) -> list[str]:
     return [
-        "    # The canonical path of an allowed route, from the method and the raw request",
-        "    # target as the client sent it; empty for anything else (then 404).",
+        "    # 1 when the method and the raw request target, as the client sent them, are an",
+        "    # allowed route; empty for anything else (then 404).",
         '    map "$request_method $request_uri" $edge_route {',
         '        default "";',
-        *(f'        {_route_pattern(route)} "{route.path}";' for route in settings.routes),
+        *(f"        {_route_pattern(route)} 1;" for route in settings.routes),
         "    }",
         "",
-        "    # 1 when the query string is one the edge accepts (it forwards none).",
+        "    # 1 when the query string is empty or the one the edge accepts.",
         "    map $args $edge_query_allowed {",
         '        default "";',
         '        "" 1;',
@@ -594,8 +593,9 @@ def _https_server(settings: NginxSettings) -> list[str]:
         ),
         "            auth_request /_edge_auth;",
         "",
-        # The canonical path of the matched route; no query string.
-        "            proxy_pass https://edge_upstream$edge_route;",
+        # No URI part: the upstream gets the raw target, which is exactly an allowed route
+        # (with no query, or ALLOWED_QUERY): the same bytes the route check read.
+        "            proxy_pass https://edge_upstream;",
         "            proxy_http_version 1.1;",
         "            proxy_pass_request_headers off;",
         *(
