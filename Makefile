@@ -8,7 +8,7 @@ STACK ?= dev
 STACKS := dev prod
 
 .PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
-        litellm-venv checkov-venv gixy-venv config-docs constraints clean
+        litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
@@ -18,6 +18,7 @@ help:
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
+	@echo "make pin-digests                        pin each image of components/versions.py to its digest"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,11 @@ config-docs: venv
 
 test: venv charts system-tools litellm-venv checkov-venv gixy-venv lint typecheck render-all
 	$(BIN)/pytest
+
+# Each image tag of components/versions.py resolved to its digest over the registry's API;
+# an unreachable registry leaves its images pinned by tag (tools/pin_digests.py).
+pin-digests: venv
+	$(BIN)/python -m tools.pin_digests
 
 # Resolves requirements*.txt afresh (without the old pins), then records every version.
 constraints:
