@@ -19,7 +19,7 @@ import pytest
 
 from components.edge.nginx_conf import ClientLimit
 from components.inference.deadlines import first_token_deadline
-from tests.e2e.chain import Chain, litellm_chain
+from tests.e2e.chain import MASTER_KEY, Chain, litellm_chain
 from tests.litellm_proxy import Reply, client_requests, litellm_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.live]
@@ -215,6 +215,40 @@ def test_malformed_requests_through_the_chain_get_their_4xx_quickly(chain: Chain
     assert [f for f in chain.fakes() if f is not chain.local[model] and client_requests(f)] == []
     assert good and all(reply.status == 200 for reply in good)
     assert all(chain.served_by(reply, model) == "local" for reply in good)
+
+
+INTERNAL_HEADER_PREFIXES = ("x-litellm-", "llm_provider-", "x-ratelimit-")
+
+
+def test_litellm_internal_headers_stop_at_the_edge(chain: Chain) -> None:
+    """The real LiteLLM adds its internal headers (the control: straight to it they are
+    there, the internal backend URL among them); through the edge no answer, plain or
+    streamed, carries one, while the answer itself is whole."""
+    model = "qwen3-14b"
+    body = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "direct"}]}
+    ).encode()
+    conn = chain.litellm_connection()
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        direct = {k.lower(): v for k, v in response.getheaders()}
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert "x-litellm-model-api-base" in direct and "x-litellm-key-spend" in direct
+    for stream in (False, True):
+        reply = chain.chat(KEYS["alice"], model, stream=stream, marker=MARKER)
+        assert reply.status == 200, reply.body[:300]
+        assert chain.served_by(reply, model) == "local"
+        leaked = [h for h in reply.headers if h.startswith(INTERNAL_HEADER_PREFIXES)]
+        assert leaked == [], leaked
 
 
 # Last in the module: it faults every local model, and a health-check round that was
