@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components.config import parse_platform_config
+from components.edge.gateway import nginx_settings
 from components.edge.nginx_conf import (
     ClientLimit,
     NginxSettings,
@@ -17,6 +19,7 @@ from components.edge.nginx_conf import (
 )
 from tests.artifacts.edge.nginx_harness import EdgeFixture, nginx_binary
 from tests.fakes.upstream import TestPki
+from tests.support import stack_values
 
 CLIENTS = (
     ClientLimit(name="alice", requests_per_second=5, burst=10),
@@ -202,3 +205,17 @@ def test_nginx_t_is_run_with_the_real_binary(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "bogus_directive" in result.stderr
+
+
+def test_the_stack_config_chooses_the_routes_the_edge_passes() -> None:
+    values = stack_values("prod")
+    values["edge"]["api_routes"] = ["models", "embeddings"]
+    conf = render_nginx_conf(nginx_settings(parse_platform_config(values)))
+    route_map = conf.split('map "$request_method $request_uri" $edge_route {', 1)[1]
+    entries = [line.strip() for line in route_map.split("}", 1)[0].splitlines() if "~^" in line]
+    assert entries == [
+        '"~^GET /v1/models(?:[?]|$)" 1;',
+        '"~^POST /v1/embeddings(?:[?]|$)" 1;',
+    ]
+    default = render_nginx_conf(nginx_settings(parse_platform_config(stack_values("prod"))))
+    assert "POST /v1/chat/completions" in default and "POST /v1/chat/completions" not in conf
