@@ -25,8 +25,8 @@ SCRIPT_KEY = "snapshot.sh"
 S3_PREFIX = "qdrant"
 """Key prefix of every snapshot in the bucket (the lifecycle rule and the policy use it)."""
 CREDENTIALS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-RUN_AS = 100
-"""curl_user in the curlimages/curl image."""
+RUN_AS = 10001
+"""Not the image's curl_user (100): curl needs no user of its own, /work is an emptyDir."""
 
 
 def snapshot_script() -> str:
