@@ -25,40 +25,58 @@ SCRIPT_KEY = "snapshot.sh"
 S3_PREFIX = "qdrant"
 """Key prefix of every snapshot in the bucket (the lifecycle rule and the policy use it)."""
 CREDENTIALS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+SECRETS_DIR = "/var/run/secrets/snapshots"
+QDRANT_KEY_FILE = "qdrant-api-key"
+BUCKET_FILE = "S3_BUCKET"
+ACCESS_KEY_ID_FILE, SECRET_ACCESS_KEY_FILE = CREDENTIALS_KEYS
 RUN_AS = 10001
 """Not the image's curl_user (100): curl needs no user of its own, /work is an emptyDir."""
 
 
 def snapshot_script() -> str:
-    """POSIX sh run by the CronJob; settings come from the environment (see the pod spec)."""
+    """POSIX sh run by the CronJob: settings from the environment, keys from the files of
+    `SECRETS_DIR` (see the pod spec), handed to curl on its standard input as config lines
+    (the keys hold no `"` or `\\`: an alphanumeric API key and AWS key characters)."""
     return f"""#!/bin/sh
 # Snapshot every Qdrant collection on every node and upload the files to S3.
+# The keys are read from mounted files and reach curl through its standard input
+# (--config -), never through its arguments or the environment.
 set -eu
-: "${{QDRANT_API_KEY:?}}" "${{QDRANT_NODES:?}}" "${{QDRANT_NAMESPACE:?}}"
-: "${{S3_BUCKET:?}}" "${{AWS_REGION:?}}" "${{AWS_ACCESS_KEY_ID:?}}" "${{AWS_SECRET_ACCESS_KEY:?}}"
+: "${{QDRANT_NODES:?}}" "${{QDRANT_NAMESPACE:?}}" "${{AWS_REGION:?}}" "${{SECRETS_DIR:?}}" "${{WORK_DIR:?}}"
+for file in {QDRANT_KEY_FILE} {BUCKET_FILE} {ACCESS_KEY_ID_FILE} {SECRET_ACCESS_KEY_FILE}; do
+  [ -s "$SECRETS_DIR/$file" ] || {{ echo "missing secret file $SECRETS_DIR/$file" >&2; exit 1; }}
+done
+bucket=$(cat "$SECRETS_DIR/{BUCKET_FILE}")
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-work=/work
-s3="https://${{S3_BUCKET}}.s3.${{AWS_REGION}}.amazonaws.com"
+work=$WORK_DIR
+s3="https://${{bucket}}.s3.${{AWS_REGION}}.amazonaws.com"
 
 api() {{
-  curl --fail --silent --show-error --retry 3 --max-time 3600 \\
-    -H "api-key: ${{QDRANT_API_KEY}}" "$@"
+  printf 'header = "api-key: %s"\\n' "$(cat "$SECRETS_DIR/{QDRANT_KEY_FILE}")" \\
+    | curl --config - --fail --silent --show-error --retry 3 --max-time 3600 "$@"
+}}
+
+upload() {{
+  printf 'user = "%s:%s"\\n' "$(cat "$SECRETS_DIR/{ACCESS_KEY_ID_FILE}")" \\
+    "$(cat "$SECRETS_DIR/{SECRET_ACCESS_KEY_FILE}")" \\
+    | curl --config - --fail --silent --show-error --retry 3 --max-time 3600 \\
+      --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" \\
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$1" "$2"
 }}
 
 node=0
 while [ "$node" -lt "$QDRANT_NODES" ]; do
   base="http://{RELEASE}-${{node}}.{HEADLESS_SERVICE}.${{QDRANT_NAMESPACE}}.svc.cluster.local:{HTTP_PORT}"
-  collections=$(api "$base/collections" | grep -o '"name":"[^"]*"' | cut -d'"' -f4)
+  # Each answer is kept first: a refused call then stops the job (set -e), where a
+  # pipeline would take the exit status of its last command only.
+  listing=$(api "$base/collections")
+  collections=$(printf '%s\\n' "$listing" | grep -o '"name":"[^"]*"' | cut -d'"' -f4)
   for collection in $collections; do
-    snapshot=$(api -X POST "$base/collections/$collection/snapshots?wait=true" \\
-      | grep -o '"name":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+    created=$(api -X POST "$base/collections/$collection/snapshots?wait=true")
+    snapshot=$(printf '%s\\n' "$created" | grep -o '"name":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     [ -n "$snapshot" ] || {{ echo "no snapshot name for $collection on node $node" >&2; exit 1; }}
     api -o "$work/$snapshot" "$base/collections/$collection/snapshots/$snapshot"
-    curl --fail --silent --show-error --retry 3 --max-time 3600 \\
-      --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" \\
-      --user "${{AWS_ACCESS_KEY_ID}}:${{AWS_SECRET_ACCESS_KEY}}" \\
-      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \\
-      -T "$work/$snapshot" "$s3/{S3_PREFIX}/$stamp/node-$node/$collection.snapshot"
+    upload "$work/$snapshot" "$s3/{S3_PREFIX}/$stamp/node-$node/$collection.snapshot"
     rm -f "$work/$snapshot"
     api -X DELETE "$base/collections/$collection/snapshots/$snapshot" >/dev/null
     echo "uploaded $collection from node $node"
@@ -78,19 +96,29 @@ def cronjob_pod_spec(
     script_configmap: str,
 ) -> k8s.core.v1.PodSpecArgsDict:
     """Pod template spec of the snapshot CronJob (restricted Pod Security level)."""
-
-    def from_secret(name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgsDict:
-        return {"name": name, "value_from": {"secret_key_ref": {"name": secret, "key": key}}}
-
     env: list[k8s.core.v1.EnvVarArgsDict] = [
-        from_secret("QDRANT_API_KEY", api_key_secret, "api-key"),
-        from_secret("S3_BUCKET", credentials_secret, "S3_BUCKET"),
-    ]
-    env += [from_secret(k, credentials_secret, k) for k in CREDENTIALS_KEYS]
-    env += [
         {"name": "AWS_REGION", "value": region},
         {"name": "QDRANT_NODES", "value": str(replicas)},
         {"name": "QDRANT_NAMESPACE", "value": namespace},
+        {"name": "SECRETS_DIR", "value": SECRETS_DIR},
+        {"name": "WORK_DIR", "value": "/work"},
+    ]
+    secret_files: list[k8s.core.v1.VolumeProjectionArgsDict] = [
+        {
+            "secret": {
+                "name": api_key_secret,
+                "items": [{"key": "api-key", "path": QDRANT_KEY_FILE}],
+            }
+        },
+        {
+            "secret": {
+                "name": credentials_secret,
+                "items": [
+                    {"key": "S3_BUCKET", "path": BUCKET_FILE},
+                    *({"key": key, "path": key} for key in CREDENTIALS_KEYS),
+                ],
+            }
+        },
     ]
     return {
         "restart_policy": "Never",
@@ -99,6 +127,8 @@ def cronjob_pod_spec(
             "run_as_non_root": True,
             "run_as_user": RUN_AS,
             "run_as_group": RUN_AS,
+            # The key files are this group's (mode 0440).
+            "fs_group": RUN_AS,
             "seccomp_profile": {"type": "RuntimeDefault"},
         },
         "containers": [
@@ -118,12 +148,14 @@ def cronjob_pod_spec(
                 },
                 "volume_mounts": [
                     {"name": "scripts", "mount_path": "/scripts", "read_only": True},
+                    {"name": "secrets", "mount_path": SECRETS_DIR, "read_only": True},
                     {"name": "work", "mount_path": "/work"},
                 ],
             }
         ],
         "volumes": [
             {"name": "scripts", "config_map": {"name": script_configmap}},
+            {"name": "secrets", "projected": {"sources": secret_files, "default_mode": 0o440}},
             {"name": "work", "empty_dir": {}},
         ],
     }

@@ -280,9 +280,26 @@ def test_snapshot_cronjob_uses_the_pinned_curl_and_secrets() -> None:
     (container,) = pod["containers"]
     assert container["image"] == versions.CURL.ref
     env = {e["name"]: e for e in container["env"]}
-    assert env["QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
-    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-snapshot-s3"
+    # Keys are mounted files, never environment variables.
+    assert all("valueFrom" not in e for e in env.values()), env
     assert env["QDRANT_NODES"]["value"] == str(data.vector_db_replicas)
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["secrets"]["mountPath"] == env["SECRETS_DIR"]["value"]
+    assert mounts["secrets"]["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    files = {
+        item["path"]: (source["secret"]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert files == {
+        "qdrant-api-key": ("qdrant-api-key", "api-key"),
+        "S3_BUCKET": ("qdrant-snapshot-s3", "S3_BUCKET"),
+        "AWS_ACCESS_KEY_ID": ("qdrant-snapshot-s3", "AWS_ACCESS_KEY_ID"),
+        "AWS_SECRET_ACCESS_KEY": ("qdrant-snapshot-s3", "AWS_SECRET_ACCESS_KEY"),
+    }
+    assert volume["projected"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
     assert run.named("data-snapshot-credentials").inputs["stringData"] == "[secret]"
     assert "data-qdrant" in dependency_names(run, cron)
     lifecycle = run.named("data-snapshots-lifecycle").inputs["rules"][0]
