@@ -10,7 +10,7 @@ STACK ?= $(if $(CONFIG),$(patsubst Pulumi.%.yaml,%,$(filter Pulumi.%.yaml,$(notd
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
 .PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
-        litellm-venv checkov-venv config-docs constraints clean
+        litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
@@ -20,6 +20,7 @@ help:
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
+	@echo "make pin-digests                        pin each image of components/versions.py to its digest"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "venv: creating $(VENV) with $$($(PYTHON) --version)"
@@ -65,6 +66,9 @@ litellm-venv:
 checkov-venv:
 	bash scripts/setup-pinned-venv.sh checkov
 
+gixy-venv:
+	bash scripts/setup-pinned-venv.sh gixy
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -78,8 +82,13 @@ config-docs: venv
 	$(BIN)/python -m tools.config_docs --schema > docs/config.schema.json
 	$(BIN)/python -m tools.config_docs --outputs-schema > docs/outputs.schema.json
 
-test: venv charts system-tools litellm-venv checkov-venv lint typecheck render-all
+test: venv charts system-tools litellm-venv checkov-venv gixy-venv lint typecheck render-all
 	$(BIN)/pytest
+
+# Each image tag of components/versions.py resolved to its digest over the registry's API;
+# an unreachable registry leaves its images pinned by tag (tools/pin_digests.py).
+pin-digests: venv
+	$(BIN)/python -m tools.pin_digests
 
 # Resolves requirements*.txt afresh (without the old pins), then records every version.
 constraints:

@@ -123,7 +123,7 @@ def _timed(chain: Chain) -> tuple[float, str]:
     reply = chain.chat(CLIENT_KEY, MODEL, timeout=60)
     if reply.status != 200:
         raise RuntimeError(f"{reply.status}: {reply.body[:200]!r}")
-    return reply.seconds, reply.deployment
+    return reply.seconds, chain.served_by(reply, MODEL)
 
 
 def _latencies(values: list[float]) -> dict[str, float]:
@@ -243,7 +243,7 @@ def _stream_once(chain: Chain, model: str) -> tuple[bool, float, float]:
 
 def _plain_once(chain: Chain, model: str) -> tuple[bool, str]:
     reply = chain.chat(CLIENT_KEY, model, timeout=60)
-    return reply.status == 200, reply.deployment
+    return reply.status == 200, chain.served_by(reply, model) if reply.status == 200 else ""
 
 
 def _plain_timed(chain: Chain, model: str) -> tuple[bool, float]:
@@ -305,7 +305,7 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
                 ok = _stream_once(hung, MODEL)[0]
             else:
                 ok, deployment = _plain_once(hung, MODEL)
-                if ok and deployment == f"local-{MODEL}" and back_after is None:
+                if ok and deployment == "local" and back_after is None:
                     back_after = time.monotonic() - restarted
             lost["recovery"] += not ok
             if back_after is not None or time.monotonic() - restarted > limit:

@@ -26,7 +26,7 @@ from bench.nginx_refs import default_proxy_conf, minimal_tls_proxy_conf, static_
 from bench.stats import median
 from components.edge.nginx_conf import ClientLimit
 from tests.artifacts.edge.nginx_harness import INGRESS_NAME, EdgeFixture, running
-from tests.fakes.upstream import FakeUpstream, TestPki
+from tests.fakes.upstream import FakeUpstream, TestPki, stream_request_body
 
 BENCH_KEY = "sk-bench-BenchBenchBench0123456789abcdef"
 # Highest limits the renderer accepts: the benchmark measures the cost of the checks, not 429s.
@@ -77,9 +77,14 @@ def _first_event_delay(
     """Seconds from the upstream flushing the first event to this client reading it."""
     stream_id = uuid.uuid4().hex
     connect.request(
-        "GET",
-        f"/stream?events={events}&interval_ms={interval_ms}&id={stream_id}",
-        headers={"Authorization": f"Bearer {BENCH_KEY}", "Accept": "text/event-stream"},
+        "POST",
+        "/v1/chat/completions",
+        body=stream_request_body(events, interval_ms, stream_id),
+        headers={
+            "Authorization": f"Bearer {BENCH_KEY}",
+            "Accept": "text/event-stream",
+            "Content-Type": "application/json",
+        },
     )
     response = connect.getresponse()
     if response.status != 200:

@@ -112,15 +112,6 @@ def containers(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
                 yield container
 
 
-def is_gpu_server(spec: Mapping[str, Any]) -> bool:
-    """A pod that runs on the NVIDIA runtime or asks for GPUs (the vLLM model servers)."""
-    if spec.get("runtimeClassName") == "nvidia":
-        return True
-    return any(
-        "nvidia.com/gpu" in (_dig(c, ("resources", "limits")) or {}) for c in containers(spec)
-    )
-
-
 def check_pinned_images(resource: Resource, _: RuleSettings) -> list[str]:
     """Every container image names a fixed version: a digest or a tag that is not `latest`."""
     spec = pod_spec(resource)
@@ -159,7 +150,7 @@ def check_requests_and_limits(resource: Resource, _: RuleSettings) -> list[str]:
 
 
 def _restricted_container_problems(
-    container: Mapping[str, Any], pod: Mapping[str, Any], *, gpu_server: bool
+    container: Mapping[str, Any], pod: Mapping[str, Any]
 ) -> list[str]:
     name = container.get("name")
     security = container.get("securityContext") or {}
@@ -175,8 +166,6 @@ def _restricted_container_problems(
     added = set(_dig(security, ("capabilities", "add")) or []) - {"NET_BIND_SERVICE"}
     if added:
         problems.append(f"container {name!r} adds capabilities {sorted(added)}")
-    if gpu_server:
-        return problems
     non_root = security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
     if non_root is not True:
         problems.append(f"container {name!r} must run as non-root (runAsNonRoot: true)")
@@ -189,11 +178,10 @@ def _restricted_container_problems(
 
 
 def check_pod_security(resource: Resource, _: RuleSettings) -> list[str]:
-    """Pods meet Pod Security "restricted"; GPU servers still drop all capabilities."""
+    """Pods meet Pod Security "restricted", the GPU servers included."""
     spec = pod_spec(resource)
     if spec is None:
         return []
-    gpu_server = is_gpu_server(spec)
     problems = [
         f"pod uses {field}" for field in ("hostNetwork", "hostPID", "hostIPC") if spec.get(field)
     ]
@@ -203,7 +191,7 @@ def check_pod_security(resource: Resource, _: RuleSettings) -> list[str]:
         if isinstance(v, Mapping) and "hostPath" in v
     ]
     for container in containers(spec):
-        problems += _restricted_container_problems(container, spec, gpu_server=gpu_server)
+        problems += _restricted_container_problems(container, spec)
         problems += [
             f"container {container.get('name')!r} binds hostPort {p['hostPort']}"
             for p in container.get("ports") or ()
@@ -332,7 +320,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         name="pod-security-restricted",
-        description="Pods meet Pod Security `restricted`; GPU servers drop all capabilities.",
+        description="Pods meet Pod Security `restricted`, the GPU servers included.",
         check=check_pod_security,
     ),
     Rule(

@@ -10,6 +10,9 @@ missing=()
 for i in "${!commands[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] || missing+=("${packages[$i]}")
 done
+# The edge nginx.conf loads the headers-more module (components/edge/nginx_conf.py).
+[ -f /usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so ] \
+  || missing+=(libnginx-mod-http-headers-more-filter)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -28,5 +31,10 @@ for service in nginx redis-server; do
     "${sudo_cmd[@]}" systemctl stop "${service}" || true
   fi
 done
-pkill -x nginx 2>/dev/null || true
-pkill -x redis-server 2>/dev/null || true
+# Without systemd, stop only the daemons the packages started (their pid files), never the
+# test instances that may be running beside them.
+for pid_file in /run/nginx.pid /run/redis/redis-server.pid; do
+  if [ -s "${pid_file}" ]; then
+    "${sudo_cmd[@]}" kill "$(cat "${pid_file}")" 2>/dev/null || true
+  fi
+done

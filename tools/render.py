@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from components import versions
 from components.config import (
     ConfigError,
     PlatformConfig,
@@ -215,6 +216,7 @@ def summary_markdown(
     for name, count in sorted(Counter(owner(r) for r in run.resources if r.custom).items()):
         lines.append(f"| `{name}` | {count} |")
     lines += _releases_markdown(releases)
+    lines += _image_pins_markdown()
     lines += ["", "## Components", "", "```mermaid", "graph TD"]
     for component in components:
         parent = component.parent
@@ -224,6 +226,21 @@ def summary_markdown(
             lines.append(f"  stack[stack {stack}] --> {component.name}")
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def _image_pins_markdown() -> list[str]:
+    """How each of the program's own images is pinned: by digest, or by tag only."""
+    lines = ["", "## Image pins (components/versions.py)", ""]
+    for image in versions.IMAGES:
+        how = f"digest `{image.digest}`" if image.digest else "**tag only** (no digest)"
+        lines.append(f"- `{image.repository}:{image.tag}`: {how}")
+    if any(image.digest is None for image in versions.IMAGES):
+        lines += [
+            "",
+            "Images pinned by tag only run whatever the registry serves under that tag; "
+            "`make pin-digests` pins them where the registries are reachable.",
+        ]
+    return lines
 
 
 def _releases_markdown(releases: Sequence[ReleaseRender]) -> list[str]:
@@ -389,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         return 1
     print(f"rendered stack {stack}: {len(run.resources)} resources -> {out}")
+    tag_only = [image for image in versions.IMAGES if image.digest is None]
+    if tag_only:
+        print(
+            f"note: {len(tag_only)} of {len(versions.IMAGES)} images are pinned by tag only "
+            "(no digest; `make pin-digests` pins them): see summary.md"
+        )
     return 0
 
 

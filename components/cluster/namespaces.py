@@ -105,10 +105,9 @@ def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
         NamespaceSpec(
             "inference",
             "inference",
-            PodSecurity.BASELINE,
+            PodSecurity.RESTRICTED,
             meshed=mesh,
             quota_key="inference",
-            why_not_restricted="the vLLM image runs as root and needs the nvidia runtime",
         ),
         NamespaceSpec(
             "llm-gateway",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -19,6 +19,11 @@ HostName = Annotated[
     ),
 ]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")]
+
+ApiRouteName = Literal[
+    "chat_completions", "completions", "embeddings", "models", "messages", "responses"
+]
+"""A client API route of the gateway the edge may pass (components/edge/api_surface.py)."""
 
 ARM64_INSTANCE_FAMILIES = ("a1", "t4g", "m6g", "m7g", "m8g", "c6g", "c7g", "c8g", "r6g", "r7g")
 
@@ -149,6 +154,23 @@ class EdgeConfig(FrozenModel):
         default=900, ge=600, le=7200, description="Long enough for long generations."
     )
     key_refresh_minutes: int = Field(default=5, ge=1, le=1440)
+    api_routes: tuple[ApiRouteName, ...] = Field(
+        default=(
+            "chat_completions",
+            "completions",
+            "embeddings",
+            "models",
+            "messages",
+            "responses",
+        ),
+        min_length=1,
+        description="The gateway's client API routes the edge proxies, each one method and one "
+        "exact path: `chat_completions` (POST /v1/chat/completions), `completions` (POST "
+        "/v1/completions), `embeddings` (POST /v1/embeddings), `models` (GET /v1/models), "
+        "`messages` (POST /v1/messages, Anthropic's format), `responses` (POST /v1/responses). "
+        "Every other request gets a JSON 404 from the edge; LiteLLM's admin, UI, login, MCP "
+        "and pass-through routes cannot be listed (admins reach them inside the cluster).",
+    )
     client_key_secrets: dict[DnsLabel, SecretConfigKey] = Field(
         default_factory=dict,
         description="Clients whose edge key is given as secret config "
@@ -164,6 +186,8 @@ class EdgeConfig(FrozenModel):
             problems.append(
                 Problem(("acme_email",), "required when a domain is set (Let's Encrypt)", None)
             )
+        if len(set(self.api_routes)) != len(self.api_routes):
+            problems.append(Problem(("api_routes",), "lists a route twice", list(self.api_routes)))
         if self.route53_zone_id is not None and self.domain is None:
             problems.append(
                 Problem(("route53_zone_id",), "a DNS record needs `domain`", self.route53_zone_id)

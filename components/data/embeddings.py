@@ -27,7 +27,8 @@ METRICS_PORT = 9000
 CACHE_PATH = "/data"
 NVIDIA_RUNTIME_CLASS = "nvidia"
 """The RuntimeClass of the cluster area's GPU support."""
-RUN_AS = 1000
+RUN_AS = 10001
+"""The image needs no user of its own: its files are world-readable."""
 NAMESPACE = "data"
 
 

@@ -10,7 +10,7 @@ its disk. One pinned image (curl) does it all. Credentials, by the stack's
 service-account token for one-hour credentials of its role before each upload (STS
 `AssumeRoleWithWebIdentity` is a plain HTTPS call that needs no signature, and curl sends
 the session token as `x-amz-security-token`); with `static_keys` it signs with the key
-from its Secret. A single S3 PUT takes up to 5 GB, which
+from its Secret, mounted as files like the Qdrant API key. A single S3 PUT takes up to 5 GB, which
 is far above what a homelab collection snapshot weighs; larger ones need multipart
 uploads (not done here). Restore: download the files and `PUT
 /collections/<name>/snapshots/recover` on each node (docs/data-layer.md).
@@ -32,8 +32,12 @@ SCRIPT_KEY = "snapshot.sh"
 S3_PREFIX = "qdrant"
 """Key prefix of every snapshot in the bucket (the lifecycle rule and the policy use it)."""
 CREDENTIALS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-RUN_AS = 100
-"""curl_user in the curlimages/curl image."""
+SECRETS_DIR = "/var/run/secrets/snapshots"
+QDRANT_KEY_FILE = "qdrant-api-key"
+ACCESS_KEY_ID_FILE, SECRET_ACCESS_KEY_FILE = CREDENTIALS_KEYS
+WORK_DIR = "/work"
+RUN_AS = 10001
+"""Not the image's curl_user (100): curl needs no user of its own, /work is an emptyDir."""
 SERVICE_ACCOUNT = "qdrant-snapshots"
 TOKEN_DIR = "/var/run/secrets/aws"  # noqa: S105 (a path)
 TOKEN_PATH = f"{TOKEN_DIR}/token"
@@ -41,24 +45,31 @@ TOKEN_SECONDS = 3600
 
 
 def snapshot_script() -> str:
-    """POSIX sh run by the CronJob; settings come from the environment (see the pod spec)."""
+    """POSIX sh run by the CronJob: settings from the environment, keys from the files of
+    `SECRETS_DIR` (see the pod spec). Keys reach curl on its standard input as config lines
+    (`--config -`), never through its arguments or the environment (none of them holds a
+    `"` or a `\\`: an alphanumeric API key, AWS key and session-token characters)."""
     return f"""#!/bin/sh
 # Snapshot every Qdrant collection on every node and upload the files to S3.
 set -eu
-: "${{QDRANT_API_KEY:?}}" "${{QDRANT_NODES:?}}" "${{QDRANT_NAMESPACE:?}}"
-: "${{S3_BUCKET:?}}" "${{AWS_REGION:?}}"
+: "${{QDRANT_NODES:?}}" "${{QDRANT_NAMESPACE:?}}" "${{AWS_REGION:?}}" "${{S3_BUCKET:?}}"
+: "${{SECRETS_DIR:?}}" "${{WORK_DIR:?}}"
+required={QDRANT_KEY_FILE}
 if [ -n "${{AWS_ROLE_ARN:-}}" ]; then
   : "${{AWS_WEB_IDENTITY_TOKEN_FILE:?}}"
 else
-  : "${{AWS_ACCESS_KEY_ID:?}}" "${{AWS_SECRET_ACCESS_KEY:?}}"
+  required="$required {ACCESS_KEY_ID_FILE} {SECRET_ACCESS_KEY_FILE}"
 fi
+for file in $required; do
+  [ -s "$SECRETS_DIR/$file" ] || {{ echo "missing secret file $SECRETS_DIR/$file" >&2; exit 1; }}
+done
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-work="${{SNAPSHOT_WORK_DIR:-/work}}"
+work=$WORK_DIR
 s3="https://${{S3_BUCKET}}.s3.${{AWS_REGION}}.amazonaws.com"
 
 api() {{
-  curl --fail --silent --show-error --retry 3 --max-time 3600 \\
-    -H "api-key: ${{QDRANT_API_KEY}}" "$@"
+  printf 'header = "api-key: %s"\\n' "$(cat "$SECRETS_DIR/{QDRANT_KEY_FILE}")" \\
+    | curl --config - --fail --silent --show-error --retry 3 --max-time 3600 "$@"
 }}
 
 # xml_field NAME: the text of element NAME in $sts (an STS response).
@@ -70,7 +81,9 @@ xml_field() {{
 # credentials of the job's role from its service-account token, or the static key.
 credentials() {{
   if [ -z "${{AWS_ROLE_ARN:-}}" ]; then
-    key=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY token=""
+    key=$(cat "$SECRETS_DIR/{ACCESS_KEY_ID_FILE}")
+    secret=$(cat "$SECRETS_DIR/{SECRET_ACCESS_KEY_FILE}")
+    token=""
     return
   fi
   sts=$(curl --fail --silent --show-error --retry 3 --max-time 60 \\
@@ -90,21 +103,30 @@ credentials() {{
   fi
 }}
 
+# upload FILE URL: one signed PUT with the current credentials.
+upload() {{
+  credentials
+  {{
+    printf 'user = "%s:%s"\\n' "$key" "$secret"
+    [ -z "$token" ] || printf 'header = "x-amz-security-token: %s"\\n' "$token"
+  }} | curl --config - --fail --silent --show-error --retry 3 --max-time 3600 \\
+    --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" \\
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$1" "$2"
+}}
+
 node=0
 while [ "$node" -lt "$QDRANT_NODES" ]; do
   base="http://{RELEASE}-${{node}}.{HEADLESS_SERVICE}.${{QDRANT_NAMESPACE}}.svc.cluster.local:{HTTP_PORT}"
-  collections=$(api "$base/collections" | grep -o '"name":"[^"]*"' | cut -d'"' -f4)
+  # Each answer is kept first: a refused call then stops the job (set -e), where a
+  # pipeline would take the exit status of its last command only.
+  listing=$(api "$base/collections")
+  collections=$(printf '%s\\n' "$listing" | grep -o '"name":"[^"]*"' | cut -d'"' -f4)
   for collection in $collections; do
-    snapshot=$(api -X POST "$base/collections/$collection/snapshots?wait=true" \\
-      | grep -o '"name":"[^"]*"' | head -n 1 | cut -d'"' -f4)
+    created=$(api -X POST "$base/collections/$collection/snapshots?wait=true")
+    snapshot=$(printf '%s\\n' "$created" | grep -o '"name":"[^"]*"' | head -n 1 | cut -d'"' -f4)
     [ -n "$snapshot" ] || {{ echo "no snapshot name for $collection on node $node" >&2; exit 1; }}
     api -o "$work/$snapshot" "$base/collections/$collection/snapshots/$snapshot"
-    credentials
-    set -- -H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
-    [ -z "$token" ] || set -- "$@" -H "x-amz-security-token: $token"
-    curl --fail --silent --show-error --retry 3 --max-time 3600 \\
-      --aws-sigv4 "aws:amz:${{AWS_REGION}}:s3" --user "$key:$secret" "$@" \\
-      -T "$work/$snapshot" "$s3/{S3_PREFIX}/$stamp/node-$node/$collection.snapshot"
+    upload "$work/$snapshot" "$s3/{S3_PREFIX}/$stamp/node-$node/$collection.snapshot"
     rm -f "$work/$snapshot"
     api -X DELETE "$base/collections/$collection/snapshots/$snapshot" >/dev/null
     echo "uploaded $collection from node $node"
@@ -133,22 +155,31 @@ def cronjob_pod_spec(
     if (role_arn is None) == (credentials_secret is None):
         raise ValueError("snapshots: exactly one of role_arn and credentials_secret")
 
-    def from_secret(name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgsDict:
-        return {"name": name, "value_from": {"secret_key_ref": {"name": secret, "key": key}}}
-
     env: list[k8s.core.v1.EnvVarArgsDict] = [
-        from_secret("QDRANT_API_KEY", api_key_secret, "api-key"),
         {"name": "S3_BUCKET", "value": bucket},
         {"name": "AWS_REGION", "value": region},
         {"name": "QDRANT_NODES", "value": str(replicas)},
         {"name": "QDRANT_NAMESPACE", "value": namespace},
+        {"name": "SECRETS_DIR", "value": SECRETS_DIR},
+        {"name": "WORK_DIR", "value": WORK_DIR},
     ]
+    # Keys are files (mode 0440, this pod's group), never environment variables.
+    secret_files: list[k8s.core.v1.VolumeProjectionArgsDict] = [
+        {"secret": {"name": api_key_secret, "items": [{"key": "api-key", "path": QDRANT_KEY_FILE}]}}
+    ]
+    if credentials_secret is not None:
+        items: list[k8s.core.v1.KeyToPathArgsDict] = [
+            {"key": key, "path": key} for key in CREDENTIALS_KEYS
+        ]
+        secret_files.append({"secret": {"name": credentials_secret, "items": items}})
     mounts: list[k8s.core.v1.VolumeMountArgsDict] = [
         {"name": "scripts", "mount_path": "/scripts", "read_only": True},
-        {"name": "work", "mount_path": "/work"},
+        {"name": "secrets", "mount_path": SECRETS_DIR, "read_only": True},
+        {"name": "work", "mount_path": WORK_DIR},
     ]
     volumes: list[k8s.core.v1.VolumeArgsDict] = [
         {"name": "scripts", "config_map": {"name": script_configmap}},
+        {"name": "secrets", "projected": {"sources": secret_files, "default_mode": 0o440}},
         {"name": "work", "empty_dir": {}},
     ]
     if role_arn is not None:
@@ -173,9 +204,6 @@ def cronjob_pod_spec(
                 },
             }
         )
-    else:
-        assert credentials_secret is not None
-        env += [from_secret(k, credentials_secret, k) for k in CREDENTIALS_KEYS]
     return {
         "restart_policy": "Never",
         "service_account_name": SERVICE_ACCOUNT,
@@ -185,6 +213,8 @@ def cronjob_pod_spec(
             "run_as_non_root": True,
             "run_as_user": RUN_AS,
             "run_as_group": RUN_AS,
+            # The key files are this group's (mode 0440).
+            "fs_group": RUN_AS,
             "seccomp_profile": {"type": "RuntimeDefault"},
         },
         "containers": [

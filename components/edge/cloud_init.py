@@ -304,7 +304,8 @@ def api_keys_jq_filter(settings: CloudInitSettings) -> str:
         ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
         " | if (map(.value | ascii_downcase) | unique | length) != length"
         ' then error("two clients share a key") else . end'
-        ' | sort_by(.key) | .[] | "\\"Bearer \\(.value)\\" \\"\\(.key)\\";"'
+        # Each key an anchored regular expression, `.` and `+` escaped (nginx_conf.key_pattern).
+        r' | sort_by(.key) | .[] | "\"~^Bearer \(.value | gsub("(?<c>[.+])"; "\\\(.c)"))$\" \"\(.key)\";"'
     )
 
 
@@ -668,7 +669,14 @@ def _file(path: str, content: str, permissions: str) -> dict[str, Any]:
 
 def render_cloud_init(settings: CloudInitSettings) -> str:
     """The `#cloud-config` user-data of the edge instance (no secret in it)."""
-    packages = ["nginx", "wireguard", "jq", "openssl", "curl"]
+    packages = [
+        "nginx",
+        "libnginx-mod-http-headers-more-filter",
+        "wireguard",
+        "jq",
+        "openssl",
+        "curl",
+    ]
     if settings.domain is not None:
         packages.append("certbot")
     wg_conf = render_wireguard_edge_conf(

@@ -37,6 +37,7 @@ import pulumi_random as random
 
 from components.cloud import policies
 from components.config import PlatformConfig
+from components.edge.api_surface import routes
 from components.edge.cloud_init import (
     CloudInitSettings,
     compress_user_data,
@@ -126,6 +127,7 @@ def nginx_settings(config: PlatformConfig) -> NginxSettings:
             ClientLimit(name=name, requests_per_second=c.requests_per_second, burst=c.burst)
             for name, c in sorted(config.clients.items())
         ),
+        routes=routes(edge.api_routes),
         server_name=edge.domain,
         anon_requests_per_second=edge.anonymous_requests_per_second,
         max_body_size_bytes=edge.max_body_mib * 1024 * 1024,

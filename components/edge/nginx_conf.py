@@ -6,18 +6,29 @@
 - HTTPS on `https_port` with TLS 1.2/1.3 and Mozilla's "intermediate" cipher list
   (server-side TLS guidelines 5.7), session tickets off, HSTS, optional HTTP/2 and
   optional OCSP stapling;
-- `Authorization: Bearer <key>` looked up in a `map` whose entries come from an included
-  file (`keys_map_path`, written on the instance by the key refresh script); a missing or
-  unknown key gets 401 with a JSON body and `WWW-Authenticate: Bearer`;
+- only the client API routes of `routes` (components/edge/api_surface.py), each one method
+  and one exact path matched on the raw request target (`$request_uri`, before nginx
+  decodes `%xx`, merges `//` or resolves `..`), and sent upstream as those same bytes:
+  everything else gets a JSON 404 and never reaches the upstream; a query string other than
+  `ALLOWED_QUERY` gets a JSON 400 before any log line or limit holds it;
+- `Authorization: Bearer <key>` compared exactly (case-sensitive) with the keys of an
+  included map file (`keys_map_path`, written on the instance by the key refresh script):
+  each entry is an anchored regular expression, since nginx compares a map's plain string
+  keys case-insensitively; a missing or unknown key gets 401 with a JSON body and
+  `WWW-Authenticate: Bearer`;
 - one `limit_req` zone per client (its own rate and burst, `nodelay`) and one zone per
   source address for requests without a valid key; over the limit: 429, JSON, `Retry-After`;
 - `client_max_body_size` with a JSON 413;
 - proxying to the cluster ingress over HTTPS (through the WireGuard tunnel) with upstream
   certificate verification, keepalive, no buffering or caching (server-sent events flow
-  event by event whatever `X-Accel-Buffering` the upstream sends), long timeouts; the
-  client's `Authorization` header is never forwarded: the upstream gets `X-Client-Name`
-  and, when `upstream_keys_map_path` is set, the client's upstream key from a second map;
-- a JSON access log that names the client and never holds a key;
+  event by event whatever `X-Accel-Buffering` the upstream sends), long timeouts; request
+  headers by allowlist (`FORWARDED_REQUEST_HEADERS` and the edge's own): the client's
+  `Authorization` is never forwarded, the upstream gets `X-Client-Name` and, when
+  `upstream_keys_map_path` is set, the client's upstream key from a second map; LiteLLM's
+  internal response headers are cleared (headers-more, `HIDDEN_RESPONSE_HEADER_PATTERNS`);
+- a JSON access log that names the client and never holds a key or a query string;
+  `limit_req` rejections go to the access log only (the error log's line would quote the
+  request line);
 - `/healthz` answered by nginx itself;
 - plain HTTP on `http_port` serving only the ACME HTTP-01 webroot and redirecting the rest.
 
@@ -26,8 +37,8 @@ the preaccess phase where `limit_req` runs, so requests with a bad key are rate 
 source address before they are refused; a plain `if ... return 401` would run earlier, in
 the rewrite phase, and bypass the limit.
 
-Map keys are compared case-insensitively by nginx's `map` (it lowercases its hash keys):
-a 40-character alphanumeric key still holds over 200 bits after case folding.
+The route and query checks run in the rewrite phase, before both: a request that could
+never be proxied costs a constant answer and holds no limit slot.
 """
 
 from __future__ import annotations
@@ -37,6 +48,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
+
+from components.edge.api_surface import (
+    ALLOWED_QUERY,
+    API_ROUTES,
+    FORWARDED_REQUEST_HEADERS,
+    HIDDEN_RESPONSE_HEADER_PATTERNS,
+    ApiRoute,
+)
 
 # Mozilla server-side TLS guidelines 5.7, "intermediate": TLS 1.2 suites (TLS 1.3 suites are
 # OpenSSL's defaults, which are the three the guideline lists). The DHE suites are only
@@ -71,6 +90,7 @@ _HOSTNAME = re.compile(
 )
 _IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 _PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
+_ROUTE_PATH = re.compile(r"^(/[a-z0-9_-]+)+$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 _JSON_401 = (
@@ -91,7 +111,18 @@ _JSON_502 = (
 _JSON_504 = (
     '{"error":{"message":"upstream timed out","type":"upstream_error","code":"gateway_timeout"}}'
 )
+_JSON_404 = (
+    '{"error":{"message":"no such route at this gateway",'
+    '"type":"invalid_request_error","code":"not_found"}}'
+)
+_JSON_400_QUERY = (
+    '{"error":{"message":"query parameters are not accepted; send the key as '
+    'Authorization: Bearer <key> and parameters in the body",'
+    '"type":"invalid_request_error","code":"query_not_allowed"}}'
+)
 _JSON_HEALTH = '{"status":"ok"}'
+HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
+"""The headers-more filter module (Debian/Ubuntu `libnginx-mod-http-headers-more-filter`)."""
 
 
 def _fail(field_name: str, value: object, rule: str) -> NoReturn:
@@ -184,6 +215,8 @@ class NginxSettings:
     """Name sent as SNI and `Host` upstream, and verified in the ingress certificate."""
     clients: tuple[ClientLimit, ...]
     """Named clients with their limits; keys come from the included map file."""
+    routes: tuple[ApiRoute, ...] = tuple(API_ROUTES.values())
+    """The client API routes proxied (`api_surface.routes`); everything else is a 404."""
     server_name: str | None = None
     """Public DNS name; None answers any name (self-signed dev setup)."""
     listen_address: str | None = None
@@ -234,6 +267,8 @@ class NginxSettings:
     worker_processes: int | None = None
     """None means `auto` (one per core)."""
     worker_connections: int = 4096
+    headers_more_module_path: str = HEADERS_MORE_MODULE
+    """The headers-more module, loaded to clear response headers by name pattern."""
 
     def __post_init__(self) -> None:
         if not self.upstreams:
@@ -249,6 +284,14 @@ class NginxSettings:
         _check_host("upstream_sni", self.upstream_sni)
         if not self.clients:
             _fail("clients", self.clients, "needs at least one client")
+        if not self.routes:
+            _fail("routes", self.routes, "needs at least one API route")
+        route_paths = [(route.method, route.path) for route in self.routes]
+        if len(set(route_paths)) != len(route_paths):
+            _fail("routes", route_paths, "must not repeat a route")
+        for route in self.routes:
+            if route.method not in ("GET", "POST") or not _ROUTE_PATH.match(route.path):
+                _fail("routes", route, "each is GET or POST on a path of [a-z0-9/_-]")
         names = [client.name for client in self.clients]
         if len(set(names)) != len(names):
             _fail("clients", names, "client names must be unique")
@@ -273,6 +316,7 @@ class NginxSettings:
             "acme_webroot": self.acme_webroot,
             "pid_path": self.pid_path,
             "temp_dir": self.temp_dir,
+            "headers_more_module_path": self.headers_more_module_path,
         }
         optional_paths = {
             "upstream_trusted_ca_path": self.upstream_trusted_ca_path,
@@ -357,9 +401,35 @@ def _json_error_location(
     return lines
 
 
+def _route_pattern(route: ApiRoute) -> str:
+    # The raw request target: the exact path, then the end or a query (checked on its own).
+    return f'"~^{route.method} {route.path}(?:[?]|$)"'
+
+
+def _request_maps(settings: NginxSettings) -> list[str]:
+    return [
+        "    # 1 when the method and the raw request target, as the client sent them, are an",
+        "    # allowed route; empty for anything else (then 404).",
+        '    map "$request_method $request_uri" $edge_route {',
+        '        default "";',
+        *(f"        {_route_pattern(route)} 1;" for route in settings.routes),
+        "    }",
+        "",
+        "    # 1 when the query string is empty or the one the edge accepts.",
+        "    map $args $edge_query_allowed {",
+        '        default "";',
+        '        "" 1;',
+        f'        "~^{re.escape(ALLOWED_QUERY)}$" 1;',
+        "    }",
+    ]
+
+
 def _maps(settings: NginxSettings) -> list[str]:
     lines = [
-        "    # Owner of the presented key; empty when the key is missing or unknown.",
+        *_request_maps(settings),
+        "",
+        "    # Owner of the presented key; empty when the key is missing or unknown. The",
+        "    # included entries are anchored regular expressions: compared case-sensitively.",
         "    map $http_authorization $edge_key_owner {",
         '        default "";',
         f"        include {settings.keys_map_path};",
@@ -417,7 +487,9 @@ def _zones(settings: NginxSettings) -> list[str]:
         f"rate={nginx_rate(client.requests_per_second)};"
         for client in settings.clients
     ]
-    lines += ["    limit_req_status 429;", "    limit_req_log_level warn;"]
+    # Rejections are logged below the error log's level: its line would quote the request
+    # line; the access log records each 429 with the client and the path alone.
+    lines += ["    limit_req_status 429;", "    limit_req_log_level info;"]
     return lines
 
 
@@ -484,6 +556,7 @@ def _https_server(settings: NginxSettings) -> list[str]:
         f"        send_timeout {rt}s;",
         "",
         "        error_page 401 @edge_unauthorized;",
+        "        error_page 404 @edge_not_found;",
         "        error_page 413 @edge_too_large;",
         "        error_page 429 @edge_rate_limited;",
         "        error_page 502 @edge_bad_gateway;",
@@ -504,6 +577,15 @@ def _https_server(settings: NginxSettings) -> list[str]:
         "        }",
         "",
         "        location / {",
+        # Rewrite phase: before the limits and the key check, so these never reach a log
+        # line that quotes the request, nor the upstream.
+        '            if ($edge_route = "") {',
+        "                return 404;",
+        "            }",
+        '            if ($edge_query_allowed = "") {',
+        f"                return 400 '{_JSON_400_QUERY}';",
+        "            }",
+        "            default_type application/json;",
         "            limit_req zone=edge_anon " + _burst(settings.anon_burst),
         *(
             f"            limit_req zone={client.zone} " + _burst(client.burst)
@@ -511,8 +593,15 @@ def _https_server(settings: NginxSettings) -> list[str]:
         ),
         "            auth_request /_edge_auth;",
         "",
+        # No URI part: the upstream gets the raw target, which is exactly an allowed route
+        # (with no query, or ALLOWED_QUERY): the same bytes the route check read.
         "            proxy_pass https://edge_upstream;",
         "            proxy_http_version 1.1;",
+        "            proxy_pass_request_headers off;",
+        *(
+            f"            proxy_set_header {name} {_header_variable(name)};"
+            for name in FORWARDED_REQUEST_HEADERS
+        ),
         '            proxy_set_header Connection "";',
         f"            proxy_set_header Host {settings.upstream_sni};",
     ]
@@ -526,6 +615,10 @@ def _https_server(settings: NginxSettings) -> list[str]:
         "            proxy_set_header X-Real-IP $remote_addr;",
         "            proxy_set_header X-Forwarded-For $remote_addr;",
         "            proxy_set_header X-Forwarded-Proto https;",
+        "",
+        "            more_clear_headers "
+        + " ".join(f"'{pattern}'" for pattern in HIDDEN_RESPONSE_HEADER_PATTERNS)
+        + ";",
         "",
         "            proxy_buffering off;",
         "            proxy_cache off;",
@@ -551,12 +644,17 @@ def _https_server(settings: NginxSettings) -> list[str]:
     retry = "add_header Retry-After $edge_retry_after always;"
     auth = 'add_header WWW-Authenticate "Bearer" always;'
     lines += _json_error_location(settings, "edge_unauthorized", 401, _JSON_401, (auth,))
+    lines += _json_error_location(settings, "edge_not_found", 404, _JSON_404)
     lines += _json_error_location(settings, "edge_too_large", 413, _JSON_413)
     lines += _json_error_location(settings, "edge_rate_limited", 429, _JSON_429, (retry,))
     lines += _json_error_location(settings, "edge_bad_gateway", 502, _JSON_502)
     lines += _json_error_location(settings, "edge_gateway_timeout", 504, _JSON_504)
     lines.append("    }")
     return lines
+
+
+def _header_variable(name: str) -> str:
+    return "$http_" + name.lower().replace("-", "_")
 
 
 def _burst(burst: int) -> str:
@@ -575,7 +673,6 @@ def _http_server(settings: NginxSettings) -> list[str]:
         "        location ^~ /.well-known/acme-challenge/ {",
         f"            root {settings.acme_webroot};",
         "            default_type text/plain;",
-        "            try_files $uri =404;",
         "        }",
         "",
         "        location / {",
@@ -589,11 +686,16 @@ def render_nginx_conf(settings: NginxSettings) -> str:
     """The complete nginx.conf (main context) of the edge gateway."""
     workers = "auto" if settings.worker_processes is None else str(settings.worker_processes)
     temp = settings.temp_dir
-    lines = ["# Generated by llm-platform (components/edge/nginx_conf.py); do not edit."]
+    lines = [
+        "# Generated by llm-platform (components/edge/nginx_conf.py); do not edit.",
+        f"load_module {settings.headers_more_module_path};",
+    ]
     if settings.user is not None:
         lines.append(f"user {settings.user};")
     lines += [
         f"worker_processes {workers};",
+        # Files beyond the connections (logs, temp files, listeners); gixy-ng asks for 2x.
+        f"worker_rlimit_nofile {2 * settings.worker_connections};",
         f"pid {settings.pid_path};",
         f"error_log {settings.error_log_path} warn;",
         "",
@@ -641,11 +743,13 @@ def render_nginx_conf(settings: NginxSettings) -> str:
 
 
 def render_api_keys_map(clients: Mapping[str, str]) -> str:
-    """The included keys map: one `"Bearer <key>" "<client>";` line per client, by name.
+    """The included keys map: one `"~^Bearer <key>$" "<client>";` line per client, by name.
 
-    The program never writes real keys to disk: on the instance the key refresh script
-    renders this file from SSM; this function serves tests and the offline render (with
-    placeholder keys).
+    Each key is an anchored regular expression (`.` and `+`, the only special characters
+    a key may hold, escaped) so nginx compares it case-sensitively; a plain map key would
+    be compared case-insensitively. The program never writes real keys to disk: on the
+    instance the key refresh script renders this file from SSM; this function serves tests
+    and the offline render (with placeholder keys).
     """
     lines = []
     seen: set[str] = set()
@@ -655,8 +759,13 @@ def render_api_keys_map(clients: Mapping[str, str]) -> str:
         if key.lower() in seen:
             raise ValueError(f"clients[{name}]: key is shared with another client")
         seen.add(key.lower())
-        lines.append(f'"Bearer {key}" "{name}";')
+        lines.append(f'"~^Bearer {key_pattern(key)}$" "{name}";')
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def key_pattern(key: str) -> str:
+    """`key` as a regular expression matching exactly it (keys hold no other specials)."""
+    return re.sub(r"([.+])", r"\\\1", key)
 
 
 def render_upstream_keys_map(clients: Mapping[str, str]) -> str:

@@ -5,7 +5,9 @@ cache PVC (so a restart does not download the weights again), a Deployment of th
 vLLM image with arguments derived from config and the fit estimate, and a Service at the
 name every other area uses (`endpoints.model_service_name`). Gated models read the
 Hugging Face token from one Secret. Models on LAN GPU hosts get no pods: the cluster area
-exposes the host as a Service, and the LLM gateway's health checks watch it.
+exposes the host as a Service, and the LLM gateway's health checks watch it. The server runs
+as UID 10001 with a read-only root file system: its caches live on the model cache PVC,
+home and temp on emptyDirs, and a gated model's token is a mounted file (`HF_TOKEN_PATH`).
 
 Scheduling: the `nvidia` RuntimeClass, `nvidia.com/gpu` limits equal to the tensor-parallel
 size, a node selector on the GPU class label (`llm-platform.io/gpu-class`, set on GPU
@@ -50,6 +52,12 @@ from components.labels import selector_labels, standard_labels
 
 HF_TOKEN_SECRET = "huggingface-token"  # noqa: S105 (a Secret's name)
 HF_TOKEN_KEY = "token"  # noqa: S105 (a key name in that Secret)
+HF_TOKEN_DIR = "/var/run/secrets/huggingface"  # noqa: S105 (where that Secret is mounted)
+RUN_AS = 10001
+"""UID and GID of the server: the vLLM image's Python and packages are world-readable and
+nothing of it needs root once its caches point at writable volumes."""
+HOME_PATH = "/home/vllm"
+TMP_PATH = "/tmp"  # noqa: S108 (an emptyDir)
 
 DOWNLOAD_BYTES_PER_SECOND = 25e6
 """A conservative 200 Mbit/s home uplink for the first download."""
@@ -219,12 +227,46 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
     env: list[k8s.core.v1.EnvVarArgsDict] = [
         {"name": "HF_HOME", "value": MODEL_CACHE_PATH},
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        # The root file system is read-only: every cache the engine, torch.compile, Triton
+        # and FlashInfer write goes under the model cache (kept across restarts, so a
+        # restart skips compilation) or the home emptyDir (the UID has no passwd entry).
+        {"name": "HOME", "value": HOME_PATH},
+        {"name": "XDG_CACHE_HOME", "value": f"{MODEL_CACHE_PATH}/.cache"},
+        {"name": "VLLM_CACHE_ROOT", "value": f"{MODEL_CACHE_PATH}/.cache/vllm"},
+        {"name": "TRITON_CACHE_DIR", "value": f"{MODEL_CACHE_PATH}/.cache/triton"},
+        {"name": "TMPDIR", "value": TMP_PATH},
+    ]
+    mounts: list[k8s.core.v1.VolumeMountArgsDict] = [
+        {"name": "model-cache", "mount_path": MODEL_CACHE_PATH},
+        {"name": "dshm", "mount_path": "/dev/shm"},  # noqa: S108 (shared memory)
+        {"name": "home", "mount_path": HOME_PATH},
+        {"name": "tmp", "mount_path": TMP_PATH},
+    ]
+    volumes: list[k8s.core.v1.VolumeArgsDict] = [
+        {
+            "name": "model-cache",
+            "persistent_volume_claim": {"claim_name": f"{plan.service}-cache"},
+        },
+        # Tensor-parallel workers exchange tensors through shared memory.
+        {
+            "name": "dshm",
+            "empty_dir": {"medium": "Memory", "size_limit": f"{2 * model.gpu_count}Gi"},
+        },
+        {"name": "home", "empty_dir": {"size_limit": "1Gi"}},
+        {"name": "tmp", "empty_dir": {"size_limit": "4Gi"}},
     ]
     if model.gated:
-        env.append(
+        # huggingface_hub reads the token from the file HF_TOKEN_PATH names.
+        env.append({"name": "HF_TOKEN_PATH", "value": f"{HF_TOKEN_DIR}/{HF_TOKEN_KEY}"})
+        mounts.append({"name": "hf-token", "mount_path": HF_TOKEN_DIR, "read_only": True})
+        volumes.append(
             {
-                "name": "HF_TOKEN",
-                "value_from": {"secret_key_ref": {"name": HF_TOKEN_SECRET, "key": HF_TOKEN_KEY}},
+                "name": "hf-token",
+                "secret": {
+                    "secret_name": HF_TOKEN_SECRET,
+                    "items": [{"key": HF_TOKEN_KEY, "path": HF_TOKEN_KEY}],
+                    "default_mode": 0o440,
+                },
             }
         )
     gpus = str(model.gpu_count)
@@ -235,7 +277,14 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
         "automount_service_account_token": False,
         "enable_service_links": False,
         "termination_grace_period_seconds": 60,
-        "security_context": {"seccomp_profile": {"type": "RuntimeDefault"}},
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": RUN_AS,
+            "run_as_group": RUN_AS,
+            # The cache PVC and the token are group-accessible to this GID.
+            "fs_group": RUN_AS,
+            "seccomp_profile": {"type": "RuntimeDefault"},
+        },
         "containers": [
             {
                 "name": "vllm",
@@ -260,27 +309,14 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
                 "readiness_probe": _probe("/health", period=10, failures=3),
                 "liveness_probe": _probe("/health", period=20, failures=3),
                 "security_context": {
-                    # The image runs as root; everything else of "restricted" holds.
                     "allow_privilege_escalation": False,
+                    "read_only_root_filesystem": True,
                     "capabilities": {"drop": ["ALL"]},
                 },
-                "volume_mounts": [
-                    {"name": "model-cache", "mount_path": MODEL_CACHE_PATH},
-                    {"name": "dshm", "mount_path": "/dev/shm"},  # noqa: S108 (shared memory)
-                ],
+                "volume_mounts": mounts,
             }
         ],
-        "volumes": [
-            {
-                "name": "model-cache",
-                "persistent_volume_claim": {"claim_name": f"{plan.service}-cache"},
-            },
-            # Tensor-parallel workers exchange tensors through shared memory.
-            {
-                "name": "dshm",
-                "empty_dir": {"medium": "Memory", "size_limit": f"{2 * model.gpu_count}Gi"},
-            },
-        ],
+        "volumes": volumes,
     }
     if plan.avoid_nodes:
         spec["affinity"] = {

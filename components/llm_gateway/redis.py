@@ -32,8 +32,9 @@ PASSWORD_ENV = "REDIS_PASSWORD"  # noqa: S105 (an env var name)
 COMPONENT = "llm-gateway"
 CLIENT_NAME = "litellm"
 """The Deployment whose pods may connect."""
-REDIS_UID = 999
-"""The `redis` user of the official image."""
+REDIS_UID = 10001
+"""Not the image's `redis` user (999): its entrypoint only changes users when started as
+root, and redis-server needs no user of its own; the data volume is this group's."""
 CONF_DIR = "/run/redis"
 MAX_MEMORY = "200mb"
 

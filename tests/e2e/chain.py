@@ -91,6 +91,18 @@ class Chain:
                 fake.start()
             fake.clear()
 
+    def served_by(self, reply: Reply, model: str) -> str:
+        """`local` or `cloud`: where a 200 answer for a local `model` came from, told by the
+        answer itself, since the edge hides LiteLLM's `x-litellm-model-id`. The cloud fake's
+        whole answer is the fallback's; the local answer, or its start continued by the
+        cloud (LiteLLM's mid-stream fallback), started at the local server; else empty."""
+        content = reply.content()
+        if content == self.anthropic.reply:
+            return "cloud"
+        if content == self.local[model].text or content.endswith(self.anthropic.continuation):
+            return "local"
+        return ""
+
     def litellm_connection(self, timeout: float = 15) -> http.client.HTTPConnection:
         """A connection straight to LiteLLM (bypassing the edge), verifying its certificate."""
         return connect(self.litellm.port, ca_pem=self.pki.ca_pem, timeout=timeout)

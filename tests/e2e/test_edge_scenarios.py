@@ -21,7 +21,7 @@ import pytest
 from components.edge.nginx_conf import CLIENT_NAME_HEADER, ClientLimit
 from tests.artifacts.edge.nginx_harness import EDGE_NAME
 from tests.e2e.harness import Answer, EdgeChain, fake_upstream_chain, steady
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FakeUpstream, stream_request_body
 
 pytestmark = pytest.mark.e2e
 
@@ -112,9 +112,10 @@ def _read_stream(chain: EdgeChain, client: str, stream_id: str, events: int) -> 
     conn = chain.connection()
     try:
         conn.request(
-            "GET",
-            f"/stream?events={events}&interval_ms=25&id={stream_id}",
-            headers={"Authorization": f"Bearer {KEYS[client]}"},
+            "POST",
+            "/v1/chat/completions",
+            body=stream_request_body(events, 25, stream_id),
+            headers={"Authorization": f"Bearer {KEYS[client]}", "Content-Type": "application/json"},
         )
         response = conn.getresponse()
         assert response.status == 200, response.status

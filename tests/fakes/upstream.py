@@ -1,10 +1,14 @@
 """A fake HTTP(S) upstream on loopback, and a throwaway test PKI to serve it with TLS.
 
 `FakeUpstream` records every request it gets (method, path, headers, body) and answers:
-- `GET|POST /stream?events=N&interval_ms=M&id=X`: a server-sent event stream of N events,
-  M ms apart, recording when each event left (`stream_sent_at(X)`, `time.monotonic()`);
-  it also sends `X-Accel-Buffering: yes`, which a proxy in front must not obey;
+- a POST whose JSON body holds `"fake_stream": {"events": N, "interval_ms": M, "id": X}`
+  (on any path, so on the edge's allowed routes too): a server-sent event stream of N
+  events, M ms apart, recording when each event left (`stream_sent_at(X)`,
+  `time.monotonic()`); it also sends `X-Accel-Buffering: yes`, which a proxy in front must
+  not obey;
 - anything else: 200 with a small JSON body naming the path.
+Every answer carries `INTERNAL_HEADERS`, the kind of internal headers LiteLLM adds (its
+backend URL, the key's spend, the provider's headers), which a proxy in front must hide.
 
 `TestPki` is a CA (EC P-256, made with `cryptography`) that issues server certificates.
 Standard library plus `cryptography` only; every server is torn down by `stop()`.
@@ -23,12 +27,23 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+INTERNAL_HEADERS = {
+    "x-litellm-model-api-base": "http://10.0.0.12:8000/v1",
+    "x-litellm-key-spend": "12.5",
+    "x-litellm-call-id": "call-0123",
+    "x-litellm-key-remaining-requests-qwen3-8b": "99",
+    "llm_provider-anthropic-organization-id": "org-internal",
+    "x-ratelimit-remaining-requests": "4999",
+}
+"""Response headers of the kind LiteLLM 1.83.14 adds (proxy/common_request_processing.py
+`get_custom_headers`, litellm_core_utils/llm_response_utils/get_headers.py)."""
 
 # Fixed validity window around a fixed date would expire; certificates are made per run.
 _VALIDITY = datetime.timedelta(days=2)
@@ -138,6 +153,26 @@ class _State:
     errors: list[str] = field(default_factory=list)
 
 
+def stream_request_body(events: int, interval_ms: int, stream_id: str) -> bytes:
+    """A chat-completions-shaped request body that makes the fake stream (see above)."""
+    document = {
+        "model": "fake",
+        "stream": True,
+        "messages": [{"role": "user", "content": "stream"}],
+        "fake_stream": {"events": events, "interval_ms": interval_ms, "id": stream_id},
+    }
+    return json.dumps(document).encode()
+
+
+def _stream_request(body: bytes) -> dict[str, object] | None:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    stream = document.get("fake_stream") if isinstance(document, dict) else None
+    return stream if isinstance(stream, dict) else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -160,23 +195,30 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _handle(self) -> None:
-        self._record()
+        body = self._record()
         url = urlsplit(self.path)
-        if url.path == "/stream":
-            self._stream(parse_qs(url.query))
+        stream = _stream_request(body)
+        if stream is not None:
+            self._stream(stream)
             return
         payload = json.dumps({"ok": True, "path": url.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        self._internal_headers()
         self.end_headers()
         self.wfile.write(payload)
 
-    def _stream(self, query: dict[str, list[str]]) -> None:
-        events = min(int(query.get("events", ["20"])[0]), 1000)
-        interval = min(int(query.get("interval_ms", ["20"])[0]), 1000) / 1000
-        stream_id = query.get("id", ["stream"])[0]
+    def _internal_headers(self) -> None:
+        for name, value in INTERNAL_HEADERS.items():
+            self.send_header(name, value)
+
+    def _stream(self, request: dict[str, object]) -> None:
+        events = min(int(str(request.get("events", 20))), 1000)
+        interval = min(int(str(request.get("interval_ms", 20))), 1000) / 1000
+        stream_id = str(request.get("id", "stream"))
         self.send_response(200)
+        self._internal_headers()
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("X-Accel-Buffering", "yes")

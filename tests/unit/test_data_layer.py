@@ -291,14 +291,27 @@ def test_snapshot_cronjob_uses_the_pinned_curl_and_its_service_account_token() -
     (container,) = pod["containers"]
     assert container["image"] == versions.CURL.ref
     env = {e["name"]: e for e in container["env"]}
-    assert env["QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
+    # Keys are mounted files, never environment variables.
+    assert all("valueFrom" not in e for e in env.values()), env
     assert env["QDRANT_NODES"]["value"] == str(data.vector_db_replicas)
     assert env["S3_BUCKET"]["value"] == run.named("data-snapshots").inputs["bucket"]
-    # no key anywhere: the token of its own service account, for STS only
-    assert "AWS_SECRET_ACCESS_KEY" not in env and run.of_type("aws:iam/user:User") == []
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["secrets"]["mountPath"] == env["SECRETS_DIR"]["value"]
+    assert mounts["secrets"]["readOnly"] is True
+    (secrets,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    files = {
+        item["path"]: (source["secret"]["name"], item["key"])
+        for source in secrets["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    # Only the Qdrant key: no AWS key anywhere, the token of its own service account for STS.
+    assert files == {"qdrant-api-key": ("qdrant-api-key", "api-key")}
+    assert secrets["projected"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    assert run.of_type("aws:iam/user:User") == []
     assert pod["serviceAccountName"] == snapshots.SERVICE_ACCOUNT
     assert pod["automountServiceAccountToken"] is False
-    (volume,) = [v for v in pod["volumes"] if "projected" in v]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "aws-token"]
     (source,) = volume["projected"]["sources"]
     assert source["serviceAccountToken"]["audience"] == "sts.amazonaws.com"
     assert env["AWS_WEB_IDENTITY_TOKEN_FILE"]["value"] == snapshots.TOKEN_PATH
@@ -337,14 +350,23 @@ def test_pod_spec_takes_exactly_one_kind_of_credentials() -> None:
         snapshots.cronjob_pod_spec(**common, role_arn="arn", credentials_secret="c")
     static = snapshots.cronjob_pod_spec(**common, credentials_secret="c")
     names = {e["name"] for e in static["containers"][0]["env"]}
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= names
-    assert "AWS_ROLE_ARN" not in names
+    assert "AWS_ROLE_ARN" not in names and "AWS_SECRET_ACCESS_KEY" not in names
+    (secrets,) = [v for v in static["volumes"] if v["name"] == "secrets"]
+    files = {
+        item["path"]: source["secret"]["name"]
+        for source in secrets["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    # The static key is two more files of the mounted secrets, from its own Secret.
+    assert files == {"qdrant-api-key": "k", "AWS_ACCESS_KEY_ID": "c", "AWS_SECRET_ACCESS_KEY": "c"}
 
 
 FAKE_CURL = r"""#!/bin/sh
 # curl as the snapshot script sees it: Qdrant, STS and S3 answer from here; every call
 # is logged, one line of arguments each.
 printf '%s\n' "$*" >> "$CALLS"
+# What a call hands curl on its standard input (`--config -`: the keys), on the next line.
+case "$*" in *"--config -"*) printf 'config: %s\n' "$(tr '\n' ' ')" >> "$CALLS" ;; esac
 case "$*" in
   *AssumeRoleWithWebIdentity*)
     case "$*" in *"WebIdentityToken@$AWS_WEB_IDENTITY_TOKEN_FILE"*) ;; *) exit 22 ;; esac
@@ -372,8 +394,16 @@ STS_OK = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/
 """
 
 
-def _snapshot_run(tmp_path: Path, sts_answer: str, **env: str) -> tuple[int, str, list[str]]:
-    """Run the snapshot script with `curl` faked; (exit status, stderr, curl calls)."""
+def _snapshot_run(
+    tmp_path: Path, sts_answer: str, secrets: dict[str, str] | None = None, **env: str
+) -> tuple[int, str, list[str]]:
+    """Run the snapshot script with `curl` faked and `secrets` as its mounted key files
+    (the Qdrant key always); (exit status, stderr, curl calls, each followed by the
+    config it read from its standard input)."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    for name, value in {snapshots.QDRANT_KEY_FILE: "qdrant-key", **(secrets or {})}.items():
+        (secrets_dir / name).write_text(value)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "curl").write_text(FAKE_CURL)
@@ -389,8 +419,8 @@ def _snapshot_run(tmp_path: Path, sts_answer: str, **env: str) -> tuple[int, str
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "CALLS": str(tmp_path / "calls"),
             "STS_ANSWER": str(tmp_path / "sts.xml"),
-            "SNAPSHOT_WORK_DIR": str(tmp_path / "work"),
-            "QDRANT_API_KEY": "qdrant-key",
+            "WORK_DIR": str(tmp_path / "work"),
+            "SECRETS_DIR": str(secrets_dir),
             "QDRANT_NODES": "1",
             "QDRANT_NAMESPACE": "data",
             "S3_BUCKET": "snapshots-bucket",
@@ -418,11 +448,18 @@ def test_snapshot_script_signs_each_upload_with_fresh_role_credentials(tmp_path:
     assert "https://sts.eu-west-1.amazonaws.com/" in sts
     assert "RoleArn=arn:aws:iam::000000000000:role/writer" in sts
     (upload,) = [c for c in calls if " -T " in c]
-    assert "--aws-sigv4 aws:amz:eu-west-1:s3 --user ASIAEXAMPLE:SECRET-xyz" in upload
-    assert "-H x-amz-security-token: TOKEN-abc/def+ghi=" in upload
+    config = calls[calls.index(upload) + 1]
+    assert "--aws-sigv4 aws:amz:eu-west-1:s3" in upload
+    # The role's credentials reach curl on its standard input, never in its arguments.
+    assert config == (
+        'config: user = "ASIAEXAMPLE:SECRET-xyz" header = "x-amz-security-token: '
+        'TOKEN-abc/def+ghi=" '
+    )
+    assert "SECRET-xyz" not in upload and "TOKEN-abc" not in upload
     assert "https://snapshots-bucket.s3.eu-west-1.amazonaws.com/qdrant/" in upload
     assert upload.endswith("/node-0/docs.snapshot")
     assert calls.index(sts) < calls.index(upload)
+    assert not [c for c in calls if "qdrant-key" in c and not c.startswith("config: ")]
 
 
 def test_snapshot_script_uploads_nothing_when_sts_gives_no_credentials(tmp_path: Path) -> None:
@@ -438,12 +475,22 @@ def test_snapshot_script_uploads_nothing_when_sts_gives_no_credentials(tmp_path:
 
 def test_snapshot_script_with_a_static_key_never_calls_sts(tmp_path: Path) -> None:
     status, stderr, calls = _snapshot_run(
-        tmp_path, STS_OK, AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="static"
+        tmp_path,
+        STS_OK,
+        {snapshots.ACCESS_KEY_ID_FILE: "AKIAEXAMPLE", snapshots.SECRET_ACCESS_KEY_FILE: "static"},
     )
     assert status == 0, stderr
     assert not [c for c in calls if "AssumeRoleWithWebIdentity" in c]
     (upload,) = [c for c in calls if " -T " in c]
-    assert "--user AKIAEXAMPLE:static" in upload and "x-amz-security-token" not in upload
+    assert calls[calls.index(upload) + 1] == 'config: user = "AKIAEXAMPLE:static" '
+
+
+def test_snapshot_script_without_its_key_files_stops_before_any_call(tmp_path: Path) -> None:
+    status, stderr, calls = _snapshot_run(
+        tmp_path, STS_OK, {snapshots.ACCESS_KEY_ID_FILE: "AKIAEXAMPLE"}
+    )
+    assert status != 0 and "missing secret file" in stderr and "AWS_SECRET_ACCESS_KEY" in stderr
+    assert calls == []
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")

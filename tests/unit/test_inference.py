@@ -132,10 +132,28 @@ def test_deployment_spec_follows_config_and_fit(stack: str) -> None:
         }
         assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{name}-cache"
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        assert mounts == {"model-cache": "/models", "dshm": "/dev/shm"}
+        assert mounts == {
+            "model-cache": "/models",
+            "dshm": "/dev/shm",
+            "home": "/home/vllm",
+            "tmp": "/tmp",
+        }
+        assert {volumes[name].get("emptyDir") is not None for name in ("home", "tmp")} == {True}
         env = {e["name"]: e for e in container["env"]}
         assert env["HF_HOME"]["value"] == "/models"
-        assert ("HF_TOKEN" in env) == model.gated
+        assert ("HF_TOKEN_PATH" in env) == model.gated
+        assert "HF_TOKEN" not in env
+        # Non-root with a read-only root file system: every path the server writes is a
+        # volume mount (the caches under the model cache, home and temp on emptyDirs).
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] >= 10000
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        writable = [
+            env[n]["value"]
+            for n in ("HOME", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "TRITON_CACHE_DIR", "TMPDIR")
+        ]
+        for path in writable:
+            assert any(path == m or path.startswith(m + "/") for m in mounts.values()), path
         # Probes: the startup probe outlasts a cold start, all on /health.
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["httpGet"]["path"] == "/health"
@@ -263,15 +281,22 @@ def test_every_object_validates_and_uses_the_explicit_provider() -> None:
     }
 
 
-def test_gated_models_read_the_token_from_a_secret_never_in_clear() -> None:
+def test_gated_models_read_the_token_from_a_mounted_secret_file_never_in_clear() -> None:
     run = _values_run(_with_gated_cluster_model(stack_values("dev")))
     (secret,) = run.of_type("kubernetes:core/v1:Secret")
     assert secret.inputs["stringData"] == SECRET
     (server,) = run.of_type(DEPLOYMENT)
     (container,) = server.inputs["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
-    ref = env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
-    assert ref["name"] == secret.inputs["metadata"]["name"]
+    assert "HF_TOKEN" not in env  # a file, not an environment variable
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["hf-token"]["readOnly"] is True
+    token_path = f"{mounts['hf-token']['mountPath']}/token"
+    assert env["HF_TOKEN_PATH"]["value"] == token_path
+    volumes = {v["name"]: v for v in server.inputs["spec"]["template"]["spec"]["volumes"]}
+    source = volumes["hf-token"]["secret"]
+    assert source["secretName"] == secret.inputs["metadata"]["name"]
+    assert source["items"] == [{"key": "token", "path": "token"}]
     assert secret.urn in server.depends_on
     dumped = repr([r.inputs for r in run.resources])
     assert TOKEN not in dumped

@@ -174,6 +174,23 @@ def test_user_data_installs_every_script_and_holds_no_secret(variant: str) -> No
     assert "awscli" not in document["packages"]
 
 
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed (not Debian)")
+def test_the_nginx_module_the_config_loads_is_the_one_the_user_data_installs() -> None:
+    """The package cloud-init installs ships the module path nginx.conf loads (asked of this
+    Debian machine's dpkg, where scripts/install-system-tools.sh installed the same package)."""
+    settings = VARIANTS["self-signed"]
+    document = yaml.safe_load(render_cloud_init(settings))
+    files = {entry["path"]: entry for entry in document["write_files"]}
+    module = settings.nginx.headers_more_module_path
+    assert f"load_module {module};" in files[settings.nginx_conf_path]["content"]
+    owner = subprocess.run(
+        ["dpkg", "-S", module], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert owner.returncode == 0, owner.stderr
+    package = owner.stdout.split(":", 1)[0]
+    assert package in document["packages"]
+
+
 def test_certbot_pieces_only_with_a_domain() -> None:
     with_domain = edge_scripts(VARIANTS["lets-encrypt"])
     without = edge_scripts(VARIANTS["self-signed"])

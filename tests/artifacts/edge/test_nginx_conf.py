@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from components.config import parse_platform_config
+from components.edge.gateway import nginx_settings
 from components.edge.nginx_conf import (
     ClientLimit,
     NginxSettings,
@@ -17,6 +19,7 @@ from components.edge.nginx_conf import (
 )
 from tests.artifacts.edge.nginx_harness import EdgeFixture, nginx_binary
 from tests.fakes.upstream import TestPki
+from tests.support import stack_values
 
 CLIENTS = (
     ClientLimit(name="alice", requests_per_second=5, burst=10),
@@ -82,18 +85,18 @@ def test_nginx_accepts_ocsp_stapling_with_a_ca_issued_certificate(
     assert "[emerg]" not in result.stderr
 
 
-def test_nginx_rejects_a_key_map_with_a_duplicate_key(tmp_path: Path, pki: TestPki) -> None:
-    """The included map is really parsed: a broken one fails `nginx -t` (what the refresh
-    script relies on before it reloads)."""
+def test_nginx_rejects_a_broken_key_map(tmp_path: Path, pki: TestPki) -> None:
+    """The included map is really parsed: an entry that is no valid regular expression fails
+    `nginx -t` (what the refresh script relies on before it reloads)."""
     nginx_binary()
     fixture = EdgeFixture(tmp_path, pki, upstream_port=9443)
     settings = fixture.settings(CLIENTS)
     fixture.write(settings, KEYS, {})
     line = render_api_keys_map({"alice": KEYS["alice"]})
-    Path(settings.keys_map_path).write_text(line + line.replace('"alice"', '"slow-bot"'))
+    Path(settings.keys_map_path).write_text(line + '"~^Bearer (unclosed$" "slow-bot";\n')
     result = fixture.test_config()
     assert result.returncode != 0
-    assert "conflicting" in result.stderr or "duplicate" in result.stderr
+    assert "pcre" in result.stderr.lower() or "regex" in result.stderr.lower(), result.stderr
 
 
 def test_tls_and_streaming_directives_are_rendered() -> None:
@@ -163,9 +166,12 @@ def test_rates_are_expressed_the_way_nginx_reads_them() -> None:
     assert retry_after_seconds(0.3) == 4
 
 
-def test_keys_map_lines_are_sorted_and_quoted() -> None:
-    text = render_api_keys_map({"zed": "z" * 20, "alice": "a" * 20})
-    assert text.splitlines() == [f'"Bearer {"a" * 20}" "alice";', f'"Bearer {"z" * 20}" "zed";']
+def test_keys_map_lines_are_sorted_anchored_and_escaped() -> None:
+    text = render_api_keys_map({"zed": "z" * 20, "alice": "a.b+c/d=e-f~" + "a" * 8})
+    assert text.splitlines() == [
+        '"~^Bearer a\\.b\\+c/d=e-f~aaaaaaaa$" "alice";',
+        f'"~^Bearer {"z" * 20}$" "zed";',
+    ]
 
 
 @pytest.mark.parametrize(
@@ -199,3 +205,17 @@ def test_nginx_t_is_run_with_the_real_binary(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "bogus_directive" in result.stderr
+
+
+def test_the_stack_config_chooses_the_routes_the_edge_passes() -> None:
+    values = stack_values("prod")
+    values["edge"]["api_routes"] = ["models", "embeddings"]
+    conf = render_nginx_conf(nginx_settings(parse_platform_config(values)))
+    route_map = conf.split('map "$request_method $request_uri" $edge_route {', 1)[1]
+    entries = [line.strip() for line in route_map.split("}", 1)[0].splitlines() if "~^" in line]
+    assert entries == [
+        '"~^GET /v1/models(?:[?]|$)" 1;',
+        '"~^POST /v1/embeddings(?:[?]|$)" 1;',
+    ]
+    default = render_nginx_conf(nginx_settings(parse_platform_config(stack_values("prod"))))
+    assert "POST /v1/chat/completions" in default and "POST /v1/chat/completions" not in conf

@@ -7,7 +7,6 @@ import json
 import socket
 import ssl
 import time
-import urllib.parse
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from tests.artifacts.edge.nginx_harness import (
     nginx_binary,
     running,
 )
-from tests.fakes.upstream import FakeUpstream, TestPki
+from tests.fakes.upstream import FakeUpstream, TestPki, stream_request_body
 
 pytestmark = pytest.mark.live
 
@@ -235,11 +234,16 @@ def test_requests_without_a_key_are_rate_limited_per_source_address(edge: Edge) 
 def test_server_sent_events_arrive_event_by_event(edge: Edge) -> None:
     events, stream_id = 20, "sse-live"
     conn = edge.fixture.connection()
-    query = urllib.parse.urlencode({"events": events, "interval_ms": 25, "id": stream_id})
     conn.request(
-        "GET",
-        f"/stream?{query}",
-        headers={**_bearer(ALICE_KEY), "Accept": "text/event-stream", "Accept-Encoding": "gzip"},
+        "POST",
+        "/v1/chat/completions",
+        body=stream_request_body(events, 25, stream_id),
+        headers={
+            **_bearer(ALICE_KEY),
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "gzip",
+        },
     )
     response = conn.getresponse()
     assert response.status == 200
@@ -344,21 +348,24 @@ def test_plain_http_serves_acme_challenges_and_redirects_the_rest(edge: Edge) ->
 
 
 def test_access_log_is_json_names_the_client_and_holds_no_key(edge: Edge) -> None:
-    assert _get(edge, "/v1/log-check", _bearer(ALICE_KEY))[0] == 200
-    assert _get(edge, "/v1/log-check", _bearer("sk-edge-NotAKeyNotAKey0123456789abcd"))[0] == 401
+    marker = {"User-Agent": "log-check"}
+    assert _get(edge, "/v1/models", {**_bearer(ALICE_KEY), **marker})[0] == 200
+    wrong = _bearer("sk-edge-NotAKeyNotAKey0123456789abcd")
+    assert _get(edge, "/v1/models", {**wrong, **marker})[0] == 401
     log = Path(edge.fixture.settings(CLIENTS).access_log_path)
     deadline = time.monotonic() + 2
     records: list[dict[str, object]] = []
     while time.monotonic() < deadline:
         records = [json.loads(line) for line in log.read_text().splitlines()]
-        if sum(r["path"] == "/v1/log-check" for r in records) >= 2:
+        if sum(r["user_agent"] == "log-check" for r in records) >= 2:
             break
         time.sleep(0.05)
     text = log.read_text()
     for key in (*ALL_KEYS, "NotAKeyNotAKey"):
         assert key not in text
-    checks = [r for r in records if r["path"] == "/v1/log-check"]
+    checks = [r for r in records if r["user_agent"] == "log-check"]
     assert [(r["client"], r["status"]) for r in checks[-2:]] == [("alice", 200), ("", 401)]
+    assert {r["path"] for r in checks} == {"/v1/models"}
     assert isinstance(checks[-2]["request_time"], float | int)
     assert checks[-2]["upstream_response_time"] not in ("", "-")
 
