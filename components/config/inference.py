@@ -11,7 +11,7 @@ from components.inference.catalog import PRESETS
 from components.inference.vllm_flags import extra_args_problems
 from components.versions import parse_image
 
-from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from ._base import ConfigProblems, DnsLabel, FrozenModel, Problem, raise_if_problems
 from .names import ServedName, kubernetes_name
 
 HfRepo = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
@@ -129,9 +129,10 @@ class LocalModel(FrozenModel):
             return data
         preset = PRESETS.get(str(data["preset"]))
         if preset is None:
-            # The value itself is not repeated: an error may show it only through its
-            # redacting `(got ...)` (a pasted secret must not reach the log).
-            raise ValueError(f"preset is not in the catalog; known: {', '.join(sorted(PRESETS))}")
+            known = ", ".join(sorted(PRESETS))
+            raise ConfigProblems(
+                [Problem(("preset",), f"not in the catalog; known: {known}", data["preset"])]
+            )
         return {**preset.fields(), **data}
 
     @model_validator(mode="after")
