@@ -17,7 +17,7 @@ import shutil
 import sys
 import traceback
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from tools.checks.capacity import images
 from tools.helm_overlay import overlay_problems
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
 from tools.releases import ReleaseError, ReleaseRender, release_files, render_releases
+from tools.what_you_get import what_you_get_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -194,12 +195,17 @@ def summary_markdown(
     run: ProgramRun,
     releases: Sequence[ReleaseRender] = (),
     config: PlatformConfig | None = None,
+    secrets_set: Collection[str] = (),
 ) -> str:
-    """Counts per component and type, the fit of each model, what each Helm release
-    creates, and a diagram."""
+    """What the stack gives and asks (models, endpoints, clients, secrets, AWS cost,
+    versions), then counts per component and type, the fit of each model, what each Helm
+    release creates, and a diagram of the components that create something."""
     by_urn = {r.urn: r for r in run.resources}
-    components = [r for r in run.resources if not r.custom and r.type != "pulumi:pulumi:Stack"]
+    creating = _creating_components(run)
+    components = [r for r in run.resources if r.urn in creating]
     lines = [f"# Render of stack `{stack}`", "", f"{len(run.resources)} resources.", ""]
+    if config is not None:
+        lines += what_you_get_markdown(config, run.outputs, releases, secrets_set)
     if config is not None and config.inference.models:
         lines += ["## Model fit", "", *fit_table(fit_rows(config)), ""]
     lines += ["## Resources by type", "", "| type | count |", "| --- | ---: |"]
@@ -226,6 +232,28 @@ def summary_markdown(
             lines.append(f"  stack[stack {stack}] --> {component.name}")
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def _creating_components(run: ProgramRun) -> set[str]:
+    """URNs of the components with at least one resource under them (a component that is
+    switched off registers itself and nothing else, and stays out of the diagram)."""
+    by_urn = {r.urn: r for r in run.resources}
+    creating: set[str] = set()
+    for resource in run.resources:
+        if not resource.custom:
+            continue
+        parent = resource.parent
+        for _ in range(len(run.resources)):  # bounded: a parent chain is no longer than this
+            if (
+                parent is None
+                or parent not in by_urn
+                or by_urn[parent].type == "pulumi:pulumi:Stack"
+            ):
+                break
+            if not by_urn[parent].custom:
+                creating.add(parent)
+            parent = by_urn[parent].parent
+    return creating
 
 
 def _image_pins_markdown() -> list[str]:
@@ -275,6 +303,7 @@ def write_render(
     out: Path,
     releases: Sequence[ReleaseRender] = (),
     config: PlatformConfig | None = None,
+    secrets_set: Collection[str] = (),
 ) -> None:
     """Write the whole render directory from one program run and its templated releases."""
     if out.exists():
@@ -303,7 +332,7 @@ def write_render(
     for artifact, content in run.artifacts.items():
         files[Path("files") / artifact] = content
     files[Path("outputs.json")] = _dump_json(run.outputs)
-    files[Path("summary.md")] = summary_markdown(stack, run, releases, config)
+    files[Path("summary.md")] = summary_markdown(stack, run, releases, config, secrets_set)
     for relative_path, text in sorted(files.items()):
         target = out / relative_path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +384,8 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         if problems:
             raise ConfigError(problems)
     _progress(f"render {stack}: writing {out}")
-    write_render(stack, run, out, releases, platform)
+    secrets_set = [key.split(":", 1)[1] for key in secure if key.startswith(f"{PROJECT}:")]
+    write_render(stack, run, out, releases, platform, secrets_set)
     return run
 
 
