@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ import yaml
 
 from components.config import (
     ConfigError,
+    PlatformConfig,
     parse_platform_config,
     plain_secret_lines,
     provider_region_lines,
     secret_keys_named_by,
 )
+from components.derived import Derived, derived_values
 from tools import charts, helm_template
 from tools.checks.capacity import images
 from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
@@ -241,9 +244,14 @@ def _releases_markdown(releases: Sequence[ReleaseRender]) -> list[str]:
 
 
 def write_render(
-    stack: str, run: ProgramRun, out: Path, releases: Sequence[ReleaseRender] = ()
+    stack: str,
+    run: ProgramRun,
+    out: Path,
+    releases: Sequence[ReleaseRender] = (),
+    derived: Sequence[Derived] = (),
 ) -> None:
-    """Write the whole render directory from one program run and its templated releases."""
+    """Write the whole render directory from one program run, its templated releases and
+    the values the program derived (`components.derived`)."""
     if out.exists():
         if any(out.iterdir()) and not (out / "plan.json").exists():
             raise RenderError(f"refusing to replace {out}: it is not an earlier render")
@@ -270,6 +278,7 @@ def write_render(
     for artifact, content in run.artifacts.items():
         files[Path("files") / artifact] = content
     files[Path("outputs.json")] = _dump_json(run.outputs)
+    files[Path("derived.json")] = _dump_json([d.to_json() for d in derived])
     files[Path("summary.md")] = summary_markdown(stack, run, releases)
     for relative_path, text in sorted(files.items()):
         target = out / relative_path
@@ -277,12 +286,18 @@ def write_render(
         target.write_text(text)
 
 
-def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True) -> ProgramRun:
-    """Validate, run and write one stack; raises ConfigError or RenderError.
+@dataclass(frozen=True)
+class StackProgram:
+    """What the mock engine runs a stack file with: its validated config, the config the
+    engine hands the program (required secrets as placeholders) and the secret keys."""
 
-    `charts_tree=False` leaves out the templating of the Helm releases (`charts/`): the
-    render as it was before charts were templated, which `make bench` measures against.
-    """
+    platform: PlatformConfig
+    engine_config: dict[str, str]
+    secret_keys: list[str]
+
+
+def stack_program(stack_file: Path) -> StackProgram:
+    """Read and validate a stack file for a run of the program; raises ConfigError."""
     values, secure = read_stack_file(stack_file)
     raw = project_values(values)
     plain = sorted(key for key in secret_keys_named_by(raw) if key in raw)
@@ -293,7 +308,6 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     lines = plain_secret_lines(plain) + provider_region_lines(values.get("aws:region"), platform)
     if lines:
         raise ConfigError(lines)
-    _progress(f"render {stack}: config valid; running the program under the mock engine")
     engine_config = config_for_engine(values)
     secret_keys = list(secure)
     for key in platform.required_secrets():
@@ -302,9 +316,31 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         secret_keys.append(full)
     for key in secure:
         engine_config[key] = f"render-placeholder-{key.split(':', 1)[1]}"
-    run = run_program(
-        stack=stack, config=engine_config, secret_keys=sorted(set(secret_keys)), program=MAIN
+    return StackProgram(platform, engine_config, sorted(set(secret_keys)))
+
+
+def run_stack_program(
+    stack: str, program: StackProgram, prior: Mapping[str, Mapping[str, Any]] | None = None
+) -> ProgramRun:
+    """Run `__main__.py` with a stack's config (as a preview against `prior` when given)."""
+    return run_program(
+        stack=stack,
+        config=program.engine_config,
+        secret_keys=program.secret_keys,
+        program=MAIN,
+        prior=prior,
     )
+
+
+def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True) -> ProgramRun:
+    """Validate, run and write one stack; raises ConfigError or RenderError.
+
+    `charts_tree=False` leaves out the templating of the Helm releases (`charts/`): the
+    render as it was before charts were templated, which `make bench` measures against.
+    """
+    program = stack_program(stack_file)
+    _progress(f"render {stack}: config valid; running the program under the mock engine")
+    run = run_stack_program(stack, program)
     if charts_tree:
         _progress(f"render {stack}: {len(run.resources)} resources; templating the Helm releases")
     try:
@@ -312,7 +348,7 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     except (ReleaseError, charts.ChartUnavailableError) as error:
         raise RenderError(str(error)) from error
     _progress(f"render {stack}: writing {out}")
-    write_render(stack, run, out, releases)
+    write_render(stack, run, out, releases, derived_values(program.platform))
     return run
 
 
