@@ -230,6 +230,11 @@ class Platform(pulumi.ComponentResource):
             for client, key in (config.edge.client_key_secrets.items() if config.edge else ())
         }
         if config.edge_enabled:
+            home_connection, home_ready = None, []
+            tunnel_node = config.cluster.wireguard_node
+            if config.cluster.mode == "bootstrap" and tunnel_node is not None:
+                home_connection = self.cluster.connection(tunnel_node)
+                home_ready = [self.cluster.installs[tunnel_node]]
             self.edge = EdgeGateway(
                 f"{name}-edge",
                 EdgeGatewayArgs(
@@ -238,7 +243,8 @@ class Platform(pulumi.ComponentResource):
                     edge_keys=self.client_keys.edge_keys,
                     upstream_keys=self.client_keys.gateway_keys,
                     upstream_ca_pem=self.pki.root_ca_pem,
-                    ssh_private_key=args.secrets.ssh_private_key,
+                    home_connection=home_connection,
+                    home_node_ready=home_ready,
                     given_keys=self.given_keys,
                     log_target=self.foundation.log_target,
                 ),

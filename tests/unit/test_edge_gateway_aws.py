@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import pytest
 
 from components.config import ConfigError, PlatformConfig, parse_platform_config
@@ -60,7 +61,9 @@ def _run(config: PlatformConfig) -> ProgramRun:
                 edge_keys={c: pulumi.Output.secret(_edge_key(c)) for c in config.clients},
                 upstream_keys={c: pulumi.Output.secret(_upstream_key(c)) for c in config.clients},
                 upstream_ca_pem=CA_PEM,
-                ssh_private_key=pulumi.Output.secret(SSH_KEY),
+                home_connection=command.remote.ConnectionArgs(
+                    host="192.168.10.11", user="ubuntu", private_key=pulumi.Output.secret(SSH_KEY)
+                ),
             ),
         )
         pulumi.export("public_ip", gateway.public_ip)
