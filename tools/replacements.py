@@ -38,6 +38,7 @@ pulumi/pulumi `pkg/resource/deploy/step_generator.go`). Values the render shows 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -442,10 +443,8 @@ def _parsed_config(inputs: Mapping[str, Any]) -> dict[str, Any]:
     result = {}
     for key, value in inputs.items():
         if isinstance(value, str) and value[:1] in "{[":
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(value)
-            except ValueError:
-                pass
         result[key] = value
     return result
 

@@ -67,6 +67,12 @@ class PlatformConfig(FrozenModel):
         return self.has_s3_writers and self.aws.backup_credentials.mode == "web_identity"
 
     @property
+    def uses_aws(self) -> bool:
+        """Whether anything of the stack is on AWS (the edge, the writers' buckets): only
+        then does the program make an AWS provider, and need AWS credentials."""
+        return self.edge_enabled or self.has_s3_writers
+
+    @property
     def edge_enabled(self) -> bool:
         """Whether the stack deploys the edge gateway."""
         return self.edge is not None and self.edge.enabled
