@@ -357,8 +357,15 @@ def _dynamic_provider_diff(
 ) -> tuple[list[str], bool]:
     """(replace keys, delete first) from the dynamic provider's own `diff`."""
     # The serialized provider is a secret input: the resource is known by its inputs.
-    from components.llm_gateway.virtual_keys import VirtualKeyProvider
+    from components.llm_gateway.virtual_keys import (
+        CHECK_MARKER,
+        AdminApiCheckProvider,
+        VirtualKeyProvider,
+    )
 
+    if new.get("check") == CHECK_MARKER:
+        checked = AdminApiCheckProvider().diff("", dict(old), dict(new))
+        return list(checked.replaces or []), bool(checked.delete_before_replace)
     if not {"admin_url", "key", "key_alias", "master_key"} <= set(new):
         raise UnknownResourceTypeError(
             f"a dynamic resource whose provider this preview does not know (inputs {sorted(new)})"
