@@ -157,7 +157,7 @@ class Platform(pulumi.ComponentResource):
                 provider=provider,
                 issuer_name=self.pki.issuer_name,
                 pki_ready=self.pki.ready,
-                namespace=namespaces["traefik"],
+                namespace=namespaces.get(config.ingress_namespace, config.ingress_namespace),
             ),
             opts=child,
         )

@@ -71,7 +71,9 @@ def test_a_second_registration_of_one_urn_fails_the_run() -> None:
 
     # The engine fails the deployment ("Duplicate resource URN"); the mocks used to keep
     # the second registration silently.
-    with pytest.raises(DuplicateUrnError, match="'urn:pulumi:dev::llm-platform::pulumi:providers:aws::aws'"):
+    with pytest.raises(
+        DuplicateUrnError, match="'urn:pulumi:dev::llm-platform::pulumi:providers:aws::aws'"
+    ):
         _run(program)
 
 
