@@ -31,6 +31,8 @@ import yaml
 
 from components.config import ConfigError
 from tools.mock_engine import ProgramRun
+from tools.preview import counts_line, preview, replacement_lines
+from tools.render import ROOT
 from tools.replacements import changed_paths, load_plan
 
 MAX_VALUE_CHARS = 80
@@ -209,16 +211,14 @@ def _chart_lines(old_dir: Path, new_dir: Path) -> tuple[str, list[str]]:
     return count, lines
 
 
-def _risk_lines(preview: ProgramRun | None, note: str | None) -> list[str]:
+def _risk_lines(run: ProgramRun | None, note: str | None) -> list[str]:
     """The top of the report: what a real `pulumi up` would replace."""
-    from tools.preview import counts_line, replacement_lines
-
-    if preview is None:
+    if run is None:
         return [f"_No offline preview: {note or 'not asked for'}._", ""]
-    replacements = replacement_lines(preview)
-    lines = [f"Offline preview from the old render's state: {counts_line(preview)}", ""]
+    replacements = replacement_lines(run)
+    lines = [f"Offline preview from the old render's state: {counts_line(run)}", ""]
     if replacements:
-        first = [r for r in preview.resources if r.step and r.step.delete_before_replace]
+        first = [r for r in run.resources if r.step and r.step.delete_before_replace]
         first = [r for r in first if r.step and r.step.op == "replace"]
         if first:
             names = ", ".join(f"`{r.name}`" for r in first[:10])
@@ -230,9 +230,9 @@ def _risk_lines(preview: ProgramRun | None, note: str | None) -> list[str]:
 
 
 def diff_markdown(
-    old_dir: Path, new_dir: Path, preview: ProgramRun | None = None, note: str | None = None
+    old_dir: Path, new_dir: Path, preview_run: ProgramRun | None = None, note: str | None = None
 ) -> str:
-    """The whole Markdown report; `preview` is the preview run of NEW's stack from OLD's
+    """The whole Markdown report; `preview_run` is the preview run of NEW's stack from OLD's
     state (`note` says why there is none)."""
     old, new = load_plan(old_dir), load_plan(new_dir)
     added = [new[u] for u in sorted(set(new) - set(old))]
@@ -254,7 +254,7 @@ def diff_markdown(
     lines = ["## Offline render diff", ""]
     if not (added or removed or changed or changed_files or chart_section or derived):
         return "\n".join([*lines, "No changes.", ""])
-    lines += _risk_lines(preview, note)
+    lines += _risk_lines(preview_run, note)
     lines.append(
         f"{len(added)} to add, {len(changed)} to change, {len(removed)} to remove, "
         f"{len(changed_files)} generated files changed. {chart_count}"
@@ -305,8 +305,6 @@ def _changed_resource(
 
 def _stack_file(new_dir: Path, config: Path | None) -> tuple[str, Path | None]:
     """The stack NEW was rendered from and the stack file to preview it with."""
-    from tools.render import ROOT
-
     stack = str(json.loads((new_dir / "plan.json").read_text())["stack"])
     if config is not None:
         return stack, config
@@ -327,8 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         preview_run, note = None, "left out (--no-preview)"
         if not args.no_preview:
-            from tools.preview import preview
-
             stack, stack_file = _stack_file(args.new, args.config)
             if stack_file is None:
                 note = f"no stack file Pulumi.{stack}.yaml (pass --config)"

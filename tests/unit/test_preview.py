@@ -261,19 +261,13 @@ def test_kubernetes_provider_diff_config_keeps_an_identified_cluster() -> None:
     assert added == ["kubeconfig"]
 
 
-def _prod_with(change: Any) -> Path:
+def _prod_with(tmp_path: Path, change: Any) -> Path:
+    """The prod stack file changed by `change`, written under `tmp_path`."""
     document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
     change(document["config"])
-    path = _tmp() / f"Pulumi.prod-{len(list(_tmp().iterdir()))}.yaml"
+    path = tmp_path / "Pulumi.prod.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
-
-
-@cache
-def _tmp() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="preview-test-"))
 
 
 @cache
@@ -295,11 +289,13 @@ def _replaced(run: ProgramRun, prefix: str = "kubernetes:") -> list[str]:
     ]
 
 
-def test_an_unknown_kubeconfig_at_preview_updates_the_provider_and_replaces_nothing() -> None:
+def test_an_unknown_kubeconfig_at_preview_updates_the_provider_and_replaces_nothing(
+    tmp_path: Path,
+) -> None:
     def new_user(config: dict[str, Any]) -> None:
         config["llm-platform:cluster"]["nodes"]["rack-1"]["ssh_user"] = "admin"
 
-    run = _prod_preview(_prod_with(new_user), _prod_state())
+    run = _prod_preview(_prod_with(tmp_path, new_user), _prod_state())
     # The kubeconfig is read over a changed connection: unknown until `pulumi up` runs.
     assert run.named("llm-cluster-kubeconfig").step.op == "update"  # type: ignore[union-attr]
     provider = run.named("llm-cluster-provider")
@@ -309,11 +305,13 @@ def test_an_unknown_kubeconfig_at_preview_updates_the_provider_and_replaces_noth
     assert _replaced(run) == []
 
 
-def test_a_new_k3s_version_reads_the_kubeconfig_again_without_replacing_the_cluster() -> None:
+def test_a_new_k3s_version_reads_the_kubeconfig_again_without_replacing_the_cluster(
+    tmp_path: Path,
+) -> None:
     def upgrade(config: dict[str, Any]) -> None:
         config["llm-platform:cluster"]["k3s_version"] = "v1.36.3+k3s1"
 
-    run = _prod_preview(_prod_with(upgrade), _prod_state())
+    run = _prod_preview(_prod_with(tmp_path, upgrade), _prod_state())
     reader = run.named("llm-cluster-kubeconfig").step
     assert reader is not None and (reader.op, reader.replace_keys) == ("replace", ("triggers",))
     assert run.named("llm-cluster-provider").step.op == "update"  # type: ignore[union-attr]

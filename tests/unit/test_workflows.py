@@ -282,3 +282,4 @@ def test_the_deploy_workflow_says_why_its_runners_must_be_self_hosted() -> None:
     assert "LiteLLM's admin API" in text and "internal CA" in text
     delivery = (ROOT / "docs" / "delivery.md").read_text()
     assert "## The LLM gateway's admin API" in delivery
+    assert "## What the real engine does that the render cannot show" in delivery
