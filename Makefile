@@ -9,14 +9,15 @@ STACK ?= $(if $(CONFIG),$(patsubst Pulumi.%.yaml,%,$(filter Pulumi.%.yaml,$(notd
 # Every stack file beside Pulumi.yaml (tools/stacks.py lists them with their tiers).
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
-        litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
+.PHONY: help venv charts render render-all diff preview policy smoke bench test lint typecheck unit \
+        system-tools litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
 	@echo "make charts                              pinned chart archives into .cache/charts/ (CHART_MIRROR=dir offline)"
 	@echo "make test                               the whole suite (installs what it needs)"
-	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
+	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders, replacements first"
+	@echo "make preview [STACK=dev] [AGAINST=dir]  what a real pulumi preview would plan (offline)"
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
@@ -45,7 +46,12 @@ render-all: venv charts
 
 diff: venv
 	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make diff OLD=<render dir> NEW=<render dir>"; exit 1; }
-	$(BIN)/python -m tools.diff $(OLD) $(NEW)
+	$(BIN)/python -m tools.diff $(OLD) $(NEW) $(if $(CONFIG),--config $(CONFIG))
+
+# A preview of the stack as a real `pulumi preview` would plan it, against the state of an
+# earlier render (AGAINST=build/dev, e.g. of the base branch) or as a new stack.
+preview: venv
+	$(BIN)/python -m tools.preview --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) $(if $(AGAINST),--against $(AGAINST))
 
 policy: render
 	$(BIN)/python -m tools.policy_check --stack $(STACK) $(if $(OUT),--render $(OUT))

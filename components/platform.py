@@ -56,11 +56,13 @@ class Platform(pulumi.ComponentResource):
     data: DataLayer
     observability: Observability
     edge: EdgeGateway | None
-    foundation: AwsFoundation
+    foundation: AwsFoundation | None
+    """The shared AWS pieces; None when nothing of the stack is on AWS."""
     issuer: ServiceAccountIssuer | None
     given_keys: dict[str, pulumi.Output[str]]
     """Client keys given as secret config (`edge.client_key_secrets`), by client."""
-    aws_provider: aws.Provider
+    aws_provider: aws.Provider | None
+    """None when nothing of the stack is on AWS: such a stack needs no AWS credentials."""
     config: PlatformConfig
     artifacts: dict[str, pulumi.Output[str]]
     """Generated files exactly as deployed (path under `files/` → text), for the render."""
@@ -73,24 +75,29 @@ class Platform(pulumi.ComponentResource):
         self.config = config
         child = pulumi.ResourceOptions(parent=self)
         self.artifacts = {}
-        self.aws_provider = aws.Provider(
-            f"{name}-aws",
-            region=config.aws.region,
-            default_tags={
-                "tags": {
-                    "project": "llm-platform",
-                    "environment": config.environment,
-                    "managed-by": "pulumi",
-                    **config.aws.tags,
-                }
-            },
-            opts=child,
-        )
-        self.foundation = AwsFoundation(
-            f"{name}-aws-base",
-            AwsFoundationArgs(config=config, provider=self.aws_provider),
-            opts=child,
-        )
+        self.aws_provider = None
+        self.foundation = None
+        if config.uses_aws:
+            self.aws_provider = aws.Provider(
+                f"{name}-aws",
+                region=config.aws.region,
+                default_tags={
+                    "tags": {
+                        "project": "llm-platform",
+                        "environment": config.environment,
+                        "managed-by": "pulumi",
+                        **config.aws.tags,
+                    }
+                },
+                opts=child,
+            )
+            self.foundation = AwsFoundation(
+                f"{name}-aws-base",
+                AwsFoundationArgs(config=config, provider=self.aws_provider),
+                opts=child,
+            )
+        foundation = self.foundation
+        log_target = foundation.log_target if foundation is not None else None
 
         self.cluster = K3sCluster(
             f"{name}-cluster",
@@ -99,21 +106,22 @@ class Platform(pulumi.ComponentResource):
                 kubeconfig=args.secrets.kubeconfig,
                 ssh_private_key=args.secrets.ssh_private_key,
                 protect=config.is_prod,
-                service_account_issuer=self.foundation.issuer_url,
+                service_account_issuer=foundation.issuer_url if foundation is not None else None,
                 service_account_jwks=config.aws.backup_credentials.service_account_jwks,
             ),
             opts=child,
         )
         self.issuer = None
         if self.cluster.service_account_jwks is not None:
+            assert foundation is not None and self.aws_provider is not None  # an issuer is on AWS
             self.issuer = ServiceAccountIssuer(
                 f"{name}-issuer",
                 ServiceAccountIssuerArgs(
                     config=config,
                     provider=self.aws_provider,
-                    account_id=self.foundation.account_id,
+                    account_id=foundation.account_id,
                     jwks=self.cluster.service_account_jwks,
-                    log_target=self.foundation.log_target,
+                    log_target=log_target,
                 ),
                 opts=child,
             )
@@ -151,7 +159,7 @@ class Platform(pulumi.ComponentResource):
                 provider=provider,
                 issuer_name=self.pki.issuer_name,
                 pki_ready=self.pki.ready,
-                namespace=namespaces["traefik"],
+                namespace=namespaces.get(config.ingress_namespace, config.ingress_namespace),
             ),
             opts=child,
         )
@@ -206,7 +214,7 @@ class Platform(pulumi.ComponentResource):
                 operator_namespace=namespaces["cnpg-system"],
                 cloud_api_keys=cloud_keys,
                 aws_provider=self.aws_provider,
-                log_target=self.foundation.log_target,
+                log_target=log_target,
                 workload_identity=identity,
                 client_keys=self.client_keys.gateway_keys,
                 cert_manager_ready=self.pki.ready,
@@ -223,7 +231,7 @@ class Platform(pulumi.ComponentResource):
                 provider=provider,
                 namespace=namespaces.get("data", "data"),
                 aws_provider=self.aws_provider,
-                log_target=self.foundation.log_target,
+                log_target=log_target,
                 workload_identity=identity,
                 gpu_ready=self.gpu.ready,
                 mesh_policy_ready=self.mesh.policy_ready,
@@ -247,6 +255,12 @@ class Platform(pulumi.ComponentResource):
             for client, key in (config.edge.client_key_secrets.items() if config.edge else ())
         }
         if config.edge_enabled:
+            assert self.aws_provider is not None  # the edge is on AWS
+            home_connection, home_ready = None, []
+            tunnel_node = config.cluster.wireguard_node
+            if config.cluster.mode == "bootstrap" and tunnel_node is not None:
+                home_connection = self.cluster.connection(tunnel_node)
+                home_ready = [self.cluster.installs[tunnel_node]]
             self.edge = EdgeGateway(
                 f"{name}-edge",
                 EdgeGatewayArgs(
@@ -255,9 +269,10 @@ class Platform(pulumi.ComponentResource):
                     edge_keys=self.client_keys.edge_keys,
                     upstream_keys=self.client_keys.gateway_keys,
                     upstream_ca_pem=self.pki.root_ca_pem,
-                    ssh_private_key=args.secrets.ssh_private_key,
+                    home_connection=home_connection,
+                    home_node_ready=home_ready,
                     given_keys=self.given_keys,
-                    log_target=self.foundation.log_target,
+                    log_target=log_target,
                 ),
                 opts=child,
             )

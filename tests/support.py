@@ -59,12 +59,14 @@ TEST_IDENTITY = WorkloadIdentity(
 
 
 def as_existing(values: dict[str, Any]) -> dict[str, Any]:
-    """Stack values adopting an existing cluster: its kubeconfig instead of SSH, and (prod,
-    whose backups use web identity) the cluster's key set."""
+    """Stack values adopting an existing cluster: its kubeconfig instead of SSH, the
+    platform's own Traefik (the cluster started without k3s's), and (prod, whose backups use
+    web identity) the cluster's key set."""
     values["cluster"]["mode"] = "existing"
     values["cluster"].pop("api_endpoint", None)
     for host in values["cluster"].get("lan_gpu_hosts", {}).values():
         host["managed"] = False  # nothing is reached over SSH in existing mode
+    values.setdefault("ingress", {}).setdefault("mode", "platform")
     if values.get("environment") == "prod":
         credentials = values.setdefault("aws", {}).setdefault("backup_credentials", {})
         credentials["service_account_jwks"] = SAMPLE_JWKS

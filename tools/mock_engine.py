@@ -12,6 +12,13 @@ real provider always fills and the program reads (`_computed_state`): an auto-ge
 `name`, the ARN in its service's format, a command's `stdout`. Whatever the program passes
 as an input but resolves to nothing is kept in `ProgramRun.dropped_inputs`: such an input
 would be missing from the render, so tests require the list to be empty.
+
+URNs are the engine's: the parent's whole chain of types, and a second registration of a
+URN fails the run as the engine fails it. With `preview`, the run is a `pulumi preview`
+against a prior render's state: each resource gets the `Step` its provider would plan
+(`tools.replacements`), and the outputs of what does not exist yet (created or replaced,
+and a command that re-runs) are unknown, so the values that flow from them are unknown in
+every input downstream (recorded as `"[unknown]"`), as in a real preview.
 """
 
 from __future__ import annotations
@@ -20,20 +27,40 @@ import asyncio
 import base64
 import contextvars
 import hashlib
+import json
 import runpy
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import (
+    MockCallArgs,
+    MockMonitor,
+    MockResourceArgs,
+    Mocks,
+    _resolve_callbacks,
+)
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from tools.replacements import (
+    UNKNOWN,
+    UNKNOWN_AFTER_UPDATE,
+    Step,
+    comparable,
+    is_unknown,
+    plan_step,
+)
+
 SECRET = "[secret]"  # noqa: S105 (the redaction marker, not a password)
 PROJECT = "llm-platform"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 INVOKE_RESULTS: dict[str, dict[str, Any]] = {
     # The render has no AWS account: the AMI look-up answers with a placeholder id that
@@ -129,6 +156,12 @@ def aws_outputs(typ: str, logical_name: str, inputs: dict[str, Any], region: str
     return outputs
 
 
+def _length(state: Mapping[str, Any], default: int) -> int:
+    """A random resource's `length` (the default while it is unknown at preview)."""
+    length = state.get("length", default)
+    return int(length) if isinstance(length, int | float) else default
+
+
 def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
     """Outputs a real provider would compute, as placeholders that say what they are."""
     state: dict[str, Any] = dict(args.inputs)
@@ -136,7 +169,11 @@ def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
         outputs = aws_outputs(args.typ, args.name, state, region)
         outputs.pop("id")
         state.update(outputs)
-    if args.typ.startswith("kubernetes:") and args.typ != "kubernetes:helm.sh/v3:Release":
+    if (
+        args.typ.startswith("kubernetes:")
+        and args.typ != "kubernetes:helm.sh/v3:Release"
+        and isinstance(state.get("metadata") or {}, Mapping)
+    ):
         metadata = dict(state.get("metadata") or {})
         metadata.setdefault("name", args.name)
         state["metadata"] = metadata
@@ -169,9 +206,9 @@ def _computed_state(args: MockResourceArgs, region: str = "") -> dict[str, Any]:
         state["privateKeyPem"] = "(render placeholder: private key)"
         state["publicKeyPem"] = f"(render placeholder: public key of {args.name})"
     if args.typ == "random:index/randomPassword:RandomPassword":
-        state["result"] = "x" * int(state.get("length", 16))
+        state["result"] = "x" * _length(state, 16)
     if args.typ == "random:index/randomBytes:RandomBytes":
-        length = int(state.get("length", 32))
+        length = _length(state, 32)
         state["base64"] = base64.b64encode(bytes(range(length))).decode()
         state["hex"] = bytes(range(length)).hex()
     return state
@@ -198,9 +235,13 @@ class RenderMocks(Mocks):
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret inside a deserialized property value by `"[secret]"`."""
+    """Replace every secret inside a deserialized property value by `"[secret]"`, and every
+    value unknown at preview by `"[unknown]"` (an unknown secret shows as unknown: there
+    is no value to leak)."""
+    if isinstance(value, Unknown):
+        return UNKNOWN
     if rpc.is_rpc_secret(value):
-        return SECRET
+        return UNKNOWN if is_unknown(redact(rpc.unwrap_rpc_secret(value))) else SECRET
     if isinstance(value, Mapping):
         return {str(k): redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -208,6 +249,32 @@ def redact(value: Any) -> Any:
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
     return value
+
+
+def secret_digests(value: Any, path: str = "") -> dict[str, str]:
+    """A short digest of each secret inside a deserialized property value, by JSON Pointer
+    (RFC 6901: `/connection`, `/stringData/config.yaml`).
+
+    A preview compares them to tell a changed secret (a new SSH host or user inside a
+    command's secret `connection`) from an unchanged one, as the engine compares the values
+    themselves. The render's secrets are placeholders and values derived from plain config,
+    so a digest of them reveals nothing the stack file does not.
+    """
+    if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        if is_unknown(redact(inner)):
+            return {}
+        text = json.dumps(whole_numbers(inner), sort_keys=True, default=str)
+        return {path: hashlib.sha256(text.encode()).hexdigest()[:16]}
+    found: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            escaped = str(key).replace("~", "~0").replace("/", "~1")
+            found.update(secret_digests(item, f"{path}/{escaped}"))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found.update(secret_digests(item, f"{path}/{index}"))
+    return found
 
 
 def whole_numbers(value: Any) -> Any:
@@ -240,6 +307,10 @@ class RecordedResource:
     aliases: list[str]
     custom_timeouts: dict[str, str]
     inputs: dict[str, Any]
+    secret_digests: dict[str, str] = field(default_factory=dict)
+    """A digest of each secret input by path (`secret_digests`), so a preview sees it change."""
+    step: Step | None = None
+    """What a preview plans for it (preview runs only)."""
 
     def to_json(self) -> dict[str, Any]:
         """The plan.json entry of this resource."""
@@ -258,6 +329,7 @@ class RecordedResource:
             "aliases": self.aliases,
             "customTimeouts": self.custom_timeouts,
             "inputs": self.inputs,
+            "secretDigests": self.secret_digests,
         }
 
 
@@ -269,29 +341,112 @@ def _alias_text(alias: Any) -> str:
     return f"name={spec.name} type={spec.type} parent={spec.parentUrn}"
 
 
-class RecordingMonitor(MockMonitor):
-    """A mock monitor that keeps every registration with its options, secrets redacted."""
+def engine_urn(stack: str, project: str, parent: str, type_token: str, name: str) -> str:
+    """A resource's URN as the engine makes it: the parent's whole qualified type (the
+    chain of types down from the stack, which itself is left out) before the resource's
+    own (`generateURN` in pulumi/pulumi `pkg/resource/deploy/deployment.go`)."""
+    qualified = type_token
+    if parent:
+        parent_type = parent.split("::")[2]
+        if parent_type != ROOT_STACK_TYPE:
+            qualified = f"{parent_type}${type_token}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
 
-    def __init__(self, mocks: Mocks) -> None:
+
+class DuplicateUrnError(Exception):
+    """Two resources registered with one URN (the engine fails the deployment)."""
+
+
+_KNOWN_AT_CHECK = {"kubernetes:helm.sh/v3:Release": ("name",)}
+"""Outputs a provider fills in `Check`, so a preview knows them before anything exists: the
+auto-name of an AWS resource, a Kubernetes object's name, a Helm release's name."""
+
+
+def _known_at_check(type_token: str) -> tuple[str, ...]:
+    if type_token in _KNOWN_AT_CHECK:
+        return _KNOWN_AT_CHECK[type_token]
+    if type_token.startswith("aws:"):
+        return (AUTONAMED.get(type_token, "name"),)
+    if type_token.startswith("kubernetes:"):
+        return ("metadata",)
+    return ()
+
+
+class RecordingMonitor(MockMonitor):
+    """A mock monitor that keeps every registration with its options, secrets redacted.
+
+    With `prior` (the state a preview compares against, plan.json entries by URN; empty for
+    a stack that does not exist yet) it plans each resource's step and answers with the
+    outputs a preview would have.
+    """
+
+    def __init__(self, mocks: Mocks, prior: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         super().__init__(mocks)
         self.recorded: dict[str, RecordedResource] = {}
         self.thread_loops: set[asyncio.AbstractEventLoop] = set()
+        self.prior = prior
+        self.invoked: list[str] = []
+        self.duplicates: list[str] = []
+        self._registered: set[str] = set()
+        self._lock = threading.Lock()
 
     def _note_thread_loop(self) -> None:
         # The SDK's mock monitor creates an event loop in each executor thread it runs
         # in and never closes it; keep them so the run can close them when it ends.
         self.thread_loops.add(_ensure_event_loop())  # type: ignore[no-untyped-call]
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(pulumi.get_stack(), pulumi.get_project(), parent, type_, name)
+
     def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().Invoke(request)  # type: ignore[no-untyped-call]
         self._note_thread_loop()
+        self.invoked.append(str(request.tok))
         return response
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        self._note_thread_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
-        provider = request.provider.split("::")[0:4] if request.provider else None
+        if request.type == ROOT_STACK_TYPE:
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        with self._lock:
+            duplicate = urn in self._registered
+            self._registered.add(urn)
+        if duplicate:
+            # Failing here would leave the program's other registrations hanging; the run
+            # fails once the program is done (`run_program`), as the deployment would.
+            self.duplicates.append(urn)
+            return resource_pb2.RegisterResourceResponse(urn=urn, id="", object=None)
+        self._note_thread_loop()
+        raw = rpc.deserialize_properties(request.object)
+        inputs = whole_numbers(redact(raw))
+        digests = secret_digests(raw)
+        provider = "::".join(request.provider.split("::")[0:4]) if request.provider else None
+        args = MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=raw,
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+            transforms=_resolve_callbacks(request.transforms),
+        )
+        resource_id, state = self.mocks.new_resource(args)
+        step = None
+        if self.prior is not None:
+            prior = self.prior.get(urn)
+            step = plan_step(
+                request.type,
+                comparable(prior["inputs"], prior.get("secretDigests", {}))
+                if prior is not None
+                else None,
+                comparable(inputs, digests),
+                custom=bool(request.custom),
+                provider_replaced=provider is not None and self._step_of(provider).op == "replace",
+                ignore_changes=list(request.ignoreChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+            )
+            resource_id, state = self._preview_outputs(step, args, prior, resource_id, state)
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id or "", state)
         timeouts = request.customTimeouts
         self.recorded[urn] = RecordedResource(
             urn=urn,
@@ -299,7 +454,7 @@ class RecordingMonitor(MockMonitor):
             name=request.name,
             custom=bool(request.custom),
             parent=request.parent or None,
-            provider="::".join(provider) if provider else None,
+            provider=provider,
             depends_on=list(request.dependencies),
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
@@ -315,9 +470,49 @@ class RecordingMonitor(MockMonitor):
                 )
                 if v
             },
-            inputs=whole_numbers(redact(rpc.deserialize_properties(request.object))),
+            inputs=inputs,
+            secret_digests=digests,
+            step=step,
         )
-        return response
+        state_proto = _sync_await(rpc.serialize_properties(state, {}))
+        return resource_pb2.RegisterResourceResponse(
+            urn=urn, id=resource_id or "", object=state_proto
+        )
+
+    def _step_of(self, urn: str) -> Step:
+        recorded = self.recorded.get(urn)
+        return recorded.step if recorded is not None and recorded.step else Step("same")
+
+    def _preview_outputs(
+        self,
+        step: Step,
+        args: MockResourceArgs,
+        prior: Mapping[str, Any] | None,
+        resource_id: str | None,
+        state: dict[str, Any],
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The id and outputs a preview sees: all of them for an unchanged resource; the
+        inputs and what `Check` fills for one that does not exist yet (the rest unknown);
+        for an update, the existing outputs with the new inputs, less what the provider
+        recomputes."""
+        if step.op == "same":
+            return resource_id, state
+        if step.op in ("create", "replace") or prior is None:
+            known = set(args.inputs) | set(_known_at_check(args.typ))
+            return "", {k: v for k, v in state.items() if k in known}
+        prior_args = MockResourceArgs(
+            typ=args.typ,
+            name=args.name,
+            inputs=dict(prior["inputs"]),
+            provider=args.provider,
+            resource_id=args.resource_id,
+            custom=args.custom,
+        )
+        prior_id, prior_state = self.mocks.new_resource(prior_args)
+        updated = {**prior_state, **{k: state[k] for k in args.inputs if k in state}}
+        for key in UNKNOWN_AFTER_UPDATE.get(args.typ, ()):
+            updated.pop(key, None)
+        return prior_id, updated
 
 
 @dataclass
@@ -331,6 +526,10 @@ class ProgramRun:
     dropped_inputs: list[str] = field(default_factory=list)
     """`<type> <name>: <input>` for each input the program set to an Output that resolved to
     nothing: a real engine would get the provider's value, the render gets no input at all."""
+    invoked: list[str] = field(default_factory=list)
+    """Every invoke token the program called (look-ups need their provider's credentials)."""
+    deleted: list[str] = field(default_factory=list)
+    """Preview runs: URNs of the prior state the program no longer registers."""
 
     def of_type(self, type_token: str) -> list[RecordedResource]:
         """Recorded resources of one type token, in URN order."""
@@ -346,8 +545,6 @@ class ProgramRun:
 
 def config_for_engine(raw: Mapping[str, Any]) -> dict[str, str]:
     """Stack-file config values as the engine hands them to a program (objects as JSON)."""
-    import json
-
     result: dict[str, str] = {}
     for key, value in raw.items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -356,8 +553,11 @@ def config_for_engine(raw: Mapping[str, Any]) -> dict[str, str]:
 
 
 async def _resolve(value: Any) -> Any:
-    """Await an Output (or nested structure of them), redacting secrets."""
+    """Await an Output (or nested structure of them), redacting secrets and marking what a
+    preview does not know."""
     if isinstance(value, pulumi.Output):
+        if not await value.is_known():
+            return UNKNOWN
         if await value.is_secret():
             return SECRET
         return await _resolve(await value.future())
@@ -397,11 +597,15 @@ def run_program(
     config: Mapping[str, str],
     secret_keys: list[str],
     program: Callable[[], dict[str, Any]] | Path,
+    prior: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ProgramRun:
     """Run a program (a `__main__.py` path or a callable) under the recording mock engine.
 
     Each run gets a fresh context, so runs never share a root stack, config or settings.
     `program` as a callable returns the names it wants kept (like a module's globals).
+    With `prior` the run is a preview against that state (plan.json entries by URN; an
+    empty mapping for a stack not deployed yet): each resource gets its `step`, resources
+    of the state the program no longer registers are `ProgramRun.deleted`.
     """
 
     def isolated() -> ProgramRun:
@@ -410,9 +614,9 @@ def run_program(
         asyncio.set_event_loop(loop)
         global _drops
         mocks = RenderMocks()
-        monitor = RecordingMonitor(mocks)
+        monitor = RecordingMonitor(mocks, prior)
         pulumi.runtime.set_mocks(
-            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+            mocks, project=PROJECT, stack=stack, preview=prior is not None, monitor=monitor
         )
         pulumi.runtime.set_all_config(dict(config), secret_keys)
         holder: dict[str, Any] = {}
@@ -449,12 +653,21 @@ def run_program(
                 thread_loop.close()
             asyncio.set_event_loop(None)
             loop.close()
+        if monitor.duplicates:
+            raise DuplicateUrnError(
+                "; ".join(
+                    f"Duplicate resource URN '{urn}'; try giving it a unique name"
+                    for urn in sorted(set(monitor.duplicates))
+                )
+            )
         return ProgramRun(
             resources=[monitor.recorded[urn] for urn in sorted(monitor.recorded)],
             outputs=holder.get("outputs", {}),
             artifacts=holder.get("artifacts", {}),
             program_globals=holder.get("globals", {}),
             dropped_inputs=sorted(set(drops)),
+            invoked=sorted(set(monitor.invoked)),
+            deleted=sorted(set(prior or {}) - set(monitor.recorded)),
         )
 
     return contextvars.Context().run(isolated)

@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from components.config import (
     secret_keys_named_by,
     stack_name_lines,
 )
+from components.derived import Derived, derived_values
 from components.inference.fit_report import fit_line, fit_rows, fit_table, shortened_warning
 from tools import charts, helm_template
 from tools.checks.capacity import images
@@ -303,9 +305,11 @@ def write_render(
     out: Path,
     releases: Sequence[ReleaseRender] = (),
     config: PlatformConfig | None = None,
+    derived: Sequence[Derived] = (),
     secrets_set: Collection[str] = (),
 ) -> None:
-    """Write the whole render directory from one program run and its templated releases."""
+    """Write the whole render directory from one program run, its templated releases and
+    the values the program derived (`components.derived`)."""
     if out.exists():
         if any(out.iterdir()) and not (out / "plan.json").exists():
             raise RenderError(f"refusing to replace {out}: it is not an earlier render")
@@ -332,6 +336,7 @@ def write_render(
     for artifact, content in run.artifacts.items():
         files[Path("files") / artifact] = content
     files[Path("outputs.json")] = _dump_json(run.outputs)
+    files[Path("derived.json")] = _dump_json([d.to_json() for d in derived])
     files[Path("summary.md")] = summary_markdown(stack, run, releases, config, secrets_set)
     for relative_path, text in sorted(files.items()):
         target = out / relative_path
@@ -339,12 +344,21 @@ def write_render(
         target.write_text(text)
 
 
-def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True) -> ProgramRun:
-    """Validate, run and write one stack; raises ConfigError or RenderError.
+@dataclass(frozen=True)
+class StackProgram:
+    """What the mock engine runs a stack file with: its validated config, the config the
+    engine hands the program (required secrets as placeholders) and the secret keys."""
 
-    `charts_tree=False` leaves out the templating of the Helm releases (`charts/`): the
-    render as it was before charts were templated, which `make bench` measures against.
-    """
+    platform: PlatformConfig
+    engine_config: dict[str, str]
+    secret_keys: list[str]
+    secrets_set: tuple[str, ...]
+    """The project's secret keys the stack file holds (encrypted)."""
+
+
+def stack_program(stack: str, stack_file: Path) -> StackProgram:
+    """Read and validate the stack file of stack `stack` for a run of the program; raises
+    ConfigError."""
     values, secure = read_stack_file(stack_file)
     raw = project_values(values)
     plain = sorted(key for key in secret_keys_named_by(raw) if key in raw)
@@ -357,11 +371,6 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
     lines += stack_name_lines(platform)
     if lines:
         raise ConfigError(lines)
-    _progress(f"render {stack}: config valid; running the program under the mock engine")
-    for row in fit_rows(platform):
-        print(fit_line(row))
-        if row.shortened:
-            print(shortened_warning(row), file=sys.stderr)
     engine_config = config_for_engine(values)
     secret_keys = list(secure)
     for key in platform.required_secrets():
@@ -370,9 +379,37 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         secret_keys.append(full)
     for key in secure:
         engine_config[key] = f"render-placeholder-{key.split(':', 1)[1]}"
-    run = run_program(
-        stack=stack, config=engine_config, secret_keys=sorted(set(secret_keys)), program=MAIN
+    secrets_set = tuple(k.split(":", 1)[1] for k in secure if k.startswith(f"{PROJECT}:"))
+    return StackProgram(platform, engine_config, sorted(set(secret_keys)), secrets_set)
+
+
+def run_stack_program(
+    stack: str, program: StackProgram, prior: Mapping[str, Mapping[str, Any]] | None = None
+) -> ProgramRun:
+    """Run `__main__.py` with a stack's config (as a preview against `prior` when given)."""
+    return run_program(
+        stack=stack,
+        config=program.engine_config,
+        secret_keys=program.secret_keys,
+        program=MAIN,
+        prior=prior,
     )
+
+
+def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True) -> ProgramRun:
+    """Validate, run and write one stack; raises ConfigError or RenderError.
+
+    `charts_tree=False` leaves out the templating of the Helm releases (`charts/`): the
+    render as it was before charts were templated, which `make bench` measures against.
+    """
+    program = stack_program(stack, stack_file)
+    platform = program.platform
+    for row in fit_rows(platform):
+        print(fit_line(row))
+        if row.shortened:
+            print(shortened_warning(row), file=sys.stderr)
+    _progress(f"render {stack}: config valid; running the program under the mock engine")
+    run = run_stack_program(stack, program)
     if charts_tree:
         _progress(f"render {stack}: {len(run.resources)} resources; templating the Helm releases")
     try:
@@ -384,8 +421,15 @@ def render(stack: str, stack_file: Path, out: Path, *, charts_tree: bool = True)
         if problems:
             raise ConfigError(problems)
     _progress(f"render {stack}: writing {out}")
-    secrets_set = [key.split(":", 1)[1] for key in secure if key.startswith(f"{PROJECT}:")]
-    write_render(stack, run, out, releases, platform, secrets_set)
+    write_render(
+        stack,
+        run,
+        out,
+        releases,
+        program.platform,
+        derived_values(program.platform),
+        program.secrets_set,
+    )
     return run
 
 

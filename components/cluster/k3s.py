@@ -15,7 +15,15 @@ secret Output) and `provider`, the explicit `k8s.Provider` every Kubernetes reso
   (`cluster-init`); the other servers join it one after another, then the agents join.
   When other nodes join, the cluster token is read from the first server (`<name>-token`,
   a secret) and reaches them on stdin; the kubeconfig is read from the first server once every node
-  is installed (`<name>-kubeconfig`, a secret), its address rewritten to `api_endpoint`.
+  is installed (`<name>-kubeconfig`, a secret), its address rewritten to `api_endpoint`, and
+  read again whenever it can have changed: a new k3s version, a new set of servers, or a
+  new `kubeconfig_rotated` date (its `triggers`, `kubeconfig_triggers`).
+
+The provider's identity is `cluster.name` (`clusterIdentifier`): pulumi-kubernetes'
+`DiffConfig` replaces a provider (and with it every Kubernetes resource) when its kubeconfig
+is unknown at preview, which a re-read or any change to the reading command makes it,
+unless the provider has a `clusterIdentifier` that did not change
+(`provider/pkg/provider/provider.go`). With it, a new kubeconfig updates the provider.
 
 Given `service_account_issuer` (the backups' web identity), the servers sign
 service-account tokens as that public URL (k3s's own issuer stays accepted) and
@@ -96,6 +104,14 @@ def node_settings(
     )
 
 
+def kubeconfig_triggers(config: ClusterConfig) -> list[str]:
+    """What makes the kubeconfig worth reading again (pure): the k3s version, the servers
+    (their certificates name them), the date the certificates were last rotated."""
+    servers = ",".join(f"{n}={config.nodes[n].address}" for n in sorted(config.servers()))
+    rotated = config.kubeconfig_rotated.isoformat() if config.kubeconfig_rotated else "never"
+    return [f"k3s {config.k3s_version}", f"servers {servers}", f"rotated {rotated}"]
+
+
 def join_order(config: ClusterConfig) -> list[str]:
     """Nodes in install order: the first server, the other servers, then the agents."""
     first = config.first_server()
@@ -147,6 +163,8 @@ class K3sCluster(pulumi.ComponentResource):
     """The key set of the public service-account issuer (None without one)."""
     nodes_ready: list[pulumi.Resource]
     """The install of every node (empty for an existing cluster)."""
+    installs: dict[str, pulumi.Resource]
+    """Each node's install by node name (empty for an existing cluster)."""
     artifacts: dict[str, pulumi.Output[str]]
     """Scripts as run on the hosts (path under `files/` → text), for the render."""
 
@@ -156,6 +174,9 @@ class K3sCluster(pulumi.ComponentResource):
         super().__init__("llm-platform:cluster:K3sCluster", name, None, opts)
         config = args.config
         self.nodes_ready = []
+        self.installs = {}
+        self._ssh_key: pulumi.Output[str] | None = None
+        self._config = config
         self.service_account_jwks = None
         issuer = args.service_account_issuer
         if config.mode == "existing":
@@ -188,10 +209,18 @@ class K3sCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
+            cluster_identifier=config.name,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"kubeconfig": self.kubeconfig})
+
+    def connection(self, node_name: str) -> command.remote.ConnectionArgs:
+        """SSH to a bootstrapped node as the cluster reaches it (its user, the stack's key,
+        its pinned host key), for other areas' commands on that host."""
+        if self._ssh_key is None:
+            raise ValueError("K3sCluster: only a bootstrapped cluster's nodes are reached over SSH")
+        return self._connection(self._config.nodes[node_name], self._ssh_key)
 
     def _connection(self, node: Node, key: pulumi.Output[str]) -> command.remote.ConnectionArgs:
         return command.remote.ConnectionArgs(
@@ -208,6 +237,7 @@ class K3sCluster(pulumi.ComponentResource):
     ) -> pulumi.Output[str]:
         assert args.ssh_private_key is not None and config.api_endpoint is not None
         key = _secret(args.ssh_private_key)
+        self._ssh_key = key
         order = join_order(config)
         first = order[0]
         child = pulumi.ResourceOptions(parent=self)
@@ -266,6 +296,7 @@ class K3sCluster(pulumi.ComponentResource):
                 ),
             )
             self.nodes_ready.append(install)
+            self.installs[node_name] = install
             if node.role == "server":
                 servers.append(install)
                 previous = [install]
@@ -290,6 +321,7 @@ class K3sCluster(pulumi.ComponentResource):
             key,
             scripts.KUBECONFIG_PATH,
             self.nodes_ready,
+            triggers=kubeconfig_triggers(config),
         )
         endpoint = config.api_endpoint
         # An empty stdout only occurs under the test mocks (a failed `cat` fails the command).
@@ -304,13 +336,16 @@ class K3sCluster(pulumi.ComponentResource):
         key: pulumi.Output[str],
         path: str,
         after: list[pulumi.Resource],
+        triggers: list[str] | None = None,
     ) -> pulumi.Output[str]:
-        """A root-only file of a node as a secret Output, never printed in the log."""
+        """A root-only file of a node as a secret Output, never printed in the log; read
+        again when a trigger changes."""
         reader = command.remote.Command(
             resource_name,
             connection=self._connection(node, key),
             create=f"sudo -n cat {path}",
             logging=command.remote.Logging.NONE,
+            triggers=triggers,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=after, additional_secret_outputs=["stdout"]
             ),

@@ -25,6 +25,8 @@ VLLM_PORT = 8000
 GRAFANA_PORT = 3000
 POSTGRES_PORT = 5432
 TRAEFIK_PORTS = (8000, 8443)
+TRAEFIK_METRICS_PORT = 9100
+"""The Traefik chart's `metrics` entry point (`ports.metrics.port`), bundled or pinned."""
 EMBEDDINGS_PORT = 8080
 QDRANT_HTTP_PORT = 6333
 QDRANT_GRPC_PORT = 6334
@@ -71,16 +73,17 @@ class Flow:
 def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
     """The namespaces a stack creates, in a stable order."""
     mesh = config.mesh.enabled
-    specs = [
-        NamespaceSpec("cert-manager", "pki", PodSecurity.RESTRICTED, meshed=False),
-        NamespaceSpec(
-            "traefik",
-            "ingress",
-            PodSecurity.BASELINE,
-            meshed=mesh,
-            why_not_restricted="the chart leaves seccompProfile to the namespace default",
-        ),
-    ]
+    specs = [NamespaceSpec("cert-manager", "pki", PodSecurity.RESTRICTED, meshed=False)]
+    if config.ingress_mode == "platform":
+        specs.append(
+            NamespaceSpec(
+                "traefik",
+                "ingress",
+                PodSecurity.BASELINE,
+                meshed=mesh,
+                why_not_restricted="the chart leaves seccompProfile to the namespace default",
+            )
+        )
     if mesh:
         specs += [
             NamespaceSpec(
@@ -138,10 +141,17 @@ def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
 def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
     """Every flow between namespaces the platform needs; anything else is denied."""
     names = {spec.name for spec in platform_namespaces(config)}
-    flows = [
-        Flow(WORLD, "traefik", TRAEFIK_PORTS, "clients arrive through ServiceLB"),
-        Flow("traefik", WORLD, KUBE_API_PORTS, "Traefik watches routes in the API"),
-        Flow("traefik", "llm-gateway", (LLM_GATEWAY_PORT,), "the ingress routes to LiteLLM"),
+    # k3s's own Traefik (`ingress.mode: bundled`) lives in kube-system, whose traffic the
+    # platform leaves alone: only what it sends into the platform's namespaces is allowed.
+    ingress = config.ingress_namespace
+    flows = []
+    if ingress in names:
+        flows += [
+            Flow(WORLD, ingress, TRAEFIK_PORTS, "clients arrive through ServiceLB"),
+            Flow(ingress, WORLD, KUBE_API_PORTS, "Traefik watches routes in the API"),
+        ]
+    flows += [
+        Flow(ingress, "llm-gateway", (LLM_GATEWAY_PORT,), "the ingress routes to LiteLLM"),
         Flow("llm-gateway", "inference", (VLLM_PORT,), "LiteLLM calls the model servers"),
         Flow("llm-gateway", WORLD, (443,), "cloud fallback providers over HTTPS"),
         Flow("inference", WORLD, (443,), "model weights download from Hugging Face"),
@@ -176,7 +186,16 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
             for ns in meshed
         ]
     if "observability" in names:
-        flows.append(Flow("traefik", "observability", (GRAFANA_PORT,), "Grafana is published"))
+        flows.append(Flow(ingress, "observability", (GRAFANA_PORT,), "Grafana is published"))
+        if ingress == KUBE_SYSTEM:
+            flows.append(
+                Flow(
+                    "observability",
+                    KUBE_SYSTEM,
+                    (TRAEFIK_METRICS_PORT,),
+                    "Prometheus scrapes Traefik",
+                )
+            )
         flows.append(Flow("observability", WORLD, KUBE_API_PORTS, "operator and discovery"))
         flows.append(
             Flow(WORLD, "observability", (10250,), "the API server calls the operator webhook")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -259,6 +260,20 @@ class ClusterConfig(FrozenModel):
     mode: Literal["bootstrap", "existing"] = Field(
         description="`existing` reads the kubeconfig from the secret config key `kubeconfig`; "
         "`bootstrap` installs k3s on `nodes` over SSH with the secret key `ssh_private_key`."
+    )
+    name: DnsLabel = Field(
+        default="llm-platform",
+        description="The cluster's identity to the Kubernetes provider (`clusterIdentifier`): "
+        "the Kubernetes resources are replaced when it changes, never because the kubeconfig "
+        "did (a rotated certificate or SSH key, a new API address). Change it only when the "
+        "stack moves to another cluster.",
+    )
+    kubeconfig_rotated: date | None = Field(
+        default=None,
+        description="`bootstrap` mode: when the k3s certificates were last rotated (`k3s "
+        "certificate rotate`, or renewed by k3s at a restart in their last 90 days). Changing "
+        "it reads the kubeconfig from the first server again, as a new `k3s_version` or set "
+        "of servers does (docs/cluster.md).",
     )
     kubernetes_version: KubernetesMinor = Field(
         default=KUBERNETES_VERSION,

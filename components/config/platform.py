@@ -88,6 +88,12 @@ class PlatformConfig(FrozenModel):
         return self.has_s3_writers and self.aws.backup_credentials.mode == "web_identity"
 
     @property
+    def uses_aws(self) -> bool:
+        """Whether anything of the stack is on AWS (the edge, the writers' buckets): only
+        then does the program make an AWS provider, and need AWS credentials."""
+        return self.edge_enabled or self.has_s3_writers
+
+    @property
     def edge_enabled(self) -> bool:
         """Whether the stack deploys the edge gateway."""
         return self.edge is not None and self.edge.enabled
@@ -102,6 +108,7 @@ class PlatformConfig(FrozenModel):
                 *self._gpu_per_node(),
                 *self._client_references(),
                 *self._environment_rules(),
+                *self._ingress_rules(),
                 *self._edge_rules(),
                 *self._backup_credential_rules(),
                 *self._helm_values(),
@@ -406,6 +413,45 @@ class PlatformConfig(FrozenModel):
                 "required for web_identity with an existing cluster: the output of "
                 "`kubectl get --raw /openid/v1/jwks` (docs/llm-gateway-ops.md)",
                 None,
+            )
+
+    @property
+    def ingress_mode(self) -> str:
+        """`platform` (the pinned Traefik) or `bundled` (k3s's own)."""
+        return self.ingress.mode or "platform"
+
+    @property
+    def ingress_namespace(self) -> str:
+        """Where the serving Traefik runs: its own namespace, or k3s's `kube-system`."""
+        return "kube-system" if self.ingress_mode == "bundled" else "traefik"
+
+    def _ingress_rules(self) -> Iterator[Problem]:
+        where = ("ingress", "mode")
+        mode = self.ingress.mode
+        if self.cluster.mode == "existing" and mode is None:
+            yield Problem(
+                where,
+                "required with cluster.mode existing (stock k3s runs its own Traefik): "
+                "`bundled` adopts it; `platform` installs the pinned Traefik and needs k3s "
+                "started with `--disable=traefik` (`disable: [traefik]` in each server's "
+                "/etc/rancher/k3s/config.yaml), or two Traefiks contend for ports 80/443 and "
+                "the `traefik` IngressClass",
+                mode,
+            )
+        if mode == "bundled" and self.cluster.mode == "bootstrap":
+            yield Problem(
+                where,
+                "bootstrap mode starts k3s with `--disable=traefik`: use `platform` (or leave "
+                "it unset)",
+                mode,
+            )
+        if mode == "bundled" and self.mesh.enabled:
+            yield Problem(
+                where,
+                "k3s's Traefik runs in kube-system, which Linkerd never injects, so the "
+                "gateway's mesh policy would refuse it: set mesh.enabled: false, or use "
+                "`platform` with k3s started with `--disable=traefik`",
+                mode,
             )
 
     def _edge_rules(self) -> Iterator[Problem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -55,6 +56,14 @@ class PkiConfig(FrozenModel):
 class IngressConfig(FrozenModel):
     """Traefik inside the cluster, reached by the edge through the tunnel."""
 
+    mode: Literal["platform", "bundled"] | None = Field(
+        default=None,
+        description="Which Traefik serves the routes. `platform` (the default in `bootstrap` "
+        "mode, which starts k3s with `--disable=traefik`) installs the pinned Traefik in "
+        "namespace `traefik`. `bundled` adopts the one k3s runs in `kube-system`, configured "
+        "through its HelmChartConfig (`existing` mode, without the mesh). Required in "
+        "`existing` mode: the program cannot see which one the cluster runs.",
+    )
     domain: HostName = Field(
         default="llm.home.arpa", description="Services are published at `<name>.<domain>`."
     )

@@ -26,7 +26,7 @@ it); pulumi-random and pulumi-command need none.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 
@@ -104,8 +104,11 @@ class EdgeGatewayArgs:
     """Each client's LiteLLM key, sent upstream in place of its edge key."""
     upstream_ca_pem: pulumi.Input[str]
     """The internal root CA: nginx verifies the cluster ingress with it."""
-    ssh_private_key: pulumi.Output[str] | None = None
-    """Reaches the home tunnel node in `bootstrap` mode."""
+    home_connection: command.remote.ConnectionArgs | None = None
+    """`bootstrap` mode: SSH to the home tunnel node as the cluster reaches it
+    (`K3sCluster.connection`, its host key pinned when configured)."""
+    home_node_ready: Sequence[pulumi.Resource] = ()
+    """`bootstrap` mode: the tunnel node's k3s install; the tunnel is set up after it."""
     given_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     """Edge keys given as secret config (`edge.client_key_secrets`), by client name; each
     replaces that client's generated edge key. None by default: every key is generated."""
@@ -702,7 +705,7 @@ class EdgeGateway(pulumi.ComponentResource):
             lambda v: home_conf(REDACTED_KEY, v[0], v[1]).replace(REDACTED_KEY, REDACTED)
         )
         if config.cluster.mode == "bootstrap":
-            self._home_over_ssh(name, args, config)
+            self._home_over_ssh(name, args)
         self.artifacts = {
             "edge/nginx.conf": pulumi.Output.from_input(render_nginx_conf(nginx_settings(config))),
             "edge/cloud-init.yaml": user_data,
@@ -729,33 +732,32 @@ class EdgeGateway(pulumi.ComponentResource):
             }
         )
 
-    def _home_over_ssh(self, name: str, args: EdgeGatewayArgs, config: PlatformConfig) -> None:
-        """Install WireGuard on the home tunnel node and bring the tunnel up (bootstrap mode)."""
-        if args.ssh_private_key is None:
-            raise ValueError("EdgeGateway: bootstrap mode needs the ssh_private_key secret")
-        node = config.cluster.nodes[config.cluster.wireguard_node or ""]
+    def _home_over_ssh(self, name: str, args: EdgeGatewayArgs) -> None:
+        """Install WireGuard on the home tunnel node and bring the tunnel up (bootstrap mode),
+        after the node's k3s install; every `sudo` is non-interactive (`-n`), so a host
+        without password-less sudo fails at once instead of waiting for a password."""
+        if args.home_connection is None:
+            raise ValueError("EdgeGateway: bootstrap mode needs the home node's SSH connection")
         command.remote.Command(
             f"{name}-home-wireguard",
-            connection={
-                "host": str(node.address),
-                "user": node.ssh_user,
-                "private_key": args.ssh_private_key,
-            },
+            connection=args.home_connection,
             # The config (with its private key) arrives on stdin, never on a command line.
             create=(
                 "set -eu; command -v wg-quick >/dev/null || "
-                "(sudo apt-get update -qq && sudo apt-get install -y -qq wireguard-tools); "
-                "umask 077; sudo install -m 0600 /dev/stdin /etc/wireguard/wg0.conf; "
-                "sudo systemctl enable wg-quick@wg0; sudo systemctl restart wg-quick@wg0"
+                "(sudo -n apt-get update -qq && sudo -n apt-get install -y -qq wireguard-tools); "
+                "umask 077; sudo -n install -m 0600 /dev/stdin /etc/wireguard/wg0.conf; "
+                "sudo -n systemctl enable wg-quick@wg0; sudo -n systemctl restart wg-quick@wg0"
             ),
             delete=(
-                "set -eu; sudo systemctl disable --now wg-quick@wg0 || true; "
-                "sudo rm -f /etc/wireguard/wg0.conf"
+                "set -eu; sudo -n systemctl disable --now wg-quick@wg0 || true; "
+                "sudo -n rm -f /etc/wireguard/wg0.conf"
             ),
             stdin=self.home_wireguard_conf,
             triggers=[self.home_wireguard_conf],
             opts=pulumi.ResourceOptions(
-                parent=self, additional_secret_outputs=["stdout", "stderr"]
+                parent=self,
+                depends_on=list(args.home_node_ready),
+                additional_secret_outputs=["stdout", "stderr"],
             ),
         )
 

@@ -1,12 +1,16 @@
 """TraefikIngress: the cluster's ingress, Traefik v3, with TLS from the internal CA.
 
-Creates, in the `traefik` namespace:
+Creates, in the namespace of the Traefik that serves (`ingress.mode`): `traefik` for the
+platform's own, `kube-system` for k3s's bundled one:
 
-* the Traefik Helm release (pinned; CRDs from the chart's `crds/`): HTTP redirected to
+* `platform`: the Traefik Helm release (pinned; CRDs from the chart's `crds/`): HTTP redirected to
   HTTPS, TLS on `websecure`, JSON logs and access logs, Prometheus metrics, a
   LoadBalancer Service that k3s's ServiceLB exposes on the nodes, ServiceAccount
   `traefik`; prod runs 2 replicas with a PodDisruptionBudget and pod anti-affinity
-  (see `components.ingress.traefik_values`);
+  (see `components.ingress.traefik_values`); `bundled`: instead, the `HelmChartConfig`
+  `kube-system/traefik` through which k3s merges the platform's entry points, logs, metrics
+  and cross-namespace middlewares into its own Traefik release (k3s docs, "Customizing
+  Packaged Components with HelmChartConfig"); its CRDs are k3s's;
 * a cert-manager `Certificate` for `*.<domain>` from the internal CA, the `default`
   `TLSStore` serving it, and the `default` `TLSOption` (TLS 1.2+);
 * the shared `Middleware`s: security headers, an in-cluster rate limit (second line
@@ -18,7 +22,9 @@ Exposes `handle`, the `IngressHandle` every area publishes through
 its CRD; certificates also on the PKI's `ready` (cert-manager and the CA issuer, which
 waits for condition Ready). Expects the cluster's explicit `k8s.Provider`.
 
-k3s's bundled Traefik must be disabled (`--disable=traefik`, the cluster area does it).
+With `platform`, k3s's bundled Traefik must be disabled (`--disable=traefik`: bootstrap
+mode does it; an existing cluster must have been started so, which `ingress.mode` makes the
+stack file say). Either way every area publishes through the same `IngressHandle`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components import versions
 from components.config import EdgeConfig, PlatformConfig
@@ -39,6 +46,7 @@ from .traefik_values import (
     NAMESPACE,
     RELEASE,
     TraefikSettings,
+    bundled_traefik_values,
     default_certificate_spec,
     shared_middlewares,
     tls_option_spec,
@@ -90,7 +98,8 @@ def traefik_settings(config: PlatformConfig) -> TraefikSettings:
 class TraefikIngress(pulumi.ComponentResource):
     """Traefik with internal-CA TLS, TLS 1.2+, shared middlewares; exposes `handle`."""
 
-    release: k8s.helm.v3.Release
+    release: pulumi.Resource
+    """The pinned Helm release, or the HelmChartConfig of k3s's bundled Traefik."""
     handle: IngressHandle
 
     def __init__(
@@ -102,15 +111,26 @@ class TraefikIngress(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         labels = standard_labels(name="traefik", component=COMPONENT)
 
-        self.release = pinned_release(
-            f"{name}-traefik",
-            versions.TRAEFIK,
-            release_name=RELEASE,
-            namespace=args.namespace,
-            overlays=args.config.helm_values,
-            values=traefik_values(traefik_settings(config)),
-            opts=child,
-        )
+        settings = traefik_settings(config)
+        if config.ingress_mode == "bundled":
+            self.release = k8s.apiextensions.CustomResource(
+                f"{name}-bundled-traefik",
+                api_version="helm.cattle.io/v1",
+                kind="HelmChartConfig",
+                metadata={"name": RELEASE, "namespace": "kube-system", "labels": labels},
+                spec={"valuesContent": yaml.safe_dump(bundled_traefik_values(settings))},
+                opts=child,
+            )
+        else:
+            self.release = pinned_release(
+                f"{name}-traefik",
+                versions.TRAEFIK,
+                release_name=RELEASE,
+                namespace=args.namespace,
+                overlays=args.config.helm_values,
+                values=traefik_values(settings),
+                opts=child,
+            )
         after_release = pulumi.ResourceOptions.merge(
             child, pulumi.ResourceOptions(depends_on=[self.release])
         )
@@ -171,7 +191,7 @@ class TraefikIngress(pulumi.ComponentResource):
                     opts=after_release,
                 )
             )
-            ref = MiddlewareRef(namespace=NAMESPACE, name=middleware.name)
+            ref = MiddlewareRef(namespace=config.ingress_namespace, name=middleware.name)
             all_refs.append(ref)
             if middleware.streaming_safe:
                 streaming_refs.append(ref)

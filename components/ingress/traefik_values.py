@@ -156,6 +156,21 @@ def traefik_values(settings: TraefikSettings) -> dict[str, Any]:
     return values
 
 
+BUNDLED_KEYS = ("ports", "log", "accessLog", "metrics", "core")
+"""What the platform sets on k3s's own Traefik; k3s keeps the rest (image, Service, replicas,
+its Ingress provider, which other workloads of an adopted cluster may use)."""
+
+
+def bundled_traefik_values(settings: TraefikSettings) -> dict[str, Any]:
+    """Values for k3s's bundled Traefik (its HelmChartConfig): the same entry points
+    (HTTP to HTTPS, TLS, trusted proxies, timeouts), logs, metrics and TLS options strictness
+    as the pinned release, and cross-namespace middlewares, which the routes rely on."""
+    values = traefik_values(settings)
+    bundled = {key: values[key] for key in BUNDLED_KEYS}
+    bundled["providers"] = {"kubernetesCRD": values["providers"]["kubernetesCRD"]}
+    return bundled
+
+
 def default_certificate_spec(*, domain: str, issuer_name: str) -> dict[str, Any]:
     """Certificate for `*.<domain>` and `<domain>`: Traefik's default TLS certificate."""
     return {

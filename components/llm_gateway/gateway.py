@@ -20,7 +20,8 @@ Creates, in order, in the `llm-gateway` namespace (all with the explicit `k8s.Pr
    streaming-safe middlewares) and Prometheus scrape annotations (the observability
    area's ServiceMonitor selects the Service);
 9. one LiteLLM virtual key per named client (`VirtualKey`, a dynamic resource through
-   the admin API), after the Deployment and the route are up.
+   the admin API), after the Deployment and the route are up and `AdminApiReachable` has
+   checked that the machine running `pulumi up` reaches the admin API.
 
 Exposes `internal_url`, `public_url` (OpenAI base URLs, with `/v1`), `models`,
 `master_key` (secret), `client_keys` (secret map client → key) and `config_yaml`.
@@ -59,7 +60,13 @@ from components.llm_gateway.postgres import (
     PORT as POSTGRES_PORT,
 )
 from components.llm_gateway.redis import PASSWORD_KEY, RouterState, RouterStateArgs
-from components.llm_gateway.virtual_keys import VirtualKey, VirtualKeyArgs, client_key_settings
+from components.llm_gateway.virtual_keys import (
+    AdminApiReachable,
+    AdminApiReachableArgs,
+    VirtualKey,
+    VirtualKeyArgs,
+    client_key_settings,
+)
 from components.s3_bucket import LogTarget, WorkloadIdentity
 
 NAME = "litellm"
@@ -466,29 +473,41 @@ class LlmGateway(pulumi.ComponentResource):
         )
         self.public_url = f"{published.url}/v1"
 
-        # 9. Virtual keys, once the server answers at the admin URL.
+        # 9. Virtual keys, once the server answers at the admin URL and this machine
+        # reaches it (one clear error otherwise, before any key is touched).
         self.admin_url = args.admin_url or published.url
         self.virtual_keys = {}
-        if args.client_keys is not None:
+        if args.client_keys is not None and config.clients:
             unknown = set(config.clients) - set(args.client_keys)
             if unknown:
                 raise ValueError(f"LlmGateway: no gateway key for clients {sorted(unknown)}")
-            for client_name, client in sorted(config.clients.items()):
+            settings = {
+                client_name: client_key_settings(
+                    client_name, client, max_budget_usd=client_budget_usd(config, client_name)
+                )
+                for client_name, client in sorted(config.clients.items())
+            }
+            reachable = AdminApiReachable(
+                f"{name}-admin-api-reachable",
+                AdminApiReachableArgs(
+                    admin_url=self.admin_url,
+                    ca_pem=args.admin_ca_pem,
+                    keys={c: (args.client_keys[c], settings[c]) for c in settings},
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, published]),
+            )
+            for client_name in settings:
                 self.virtual_keys[client_name] = VirtualKey(
                     f"{name}-key-{client_name}",
                     VirtualKeyArgs(
                         admin_url=self.admin_url,
                         master_key=self.master_key,
                         key=args.client_keys[client_name],
-                        settings=client_key_settings(
-                            client_name,
-                            client,
-                            max_budget_usd=client_budget_usd(config, client_name),
-                        ),
+                        settings=settings[client_name],
                         ca_pem=args.admin_ca_pem,
                     ),
                     opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=[self.deployment, published]
+                        parent=self, depends_on=[self.deployment, published, reachable]
                     ),
                 )
         keys: dict[str, pulumi.Output[str]] = {n: k.key for n, k in self.virtual_keys.items()}

@@ -18,6 +18,12 @@ A new key value replaces the resource, deleting the old key first (LiteLLM refus
 second key with the same alias). The resource id is LiteLLM's own handle for the key, the
 SHA-256 of the key (not a secret). The key and the master key are secret outputs.
 
+Keys are registered from the machine that runs `pulumi up`: it must resolve the admin URL's
+host (the cluster ingress, `https://api.<ingress.domain>`), reach it and trust the internal
+CA that signs it, which a hosted CI runner cannot. So one `AdminApiReachable` resource, which
+every key depends on, checks exactly that before any key is created or changed, and fails
+with one error saying which of the three is missing (docs/delivery.md).
+
 The provider never logs and never puts a secret in an error: errors name the method, the
 path and the status, with LiteLLM's message scrubbed of both keys. The master key travels
 only to an HTTPS admin URL (plain HTTP only to a loopback address, for tests), verified
@@ -35,6 +41,7 @@ import hashlib
 import ipaddress
 import json
 import math
+import socket
 import ssl
 import time
 import urllib.error
@@ -42,6 +49,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -62,6 +70,14 @@ SECRET_FIELDS = ("key", "master_key")
 CONNECTION_FIELDS = ("admin_url", "ca_pem", "timeout_seconds", "attempts")
 METADATA = {"managed-by": "llm-platform"}
 RETRY_STATUSES = frozenset({502, 503, 504})
+LIVENESS_PATH = "/health/liveliness"
+"""LiteLLM's liveness endpoint: answers without the master key once the proxy runs."""
+REACHABILITY = (
+    "virtual keys are registered from the machine that runs `pulumi up`, which must resolve "
+    "the gateway's ingress name, reach it and trust the internal CA: run it on a self-hosted "
+    'runner in the home network (docs/delivery.md, "The LLM gateway\'s admin API")'
+)
+CHECK_MARKER = "litellm-admin-api-reachable"
 MAX_BACKOFF_SECONDS = 10.0
 ERROR_TEXT_LIMIT = 300
 
@@ -202,6 +218,74 @@ class AdminApi:
         raise last
 
 
+def check_reachable(admin_url: str, ca_pem: str | None, timeout_seconds: float) -> None:
+    """Raise `AdminApiError` unless this machine resolves the admin URL's host, connects,
+    trusts its certificate (with `ca_pem`, else the system's CAs) and gets LiteLLM's
+    liveness answer; the error says which step failed and what to do."""
+    AdminApi(base_url=admin_url, master_key="")  # the scheme rule of every admin call
+    url = urllib.parse.urlsplit(admin_url)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    where = f"LiteLLM's admin API at {admin_url}"
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise AdminApiError(f"{where}: {host} does not resolve here; {REACHABILITY}") from None
+    context = ssl.create_default_context(cadata=ca_pem) if ca_pem else None
+    request = urllib.request.Request(admin_url.rstrip("/") + LIVENESS_PATH)  # noqa: S310
+    try:
+        with urllib.request.urlopen(  # noqa: S310 (scheme checked by AdminApi)
+            request, timeout=timeout_seconds, context=context
+        ):
+            return
+    except urllib.error.HTTPError as error:
+        raise AdminApiError(
+            f"{where}: {LIVENESS_PATH} answers HTTP {error.code}: the gateway is reachable but "
+            "not serving; check its pods (docs/llm-gateway-ops.md)",
+            status=error.code,
+        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            trust = "the internal CA" if ca_pem else "the system's CAs"
+            raise AdminApiError(
+                f"{where}: its certificate is not trusted with {trust} "
+                f"({reason.verify_message}); {REACHABILITY}"
+            ) from None
+        raise AdminApiError(
+            f"{where}: nothing answers at {host}:{port} ({reason}); {REACHABILITY}"
+        ) from None
+
+
+class AdminApiCheckProvider(ResourceProvider):
+    """Runs `check_reachable` on create and on every change, never on delete."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Check before the first keys are registered."""
+        _check(props)
+        return CreateResult(id_=CHECK_MARKER, outs=dict(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Any change (a key or a setting to register) checks again, in place."""
+        changed = {k: v for k, v in olds.items() if k != "__provider"} != {
+            k: v for k, v in news.items() if k != "__provider"
+        }
+        return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Check before keys change."""
+        _check(news)
+        return UpdateResult(outs=dict(news))
+
+
+def _check(props: Mapping[str, Any]) -> None:
+    check_reachable(
+        str(props["admin_url"]),
+        props.get("ca_pem") or None,
+        float(props.get("timeout_seconds", 15.0)),
+    )
+
+
 def _api(props: Mapping[str, Any]) -> AdminApi:
     return AdminApi(
         base_url=str(props["admin_url"]),
@@ -322,3 +406,42 @@ class VirtualKey(Resource):
             props,
             pulumi.ResourceOptions.merge(opts, secret_outputs),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminApiReachableArgs:
+    """Inputs of the reachability check."""
+
+    admin_url: pulumi.Input[str]
+    ca_pem: pulumi.Input[str] | None = None
+    keys: Mapping[str, tuple[pulumi.Output[str], Mapping[str, Any]]]
+    """Each client's key and settings: a change to any of them checks again."""
+    timeout_seconds: float = 15.0
+
+
+def _wanted_key(settings: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {"handle": key_handle(key), **settings}
+
+
+class AdminApiReachable(Resource):
+    """Checks, before any virtual key is created or changed, that the machine running
+    `pulumi up` reaches LiteLLM's admin API (dynamic resource; every key depends on it)."""
+
+    def __init__(
+        self, name: str, args: AdminApiReachableArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        # What the keys will be: their public handles and settings, never the keys.
+        wanted = pulumi.Output.all(
+            **{
+                client: key.apply(partial(_wanted_key, settings))
+                for client, (key, settings) in sorted(args.keys.items())
+            }
+        ).apply(lambda keys: json.dumps(keys, sort_keys=True))
+        props: dict[str, Any] = {
+            "check": CHECK_MARKER,
+            "admin_url": args.admin_url,
+            "ca_pem": args.ca_pem or "",
+            "timeout_seconds": args.timeout_seconds,
+            "keys": pulumi.Output.unsecret(wanted),
+        }
+        super().__init__(AdminApiCheckProvider(), name, props, opts)

@@ -120,7 +120,7 @@ def platform_monitors(config: PlatformConfig) -> tuple[Monitor, ...]:
         litellm_monitor(),
         _pod_monitor(
             "traefik",
-            _in("traefik"),
+            _in(config.ingress_namespace),
             {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
             "metrics",
         ),

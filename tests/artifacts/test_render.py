@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -15,6 +16,7 @@ import yaml
 from tests.support import ROOT, STACKS, stack_config
 from tests.unit.manifest_checks import validate_against_crd
 from tools.diff import diff_markdown
+from tools.diff import main as diff_main
 from tools.render import main as render_main
 
 CORE_GROUPS = {
@@ -243,3 +245,75 @@ def test_diff_of_a_values_change_shows_the_chart_objects_it_changes(
     assert "Chart objects: 0 to add, 1 to change, 0 to remove." in report
     assert "#### `monitoring/prometheus-kps-prometheus.yaml`" in report
     assert '| `spec.retention` | "3d" | "5d" |' in report
+
+
+def _dev_with(tmp_path: Path, change: Any) -> tuple[Path, Path, Path]:
+    """Renders (without charts) of dev and of dev changed by `change`, and the changed
+    stack file."""
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    change(document["config"])
+    changed_file = tmp_path / "changed" / "Pulumi.dev.yaml"
+    changed_file.parent.mkdir()
+    changed_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    old, new = tmp_path / "old", tmp_path / "new"
+    assert render_main(["--stack", "dev", "--no-charts", "--out", str(old)]) == 0
+    args = ["--stack", "dev", "--config", str(changed_file), "--no-charts", "--out", str(new)]
+    assert render_main(args) == 0
+    return old, new, changed_file
+
+
+def test_a_client_rate_limit_diff_shows_the_decoded_user_data_and_the_edge_replacement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def faster(config: dict[str, Any]) -> None:
+        config["llm-platform:clients"]["dev-laptop"]["requests_per_second"] = 7
+
+    old, new, changed_file = _dev_with(tmp_path, faster)
+    assert diff_main([str(old), str(new), "--config", str(changed_file)]) == 0
+    report = capsys.readouterr().out
+    top = report.split("### Changed")[0]
+    # The risk first: the edge instance is replaced, and deleted before its replacement.
+    assert "**Deleted before it is replaced (down in between): `llm-edge-instance`.**" in top
+    assert (
+        "| `aws:ec2/instance:Instance` `llm-edge-instance` | **deletes it first**, then creates "
+        "the new one (down in between) | `userDataBase64` |"
+    ) in top
+    # The key is updated after the admin API check runs again.
+    assert "0 to create, 2 to update, 1 to replace (1 deleted first)" in top
+    # The user-data change decoded (base64 of gzip) as a text diff, not truncated base64.
+    section = report.split("#### `aws:ec2/instance:Instance` `llm-edge-instance`")[1]
+    section = section.split("####")[0]
+    assert "<code>inputs.userDataBase64</code> (base64 of gzip, decoded)" in section
+    assert (
+        "-        limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=5r/s;"
+        in section
+    )
+    assert (
+        "+        limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=7r/s;"
+        in section
+    )
+    assert "| `inputs.userDataBase64` |" not in section
+    # The virtual key's own limit is an update in place.
+    assert "| `inputs.rpm_limit` | 310 | 430 |" in report
+
+
+def test_a_maintenance_diff_says_why_budgets_and_replicas_changed(tmp_path: Path) -> None:
+    def maintenance(config: dict[str, Any]) -> None:
+        config["llm-platform:cluster"]["gpu_classes"]["rtx-3060"]["maintenance"] = True
+
+    old, new, _ = _dev_with(tmp_path, maintenance)
+    report = diff_markdown(old, new)
+    derived = report.split("### Derived by the program")[1].split("###")[0]
+    assert (
+        "- client `dev-laptop`: max budget (USD): 20.0 -> 5.0 (config says 20.0). Because: GPU "
+        "maintenance: `qwen3-4b` served by the cloud fallback"
+    ) in derived
+    assert (
+        "- model `qwen3-4b`: replicas: 1 -> 0 (config says 1). Because: GPU class `rtx-3060` is in maintenance"
+        in derived
+    )
+    assert "| `inputs.spec.replicas` | 1 | 0 (derived: model `qwen3-4b`: replicas) |" in report
+    assert (
+        "| `inputs.max_budget` | 20 | 5 (derived: client `dev-laptop`: max budget (USD)) |"
+        in report
+    )

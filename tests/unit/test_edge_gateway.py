@@ -158,6 +158,7 @@ def test_prod_refuses_wireguard_open_to_the_world() -> None:
 def test_bootstrap_mode_sets_up_the_home_end_over_ssh_without_leaking_its_key() -> None:
     import pulumi
     import pulumi_aws as aws
+    import pulumi_command as command
 
     from components.config import parse_platform_config
     from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
@@ -179,7 +180,11 @@ def test_bootstrap_mode_sets_up_the_home_end_over_ssh_without_leaking_its_key() 
                 edge_keys=keys,
                 upstream_keys=keys,
                 upstream_ca_pem="-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
-                ssh_private_key=pulumi.Output.secret("TEST-SSH-KEY"),
+                home_connection=command.remote.ConnectionArgs(
+                    host="192.168.10.11",
+                    user="ubuntu",
+                    private_key=pulumi.Output.secret("TEST-SSH-KEY"),
+                ),
             ),
         )
         return {}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 import pytest
 
 from components.config import ConfigError, PlatformConfig, parse_platform_config
@@ -60,7 +61,9 @@ def _run(config: PlatformConfig) -> ProgramRun:
                 edge_keys={c: pulumi.Output.secret(_edge_key(c)) for c in config.clients},
                 upstream_keys={c: pulumi.Output.secret(_upstream_key(c)) for c in config.clients},
                 upstream_ca_pem=CA_PEM,
-                ssh_private_key=pulumi.Output.secret(SSH_KEY),
+                home_connection=command.remote.ConnectionArgs(
+                    host="192.168.10.11", user="ubuntu", private_key=pulumi.Output.secret(SSH_KEY)
+                ),
             ),
         )
         pulumi.export("public_ip", gateway.public_ip)
@@ -330,3 +333,21 @@ def test_an_ingress_on_another_host_is_reached_through_the_tunnel_node() -> None
     assert f"server {other}:443" in run.artifacts["edge/nginx.conf"]
     # Without it (the ingress on the tunnel node itself), nothing is forwarded.
     assert "MASQUERADE" not in _run_stack("prod", "existing").artifacts["edge/wg0-home.conf"]
+
+
+def test_a_stack_with_nothing_on_aws_has_no_aws_provider_and_asks_aws_nothing() -> None:
+    from tests.support import run_stack
+
+    values = stack_values("dev")
+    values["edge"]["enabled"] = False
+    run = run_stack(values, "dev")
+    assert [
+        r.type for r in run.resources if r.type.startswith(("aws:", "pulumi:providers:aws"))
+    ] == []
+    # No look-up either: each would need AWS credentials.
+    assert [token for token in run.invoked if token.startswith("aws:")] == []
+    assert run.outputs["edge_public_ip"] is None
+    # With the edge, the provider and its look-ups are there.
+    with_edge = run_stack(stack_values("dev"), "dev")
+    assert len(with_edge.of_type("pulumi:providers:aws")) == 1
+    assert "aws:index/getCallerIdentity:getCallerIdentity" in with_edge.invoked

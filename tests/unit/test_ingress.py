@@ -334,3 +334,69 @@ def test_schema_check_rejects_a_misspelled_middleware_field() -> None:
     broken = RecordedResource(**{**rate.__dict__, "inputs": {**rate.inputs, "spec": spec}})
     with pytest.raises(jsonschema.ValidationError):
         validate_custom_resource(broken)
+
+
+# --- k3s's bundled Traefik (`ingress.mode: bundled`) --------------------------------------
+
+
+def _bundled_run() -> ProgramRun:
+    from tests.support import run_stack, stack_values
+
+    values = stack_values("dev")
+    values["ingress"]["mode"] = "bundled"
+    values["mesh"] = {"enabled": False}
+    return run_stack(values, "dev")
+
+
+def test_bundled_mode_adopts_k3s_traefik_through_its_helm_chart_config() -> None:
+    import yaml
+
+    run = _bundled_run()
+    assert [r.inputs.get("name") for r in run.of_type("kubernetes:helm.sh/v3:Release")].count(
+        "traefik"
+    ) == 0
+    (config,) = run.of_type("kubernetes:helm.cattle.io/v1:HelmChartConfig")
+    # k3s merges a HelmChartConfig named after its HelmChart, in kube-system, into the chart.
+    assert config.inputs["metadata"]["name"] == "traefik"
+    assert config.inputs["metadata"]["namespace"] == "kube-system"
+    values = yaml.safe_load(config.inputs["spec"]["valuesContent"])
+    settings = traefik_settings(stack_config("dev"))
+    assert values == tv.bundled_traefik_values(settings)
+    assert values["ports"]["websecure"]["http"]["tls"] == {"enabled": True}
+    assert values["providers"] == {"kubernetesCRD": {"enabled": True, "allowCrossNamespace": True}}
+    # Every key is one the Traefik chart reads (the pinned one; k3s bundles the same line).
+    assert unread_values("traefik", values, namespace="kube-system") == []
+    namespaces = {r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:core/v1:Namespace")}
+    assert "traefik" not in namespaces
+
+
+def test_bundled_mode_publishes_the_same_way_from_kube_system() -> None:
+    run = _bundled_run()
+    for kind in ("TLSStore", "TLSOption", "Middleware"):
+        for resource in run.of_type(f"kubernetes:traefik.io/v1alpha1:{kind}"):
+            assert resource.inputs["metadata"]["namespace"] == "kube-system", resource.name
+    routes = run.of_type("kubernetes:traefik.io/v1alpha1:IngressRoute")
+    assert routes
+    for route in routes:
+        refs = route.inputs["spec"]["routes"][0]["middlewares"]
+        assert refs and {m["namespace"] for m in refs} == {"kube-system"}, route.name
+    # LiteLLM admits the ingress from kube-system; Prometheus scrapes Traefik there.
+    policies = [
+        r
+        for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.inputs["metadata"]["namespace"] == "llm-gateway"
+    ]
+    sources = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for policy in policies
+        for rule in policy.inputs["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if any(p.get("port") == 4000 for p in rule.get("ports", [])) and "namespaceSelector" in peer
+    }
+    assert sources == {"kube-system"}
+    (monitor,) = [
+        r
+        for r in run.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+        if r.inputs["metadata"]["name"] == "traefik"
+    ]
+    assert monitor.inputs["spec"]["namespaceSelector"] == {"matchNames": ["kube-system"]}

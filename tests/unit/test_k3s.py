@@ -353,3 +353,42 @@ def test_an_existing_cluster_with_an_issuer_publishes_the_configured_keys() -> N
     assert run.of_type(COMMAND) == []
     with pytest.raises(ValueError, match="needs its jwks"):
         _run_with_issuer(as_existing(stack_values("prod")))
+
+
+def test_the_provider_has_the_clusters_identity_and_the_kubeconfig_its_triggers(
+    prod: ProgramRun,
+) -> None:
+    (provider,) = prod.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["clusterIdentifier"] == "llm-platform"
+    assert prod.named("c-kubeconfig").inputs["triggers"] == [
+        "k3s v1.36.2+k3s1",
+        "servers rack-1=192.168.10.11,rack-2=192.168.10.12,rack-3=192.168.10.13",
+        "rotated never",
+    ]
+    values = bootstrap_values("prod")
+    values["cluster"].update(name="homelab", kubeconfig_rotated="2026-09-01")
+    run = run_cluster(values)
+    (renamed,) = run.of_type("pulumi:providers:kubernetes")
+    assert renamed.inputs["clusterIdentifier"] == "homelab"
+    assert run.named("c-kubeconfig").inputs["triggers"][-1] == "rotated 2026-09-01"
+    # The token is read once: only the kubeconfig expires.
+    assert "triggers" not in prod.named("c-token").inputs
+
+
+def test_the_home_tunnel_is_set_up_over_the_clusters_ssh_after_that_nodes_install() -> None:
+    from tests.support import run_stack
+
+    values = stack_values("prod")
+    values["cluster"]["nodes"]["rack-1"]["ssh_host_key"] = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhVcFkA9Pxpd4A3gM3nLtQeTfQ0Bv6R3uQ5x0cHU7n1"
+    )
+    run = run_stack(values, "prod")
+    home = run.named("llm-edge-home-wireguard")
+    install = run.named("llm-cluster-rack-1-install")
+    assert install.urn in home.depends_on
+    # The same connection as the cluster's to rack-1: user, key, pinned host key, dial limits.
+    assert home.secret_digests["/connection"] == install.secret_digests["/connection"]
+    for script in (home.inputs["create"], home.inputs["delete"]):
+        words = shlex.split(script.replace(";", " ; "))
+        sudo = [i for i, w in enumerate(words) if w == "sudo"]
+        assert sudo and all(words[i + 1] == "-n" for i in sudo), script

@@ -509,12 +509,17 @@ def test_migration_job_name_names_the_pinned_tag() -> None:
 def test_each_client_gets_a_virtual_key_after_the_server(gateway_run: StackRun, stack: str) -> None:
     run = gateway_run(stack)
     config = stack_config(stack)
-    keys = {r.inputs["key_alias"]: r for r in run.of_type(DYNAMIC)}
+    keys = {r.inputs["key_alias"]: r for r in run.of_type(DYNAMIC) if "key_alias" in r.inputs}
     assert set(keys) == set(config.clients)
     deployment = _one(run, DEPLOYMENT)
+    # One check that this machine reaches the admin API, before any key.
+    (check,) = [r for r in run.of_type(DYNAMIC) if "key_alias" not in r.inputs]
+    assert check.inputs["admin_url"] == f"https://api.{DOMAIN}"
+    assert deployment.urn in check.depends_on
     for alias, resource in keys.items():
         client = config.clients[alias]
         assert deployment.urn in resource.depends_on
+        assert check.urn in resource.depends_on
         assert resource.inputs["key"] == SECRET and resource.inputs["master_key"] == SECRET
         assert resource.inputs["admin_url"] == f"https://api.{DOMAIN}"
         assert resource.inputs["max_budget"] == client.max_budget_usd

@@ -260,7 +260,7 @@ def test_ordering_of_crds_cert_manager_issuer_and_control_plane(stack: str) -> N
     mesh = run.named("mesh")
     for resource in run.resources:
         if resource.parent == mesh.urn and resource.type.startswith("kubernetes:"):
-            assert "$pulumi:providers:kubernetes::k8s" in (resource.provider or "")
+            assert (resource.provider or "").endswith("::pulumi:providers:kubernetes::k8s")
 
 
 def test_releases_are_pinned_and_awaited() -> None:

@@ -28,11 +28,14 @@ from components.config import ClientConfig
 from components.llm_gateway.virtual_keys import (
     MANAGED_FIELDS,
     AdminApi,
+    AdminApiCheckProvider,
     AdminApiError,
     VirtualKeyProvider,
+    check_reachable,
     client_key_settings,
     key_handle,
 )
+from tests.fakes.upstream import TestPki
 
 MASTER = "sk-MASTER-fake-admin-7c1d"
 KEY = "sk-CLIENTKEY-web-app-93ab"
@@ -70,6 +73,9 @@ def _handler(state: FakeAdmin) -> type[BaseHTTPRequestHandler]:
             del format, args
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
+            self._send_json(body, status)
+
+        def _send_json(self, body: Any, status: int = 200) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -86,6 +92,9 @@ def _handler(state: FakeAdmin) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             auth = self.headers.get("Authorization", "")
             state.calls.append((method, url.path, auth))
+            if (method, url.path) == ("GET", "/health/liveliness"):
+                self._send_json("I'm alive!")  # what LiteLLM answers, without auth
+                return
             body = self._body() if method == "POST" else {}
             if state.unavailable > 0:
                 state.unavailable -= 1
@@ -316,3 +325,80 @@ def test_client_settings_leave_the_edge_as_the_first_limit() -> None:
     assert settings["max_budget"] == 12.5 and settings["budget_duration"] == "30d"
     assert settings["models"] == ["a-model", "b-model"]
     assert client_key_settings("all", ClientConfig())["models"] == []
+
+
+# --- the machine running `pulumi up` must reach the admin API ---------------------------
+
+
+def test_reachability_passes_where_the_admin_api_answers(admin: tuple[FakeAdmin, str]) -> None:
+    state, url = admin
+    check_reachable(url, None, 5.0)
+    assert state.calls == [("GET", "/health/liveliness", "")], "no master key sent"
+
+
+def test_an_unresolvable_admin_host_says_where_to_run_pulumi_up() -> None:
+    with pytest.raises(AdminApiError) as raised:
+        check_reachable("https://api.llm.invalid", None, 5.0)
+    message = str(raised.value)
+    assert "api.llm.invalid does not resolve here" in message
+    assert "self-hosted runner in the home network" in message
+
+
+def test_nothing_listening_is_reported_as_such() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(AdminApiError, match=f"nothing answers at 127.0.0.1:{port}"):
+        check_reachable(f"http://127.0.0.1:{port}", None, 5.0)
+
+
+@pytest.fixture
+def tls_admin(tmp_path: Any) -> Iterator[tuple[str, TestPki]]:
+    """The fake admin API over HTTPS on loopback, its certificate from a throwaway CA."""
+    import ssl
+
+    pki = TestPki()
+    cert, key = pki.write_server_files(tmp_path, "admin", ["api.llm.test"])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(FakeAdmin()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", pki
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_certificate_this_machine_does_not_trust_fails_the_check(
+    tls_admin: tuple[str, TestPki],
+) -> None:
+    url, pki = tls_admin
+    check_reachable(url, pki.ca_pem.decode(), 5.0)
+    with pytest.raises(AdminApiError) as raised:
+        check_reachable(url, TestPki("another CA").ca_pem.decode(), 5.0)
+    assert "its certificate is not trusted with the internal CA" in str(raised.value)
+    with pytest.raises(AdminApiError, match="not trusted with the system's CAs"):
+        check_reachable(url, None, 5.0)
+
+
+def test_the_check_runs_on_create_and_on_every_change_and_fails_before_any_key(
+    admin: tuple[FakeAdmin, str],
+) -> None:
+    state, url = admin
+    provider = AdminApiCheckProvider()
+    props = {"check": "x", "admin_url": url, "ca_pem": "", "timeout_seconds": 5.0, "keys": "{}"}
+    provider.create(props)
+    assert provider.diff("id", props, dict(props)).changes is False
+    changed = {**props, "keys": '{"web-app": {}}'}
+    result = provider.diff("id", props, changed)
+    assert result.changes is True and not result.replaces
+    provider.update("id", props, changed)
+    assert [c[1] for c in state.calls] == ["/health/liveliness"] * 2
+    with pytest.raises(AdminApiError, match="does not resolve here"):
+        provider.update("id", props, {**changed, "admin_url": "https://api.llm.invalid"})

@@ -268,3 +268,18 @@ def test_the_report_is_treated_as_data(tmp_path: Path) -> None:
     (tmp_path / "preview-dev.txt").write_text("x" * 100_000 + "```")
     body = pr_comment.comment_body(tmp_path)
     assert len(body) < 65_536 and "truncated" in body
+
+
+def test_the_deploy_workflow_says_why_its_runners_must_be_self_hosted() -> None:
+    header = []
+    for line in (WORKFLOWS / "deploy.yml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = " ".join(header)
+    # `pulumi up` registers the virtual keys through the admin API behind the internal CA.
+    assert "self-hosted runner in the home network" in text
+    assert "LiteLLM's admin API" in text and "internal CA" in text
+    delivery = (ROOT / "docs" / "delivery.md").read_text()
+    assert "## The LLM gateway's admin API" in delivery
+    assert "## What the real engine does that the render cannot show" in delivery
