@@ -217,6 +217,8 @@ def test_served_names_keep_dots_and_case_and_kubernetes_names_are_derived() -> N
         (["--no-enforce-eager"], "not a vLLM option"),
         (["--enable-auto-tool-choice"], "needs --tool-call-parser"),
         (["--tool-call-parser", "hermes"], "write each option as --flag or --flag=value"),
+        (["--max-num-batched-tokens=lots"], "takes a positive whole number"),
+        (["--max-num-batched-tokens=0"], "takes a positive whole number"),
     ],
 )
 def test_extra_args_are_refused_with_the_reason(args: list[str], fragment: str) -> None:
