@@ -101,9 +101,10 @@ class LocalModel(FrozenModel):
     backend_model: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][\w.:/-]{0,199}$",
-        description="Ollama's name of the model (`qwen3:8b`, `hf.co/<repo>:<quant>`); "
-        "required on an Ollama service, refused elsewhere (vLLM serves the model under "
-        "its catalog name).",
+        description="Ollama's name of the model with an explicit tag (`qwen3:8b`, "
+        "`hf.co/<repo>:<quant>`; not `latest`); required on an Ollama service, refused "
+        "elsewhere (vLLM serves the model under its catalog name). Ollama pulls by tag and "
+        "has no digest to pin: a tag re-pushed upstream is what the next pull gets.",
     )
     extra_args: tuple[str, ...] = Field(
         default=(),
@@ -187,6 +188,18 @@ class LocalModel(FrozenModel):
                 )
             )
         problems.extend(self._shape_problems())
+        if self.backend_model is not None:
+            _, _, tag = self.backend_model.rpartition("/")[2].partition(":")
+            if tag in ("", "latest"):
+                problems.append(
+                    Problem(
+                        ("backend_model",),
+                        "name an explicit tag other than latest (qwen3:8b, "
+                        "hf.co/<repo>:<quant>): Ollama pulls by tag, cannot pin a digest, "
+                        "and latest moves with every release",
+                        self.backend_model,
+                    )
+                )
         for index, reason in extra_args_problems(self.extra_args):
             problems.append(Problem(("extra_args", index), reason, self.extra_args[index]))
         if self.image is not None:

@@ -187,6 +187,15 @@ def test_ollama_models_need_their_ollama_name_and_one_concurrency() -> None:
     }
 
 
+@pytest.mark.parametrize("name", ["qwen3", "qwen3:latest", "hf.co/Qwen/Qwen3-8B-GGUF"])
+def test_an_ollama_model_names_a_tag_that_is_not_latest(name: str) -> None:
+    values = _ollama_values()
+    values["inference"]["models"]["qwen3-small"]["backend_model"] = name
+    (line,) = _errors(values)
+    assert line.startswith("config error: inference.models.qwen3-small.backend_model: name an")
+    assert "cannot pin a digest" in line
+
+
 def test_served_names_keep_dots_and_case_and_kubernetes_names_are_derived() -> None:
     assert kubernetes_name("llama-3.1-8b") == "llama-3-1-8b"
     assert kubernetes_name("Qwen3_8B") == "qwen3-8b"
