@@ -259,13 +259,6 @@ def test_an_image_override_must_be_pinned(image: str) -> None:
     assert line.startswith("config error: inference.models.qwen3-4b.image: not pinned")
 
 
-def test_helm_values_name_a_release_of_the_platform() -> None:
-    values = stack_values("dev")
-    values["helm_values"] = {"treafik": {"deployment": {"replicas": 2}}}
-    (line,) = _errors(values)
-    assert line.startswith("config error: helm_values.treafik: not a release of the platform")
-
-
 def test_the_token_is_asked_for_only_when_the_platform_downloads_a_gated_model() -> None:
     assert "huggingface_token" in stack_config("prod").required_secrets()  # managed host
     values = stack_values("prod")
