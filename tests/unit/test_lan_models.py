@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.cluster.lan_compose import compose_document
 from components.config import ConfigError, parse_platform_config
@@ -196,9 +198,16 @@ def test_an_ollama_model_names_a_tag_that_is_not_latest(name: str) -> None:
     assert "cannot pin a digest" in line
 
 
+@given(st.from_regex(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", fullmatch=True))
+def test_a_served_name_that_is_a_dns_label_is_its_own_kubernetes_name(name: str) -> None:
+    assert kubernetes_name(name) == name
+
+
 def test_served_names_keep_dots_and_case_and_kubernetes_names_are_derived() -> None:
     assert kubernetes_name("llama-3.1-8b") == "llama-3-1-8b"
     assert kubernetes_name("Qwen3_8B") == "qwen3-8b"
+    # A name that is a DNS label already keeps it, so existing models keep their objects.
+    assert kubernetes_name("qwen3--8b") == "qwen3--8b"
     values = stack_values("dev")
     values["inference"]["models"]["Qwen3.4B"] = values["inference"]["models"].pop("qwen3-4b")
     config = parse_platform_config(values)
