@@ -1,7 +1,8 @@
 """What a credential looks like as text, wherever it turns up: in a config value an error
 would echo (`components/config`), or in a ConfigMap or a plain env value the policy pack
-checks (`policy/rules.py`). Heuristics by design: they catch the known key formats and
-long opaque tokens, and leave public identifiers (hex digests, names) alone.
+checks (`policy/rules.py`); and which key names hold one (a Helm values overlay may not).
+Heuristics by design: they catch the known key formats, long opaque tokens and the usual
+key names, and leave public identifiers (hex digests, names, references to Secrets) alone.
 """
 
 from __future__ import annotations
@@ -40,3 +41,43 @@ def looks_like_secret(value: Any) -> bool:
         re.search(r"[a-z]", token) and re.search(r"[A-Z]", token) and re.search(r"[0-9]", token)
         for token in OPAQUE_TOKEN.findall(text)
     )
+
+
+HOLDER_WORDS = frozenset(
+    {"password", "passwd", "passphrase", "secret", "token", "credential", "credentials"}
+    | {"apikey", "privatekey", "secretkey", "accesskey"}
+)
+HOLDER_PAIRS = frozenset({("api", "key"), ("private", "key"), ("secret", "key"), ("access", "key")})
+REFERENCE_WORDS = frozenset({"name", "ref", "key", "file", "path", "enabled", "create"})
+"""Last words of keys that name where a secret is kept (`secretName`, `passwordKey`,
+`tokenFile`) or switch one on (`token.enabled`), rather than hold it."""
+
+
+def key_words(key: str) -> list[str]:
+    """The lower-case words of a snake_case, kebab-case or camelCase key."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|[_\-.]+", " ", key)
+    return spaced.lower().split()
+
+
+def holds_secret(key: str) -> bool:
+    """Whether a key's name says its value is a credential (`adminPassword`, `apiKey`,
+    `client_secret`), not a reference to one (`existingSecret`, `secretName`)."""
+    words = key_words(key)
+    if not words or words[0] == "existing":
+        return False
+    return words[-1] in HOLDER_WORDS or tuple(words[-2:]) in HOLDER_PAIRS
+
+
+def secret_value_path(path: list[str]) -> bool:
+    """Whether a value at `path` (keys from the root) would be a credential: its own key
+    holds one, or a parent's does and the key is not a reference (`auth.password.value`,
+    not `auth.password.existingSecret` nor `token.enabled`)."""
+    leaf = path[-1]
+    words = key_words(leaf)
+    if words and words[0] == "existing":
+        return False
+    if holds_secret(leaf):
+        return True
+    if words and words[-1] in REFERENCE_WORDS:
+        return False
+    return any(holds_secret(key) for key in path[:-1])

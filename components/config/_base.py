@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
 
-from components.secret_text import looks_like_secret
+from components.secret_text import key_words, looks_like_secret
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
@@ -88,7 +88,12 @@ one is kept, and a user may have pasted the secret itself there."""
 
 
 def _secret_path(path: Sequence[str | int]) -> bool:
-    return any(isinstance(part, str) and SECRET_FIELD.search(part) for part in path)
+    # camelCase keys (Helm values: `adminPassword`) read as their snake_case words.
+    return any(
+        isinstance(part, str)
+        and (SECRET_FIELD.search(part) or SECRET_FIELD.search("_".join(key_words(part))))
+        for part in path
+    )
 
 
 def shown_value(path: Sequence[str | int], value: Any) -> str:

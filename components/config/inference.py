@@ -16,7 +16,7 @@ from .names import ServedName, kubernetes_name
 
 HfRepo = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
-WeightFormatName = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4"]
+WeightFormatName = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4", "mxfp4"]
 
 
 class LocalModel(FrozenModel):
@@ -26,7 +26,8 @@ class LocalModel(FrozenModel):
         default=None,
         description="A known architecture of `components/inference/catalog.py` "
         "(docs/models.md lists them): fills hf_repo, parameters_billion, layers, kv_heads, "
-        "head_dim, native_context, weight_format and gated; any of them set here wins.",
+        "head_dim, sliding_window, full_attention_layers, native_context, weight_format, "
+        "expert_parameters_billion and gated; any of them set here wins.",
     )
     hf_repo: HfRepo = Field(description="Hugging Face repository of the weights.")
     revision: str = Field(
@@ -34,10 +35,37 @@ class LocalModel(FrozenModel):
         "so they are refused."
     )
     parameters_billion: float = Field(gt=0, le=2000)
-    weight_format: WeightFormatName = "bf16"
+    weight_format: WeightFormatName = Field(
+        default="bf16",
+        description="Format of the checkpoint's weights. `mxfp4` (gpt-oss): the MoE experts "
+        "at 4.25 bits per weight, everything else in bf16; needs expert_parameters_billion.",
+    )
+    expert_parameters_billion: float | None = Field(
+        default=None,
+        gt=0,
+        le=2000,
+        description="Parameters of the model's MoE experts (layers x experts x 3 x hidden "
+        "size x expert size); what weight_format `mxfp4` stores in 4 bits.",
+    )
     layers: int | None = Field(default=None, ge=1, le=512)
     kv_heads: int | None = Field(default=None, ge=1, le=256)
     head_dim: int | None = Field(default=None, ge=16, le=1024)
+    sliding_window: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="`sliding_window` of config.json: the tokens a sliding-window layer "
+        "attends to; with full_attention_layers, the KV cache of the other layers is "
+        "bounded by it. Unset: every layer keeps the whole context.",
+    )
+    full_attention_layers: int | None = Field(
+        default=None,
+        ge=0,
+        le=512,
+        description="How many of `layers` attend the whole context (`full_attention` in "
+        "config.json's `layer_types`, or one layer in `sliding_window_pattern`); the others "
+        "use sliding_window. Set with sliding_window.",
+    )
     native_context: int | None = Field(
         default=None,
         ge=512,
@@ -73,9 +101,10 @@ class LocalModel(FrozenModel):
     backend_model: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][\w.:/-]{0,199}$",
-        description="Ollama's name of the model (`qwen3:8b`, `hf.co/<repo>:<quant>`); "
-        "required on an Ollama service, refused elsewhere (vLLM serves the model under "
-        "its catalog name).",
+        description="Ollama's name of the model with an explicit tag (`qwen3:8b`, "
+        "`hf.co/<repo>:<quant>`; not `latest`); required on an Ollama service, refused "
+        "elsewhere (vLLM serves the model under its catalog name). Ollama pulls by tag and "
+        "has no digest to pin: a tag re-pushed upstream is what the next pull gets.",
     )
     extra_args: tuple[str, ...] = Field(
         default=(),
@@ -158,6 +187,19 @@ class LocalModel(FrozenModel):
                     self.context_length,
                 )
             )
+        problems.extend(self._shape_problems())
+        if self.backend_model is not None:
+            _, _, tag = self.backend_model.rpartition("/")[2].partition(":")
+            if tag in ("", "latest"):
+                problems.append(
+                    Problem(
+                        ("backend_model",),
+                        "name an explicit tag other than latest (qwen3:8b, "
+                        "hf.co/<repo>:<quant>): Ollama pulls by tag, cannot pin a digest, "
+                        "and latest moves with every release",
+                        self.backend_model,
+                    )
+                )
         for index, reason in extra_args_problems(self.extra_args):
             problems.append(Problem(("extra_args", index), reason, self.extra_args[index]))
         if self.image is not None:
@@ -187,6 +229,55 @@ class LocalModel(FrozenModel):
             )
         raise_if_problems(problems)
         return self
+
+    def _shape_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        if self.weight_format == "mxfp4" and self.expert_parameters_billion is None:
+            problems.append(
+                Problem(
+                    ("expert_parameters_billion",),
+                    "required with weight_format mxfp4: it stores the MoE experts in 4 bits "
+                    "and everything else in bf16",
+                    None,
+                )
+            )
+        experts = self.expert_parameters_billion
+        if experts is not None and experts >= self.parameters_billion:
+            problems.append(
+                Problem(
+                    ("expert_parameters_billion",),
+                    f"must be less than parameters_billion ({self.parameters_billion})",
+                    experts,
+                )
+            )
+        window, full = self.sliding_window, self.full_attention_layers
+        if (window is None) != (full is None):
+            missing = "full_attention_layers" if full is None else "sliding_window"
+            problems.append(
+                Problem(
+                    (missing,),
+                    "set sliding_window and full_attention_layers together (how many layers "
+                    "attend the whole context, and the window of the others)",
+                    None,
+                )
+            )
+        elif window is not None and not (self.layers and self.kv_heads and self.head_dim):
+            problems.append(
+                Problem(
+                    ("sliding_window",),
+                    "needs layers, kv_heads and head_dim: the KV cache is sized per layer",
+                    window,
+                )
+            )
+        elif full is not None and self.layers is not None and full > self.layers:
+            problems.append(
+                Problem(
+                    ("full_attention_layers",),
+                    f"more than the model's layers ({self.layers})",
+                    full,
+                )
+            )
+        return problems
 
 
 class InferenceConfig(FrozenModel):

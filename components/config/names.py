@@ -20,9 +20,12 @@ ServedName = Annotated[str, StringConstraints(pattern=SERVED_NAME_PATTERN)]
 
 52 leaves room for the longest object derived from it, `vllm-<name>-cache` (63)."""
 
-_SEPARATORS = re.compile(r"[._-]+")
+_NOT_IN_A_LABEL = re.compile(r"[._]")
 
 
 def kubernetes_name(served_name: str) -> str:
-    """The DNS-label form of a served model name (`Qwen3.5-8B` -> `qwen3-5-8b`)."""
-    return _SEPARATORS.sub("-", served_name.lower()).strip("-")
+    """The DNS-label form of a served model name (`Qwen3.5-8B` -> `qwen3-5-8b`).
+
+    Each `.` and `_` becomes one `-`, and nothing else changes, so a name that is a DNS
+    label already (`a--b` included) keeps its objects."""
+    return _NOT_IN_A_LABEL.sub("-", served_name.lower())

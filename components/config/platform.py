@@ -10,6 +10,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from components.helm import RELEASE_NAMES
 from components.inference.fit import MIN_CONTEXT, Fit, estimate, lan_host_estimates
 from components.inference.placement import pack, pods_of
+from components.secret_text import looks_like_secret, secret_value_path
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 from .addons import DataLayerConfig, ObservabilityConfig
@@ -22,6 +23,25 @@ from .services import IngressConfig, MeshConfig, PkiConfig
 
 PROD_MIN_GATEWAY_REPLICAS = 2
 MESH_HA_MIN_NODES = 3
+
+
+def _leaves(values: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every leaf of a values mapping, with its key path (a list item by its index)."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            yield from _leaves(value, (*path, str(key)))
+    elif isinstance(values, list):
+        for index, item in enumerate(values):
+            yield from _leaves(item, (*path, str(index)))
+    elif path:
+        yield path, values
+
+
+def _plain_secret(path: tuple[str, ...], value: Any) -> bool:
+    """A Helm value that is, or is named like, a credential (switches and blanks are not)."""
+    if isinstance(value, bool) or value is None or value == "":
+        return False
+    return secret_value_path(list(path)) or looks_like_secret(value)
 
 
 class PlatformConfig(FrozenModel):
@@ -53,7 +73,9 @@ class PlatformConfig(FrozenModel):
         default_factory=dict,
         description="Per Helm release (by release name), values merged last over those the "
         "program sets. The render holds every key to the pinned chart: one the chart does "
-        "not read, or that its values schema refuses, is a config error.",
+        "not read, or that its values schema refuses, is a config error. No secrets: a key "
+        "named like a credential (`adminPassword`, `token`) or a value that looks like one "
+        "is refused; name a Kubernetes Secret instead (`existingSecret`).",
     )
 
     _stack: str | None = PrivateAttr(default=None)
@@ -530,6 +552,15 @@ class PlatformConfig(FrozenModel):
                 )
             elif not values:
                 yield Problem(("helm_values", release), "empty; remove it", values)
+            for path, value in _leaves(values):
+                if _plain_secret(path, value):
+                    yield Problem(
+                        ("helm_values", release, *path),
+                        "looks like a secret: Helm values are stored in plain text (in the "
+                        "release, the render and the stack's state); keep it in a Kubernetes "
+                        "Secret and give the chart its name (an `existingSecret`-style value)",
+                        value,
+                    )
 
     def model_in_maintenance(self, name: str) -> bool:
         """Whether a local model's GPUs are switched to maintenance."""

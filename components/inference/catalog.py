@@ -11,16 +11,20 @@ Each row holds the facts the fit check needs, read from the model's published
   `head_dim` (`hidden_size / num_attention_heads` where the config leaves it out);
 * `native_context`: `max_position_embeddings`, the longest `--max-model-len` vLLM
   accepts for the model without RoPE scaling;
-* `weight_format`: the format of the published checkpoint (all bf16 here); a quantized
-  export of the same model keeps the architecture and overrides `hf_repo` and
+* `sliding_window`, `full_attention_layers`: `sliding_window`, and how many layers attend
+  the whole context (`full_attention` in `layer_types`, else one in
+  `sliding_window_pattern`), where the window is shorter than the native context
+  (Gemma 3, gpt-oss); the fit bounds the other layers' KV cache by the window;
+* `weight_format`: the format of the published checkpoint (bf16, or mxfp4 for gpt-oss,
+  whose `expert_parameters_billion` are the MoE expert weights it stores in 4 bits); a
+  quantized export of the same model keeps the architecture and overrides `hf_repo` and
   `weight_format`;
 * `gated`: the repository asks for the Hugging Face token.
 
-Families left out, because their facts could not be verified from a published config
-or the fit cannot model them: Gemma 3 (no config of the 4B/12B/27B checkpoints could be
-read; five of six layers use a 1024-token sliding window, which this estimate would
-over-count), Ministral (no config found), gpt-oss (layers and KV heads were verified,
-but its MXFP4 checkpoint has no weight format the fit can size).
+Gemma 3 rows count the SigLIP vision tower too (vLLM loads it with the language model).
+Ministral 8B's config.json gives one `sliding_window` equal to its 32768-token
+`max_position_embeddings`, so within what vLLM serves every layer keeps the whole
+context and the row has no window.
 
 A model entry naming a preset may still set any field; what it sets wins.
 """
@@ -43,6 +47,9 @@ class Preset:
     native_context: int
     weight_format: str = "bf16"
     gated: bool = False
+    sliding_window: int | None = None
+    full_attention_layers: int | None = None
+    expert_parameters_billion: float | None = None
 
     def fields(self) -> dict[str, Any]:
         """The model-entry fields this preset fills in."""
@@ -55,6 +62,9 @@ class Preset:
             "native_context": self.native_context,
             "weight_format": self.weight_format,
             "gated": self.gated,
+            "sliding_window": self.sliding_window,
+            "full_attention_layers": self.full_attention_layers,
+            "expert_parameters_billion": self.expert_parameters_billion,
         }
 
 
@@ -108,6 +118,72 @@ PRESETS: dict[str, Preset] = {
         kv_heads=8,
         head_dim=128,
         native_context=32768,
+    ),
+    "ministral-8b-instruct-2410": Preset(
+        hf_repo="mistralai/Ministral-8B-Instruct-2410",
+        parameters_billion=8.02,
+        layers=36,
+        kv_heads=8,
+        head_dim=128,
+        native_context=32768,
+        gated=True,
+    ),
+    "gemma-3-4b-it": Preset(
+        hf_repo="google/gemma-3-4b-it",
+        parameters_billion=4.30,
+        layers=34,
+        kv_heads=4,
+        head_dim=256,
+        native_context=131072,
+        sliding_window=1024,
+        full_attention_layers=5,
+        gated=True,
+    ),
+    "gemma-3-12b-it": Preset(
+        hf_repo="google/gemma-3-12b-it",
+        parameters_billion=12.19,
+        layers=48,
+        kv_heads=8,
+        head_dim=256,
+        native_context=131072,
+        sliding_window=1024,
+        full_attention_layers=8,
+        gated=True,
+    ),
+    "gemma-3-27b-it": Preset(
+        hf_repo="google/gemma-3-27b-it",
+        parameters_billion=27.43,
+        layers=62,
+        kv_heads=16,
+        head_dim=128,
+        native_context=131072,
+        sliding_window=1024,
+        full_attention_layers=10,
+        gated=True,
+    ),
+    "gpt-oss-20b": Preset(
+        hf_repo="openai/gpt-oss-20b",
+        parameters_billion=20.91,
+        expert_parameters_billion=19.11,
+        weight_format="mxfp4",
+        layers=24,
+        kv_heads=8,
+        head_dim=64,
+        native_context=131072,
+        sliding_window=128,
+        full_attention_layers=12,
+    ),
+    "gpt-oss-120b": Preset(
+        hf_repo="openai/gpt-oss-120b",
+        parameters_billion=116.83,
+        expert_parameters_billion=114.66,
+        weight_format="mxfp4",
+        layers=36,
+        kv_heads=8,
+        head_dim=64,
+        native_context=131072,
+        sliding_window=128,
+        full_attention_layers=18,
     ),
     "phi-4": Preset(
         hf_repo="microsoft/phi-4",

@@ -33,6 +33,8 @@ DTYPE = {
     # vLLM's --dtype help: "half ... Recommended for AWQ quantization"; GPTQ alike.
     "awq-int4": "float16",
     "gptq-int4": "float16",
+    # gpt-oss computes in bf16 beside its MXFP4 experts (vLLM reads the method itself).
+    "mxfp4": "bfloat16",
 }
 
 

@@ -120,6 +120,11 @@ KNOWN: dict[str, Flag] = {
     "--load-format": _VALUE,
 }
 
+WHOLE_NUMBER: dict[str, str] = {
+    "--max-num-batched-tokens": "the fit sizes sliding-window layers by it",
+}
+"""Options whose value must be a positive whole number, and why the platform reads it."""
+
 REQUIRES: dict[str, str] = {
     "--enable-auto-tool-choice": "--tool-call-parser",
     "--enable-log-outputs": "--enable-log-requests",
@@ -170,6 +175,10 @@ def extra_args_problems(args: Sequence[str]) -> list[tuple[int, str]]:
             continue
         if not spec.takes_value and has_value:
             problems.append((index, f"{flag} is a switch and takes no value"))
+            continue
+        value = match.group(3) or ""
+        if flag in WHOLE_NUMBER and not re.fullmatch(r"0*[1-9][0-9]{0,8}", value):
+            problems.append((index, f"{flag} takes a positive whole number ({WHOLE_NUMBER[flag]})"))
             continue
         if flag in given or positive in given:
             problems.append((index, f"{positive} is given twice"))

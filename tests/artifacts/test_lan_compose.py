@@ -7,8 +7,8 @@
   derives, then extra options that pass `vllm_flags` (vLLM's own parser rules).
 * The managed hosts' scripts pass shellcheck and `bash -n`; the install's
   compare-then-write step runs in bash and changes nothing the second time.
-* The render prints one fit line per model and warns of a shortened context; a
-  `helm_values` key the chart does not read fails the render naming it.
+* The render prints one fit line per model and warns of a shortened context
+  (`helm_values` overlays: tests/unit/test_helm_overlay.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from components.cluster.lan_compose import compose_document
 from components.cluster.lan_workstations import host_artifacts
 from components.config import PlatformConfig, parse_platform_config
 from components.inference.vllm_flags import DERIVED, extra_args_problems
-from tests.support import stack_releases, stack_values
-from tools.helm_overlay import overlay_problems
+from tests.support import stack_values
 from tools.render import main as render_main
 
 SCHEMA = json.loads(
@@ -173,34 +171,3 @@ def test_render_refuses_a_strict_model_that_does_not_get_its_context(
     assert code == 2
     assert "config error: inference.models.qwen3-4b.context_length" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
-
-
-def test_helm_values_are_held_to_the_chart() -> None:
-    releases = stack_releases("dev")
-    (traefik,) = [r for r in releases if r.release == "traefik"]
-    read = {"deployment": {"replicas": 3}}
-    unread = {"deployment": {"replicaz": 3}}
-    assert overlay_problems({"traefik": read}, [traefik]) == []
-    (line,) = overlay_problems({"traefik": unread}, [traefik])
-    assert line.startswith("config error: helm_values.traefik.deployment.replicaz: chart traefik")
-    (line,) = overlay_problems({"qdrant": {"replicaCount": 2}}, releases)
-    assert line.startswith("config error: helm_values.qdrant: this stack installs no release")
-
-
-def test_an_overlay_is_merged_last_into_its_release(stack_run: Callable[[str], Any]) -> None:
-    from tests.support import run_stack
-
-    values = stack_values("dev")
-    values["helm_values"] = {"traefik": {"deployment": {"replicas": 3}}}
-    run = run_stack(values, "dev")
-    (release,) = [
-        r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "traefik"
-    ]
-    assert release.inputs["values"]["deployment"]["replicas"] == 3
-    (before,) = [
-        r
-        for r in stack_run("dev").of_type("kubernetes:helm.sh/v3:Release")
-        if r.inputs.get("name") == "traefik"
-    ]
-    rest = {k: v for k, v in release.inputs["values"].items() if k != "deployment"}
-    assert rest == {k: v for k, v in before.inputs["values"].items() if k != "deployment"}

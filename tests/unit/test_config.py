@@ -71,14 +71,16 @@ def test_fixture_folder_covers_the_required_kinds_of_mistake() -> None:
 
 
 def _set_path(values: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set (or with `__delete__` remove) `dotted`; a number indexes a list."""
     parts = dotted.split(".")
-    node = values
+    node: Any = values
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
     if value == "__delete__":
-        node.pop(parts[-1], None)
+        node.pop(last)
     else:
-        node[parts[-1]] = value
+        node[last] = value
 
 
 def test_several_problems_are_all_reported_at_once() -> None:

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.config import ConfigError, GpuClass, LocalModel, parse_platform_config
-from components.inference.fit import GIB, MIN_CONTEXT, USABLE_FRACTION, estimate
+from components.inference.fit import GIB, MIN_CONTEXT, USABLE_FRACTION, estimate, kv_bytes
 from components.inference.placement import Pod, pack, pods_of, replicas_placed
 from tests.support import stack_values
 
@@ -87,6 +87,166 @@ def test_kv_cache_per_token_matches_the_model_shape() -> None:
     assert fit.kv_gib_per_1k_tokens * GIB / 1000 == 2 * 40 * 8 * 128 * 2
     fp8 = estimate(_model(**QWEN3_14B, weight_format="awq-int4", kv_cache_dtype="fp8"), RTX_4090)
     assert fp8.kv_gib_per_1k_tokens == pytest.approx(fit.kv_gib_per_1k_tokens / 2)
+
+
+# Gemma 3 12B (catalog row): 48 layers, every sixth attends the whole context, the others a
+# 1024-token window; 8 KV heads of 256, so 2 x 8 x 256 x 2 B = 8 KiB per token and layer.
+GEMMA3_12B = {
+    "parameters_billion": 12.19,
+    "layers": 48,
+    "kv_heads": 8,
+    "head_dim": 256,
+    "sliding_window": 1024,
+    "full_attention_layers": 8,
+}
+GEMMA_LAYER_TOKEN = 2 * 8 * 256 * 2
+
+
+def _gemma(**fields: Any) -> LocalModel:
+    return _model(**{**GEMMA3_12B, "context_length": 8192, "max_concurrent_sequences": 4, **fields})
+
+
+def test_sliding_window_layers_hold_only_the_window_and_the_batch() -> None:
+    fit = estimate(_gemma(), _gpu(48))
+    # By hand: 8 full layers x 8192 tokens x 4 sequences, plus 40 windowed layers holding
+    # at most 4 x (1024 + 2 blocks of 16) tokens and one 2048-token batch (vLLM's default
+    # below 70 GiB), which is less than the 4 x 8192 tokens of the whole context.
+    held = 8 * 8192 * 4 + 40 * (4 * (1024 + 32) + 2048)
+    assert held == 513_024
+    assert fit.kv_gib * GIB == pytest.approx(held * GEMMA_LAYER_TOKEN)
+    assert fit.max_model_len == 8192
+    # Counting every layer at the whole context would ask for three times as much.
+    assert fit.kv_gib * GIB < 48 * 8192 * 4 * GEMMA_LAYER_TOKEN / 3
+    assert "8 full-attention layers x 8192 tokens x 4 sequences + 40 sliding-window" in (
+        fit.arithmetic
+    )
+    assert "6272 tokens: window 1024, 2048 batched tokens" in fit.arithmetic
+
+
+def test_the_batch_that_fills_a_window_follows_vllms_default_and_the_extra_args() -> None:
+    large = estimate(_gemma(), _gpu(80))  # vLLM batches 8192 tokens from 70 GiB up
+    held = 8 * 8192 * 4 + 40 * (4 * (1024 + 32) + 8192)
+    assert large.kv_gib * GIB == pytest.approx(held * GEMMA_LAYER_TOKEN)
+    given = estimate(_gemma(extra_args=["--max-num-batched-tokens=4096"]), _gpu(48))
+    held = 8 * 8192 * 4 + 40 * (4 * (1024 + 32) + 4096)
+    assert given.kv_gib * GIB == pytest.approx(held * GEMMA_LAYER_TOKEN)
+
+
+def test_without_chunked_prefill_a_whole_prompt_is_one_batch() -> None:
+    # vLLM then schedules a prompt in one step: the batch is the whole context.
+    fit = estimate(_gemma(chunked_prefill=False), _gpu(48))
+    held = 8 * 8192 * 4 + 40 * (4 * (1024 + 32) + 8192)
+    assert fit.kv_gib * GIB == pytest.approx(held * GEMMA_LAYER_TOKEN)
+    one = estimate(_gemma(chunked_prefill=False, max_concurrent_sequences=1), _gpu(48))
+    assert one.kv_gib * GIB == pytest.approx(48 * 8192 * GEMMA_LAYER_TOKEN)
+
+
+def test_with_the_window_disabled_every_layer_keeps_the_context() -> None:
+    fit = estimate(_gemma(extra_args=["--disable-sliding-window"]), _gpu(48))
+    assert fit.kv_gib * GIB == pytest.approx(48 * 8192 * 4 * GEMMA_LAYER_TOKEN)
+
+
+def test_vllm_pads_the_windowed_layers_to_its_kv_groups() -> None:
+    # Gemma 3 27B: 10 full layers and 52 windowed ones; vLLM groups layers by tens, so the
+    # windowed layers take 60 slots. 16 KV heads of 128: 8 KiB per token and layer.
+    model = _model(
+        parameters_billion=27.43,
+        layers=62,
+        kv_heads=16,
+        head_dim=128,
+        sliding_window=1024,
+        full_attention_layers=10,
+        context_length=4096,
+        max_concurrent_sequences=2,
+        weight_format="awq-int4",
+    )
+    fit = estimate(model, _gpu(48))
+    held = 10 * 4096 * 2 + 60 * (2 * (1024 + 32) + 2048)
+    assert fit.kv_gib * GIB == pytest.approx(held * 2 * 16 * 128 * 2)
+    assert "60 sliding-window layers (52 padded to vLLM's KV groups of 10)" in fit.arithmetic
+
+
+def test_gpt_oss_windows_every_other_layer_and_sizes_mxfp4_experts() -> None:
+    # gpt-oss-20b (catalog row): 12 full and 12 windowed layers (window 128), 8 KV heads of
+    # 64: 2 KiB per token and layer; 19.11B expert weights at 4.25 bits, 1.80B in bf16.
+    model = _model(
+        parameters_billion=20.91,
+        expert_parameters_billion=19.11,
+        weight_format="mxfp4",
+        layers=24,
+        kv_heads=8,
+        head_dim=64,
+        sliding_window=128,
+        full_attention_layers=12,
+        context_length=32768,
+        max_concurrent_sequences=2,
+    )
+    fit = estimate(model, RTX_4090)
+    held = 12 * 32768 * 2 + 12 * (2 * (128 + 32) + 2048)
+    assert fit.kv_gib * GIB == pytest.approx(held * 2 * 8 * 64 * 2)
+    assert fit.weights_bytes == pytest.approx((19.11 * 4.25 / 8 + 1.80 * 2) * 1e9)
+    assert "weights 19.11B x 0.53 B (mxfp4 experts) + 1.80B x 2.0 B (bf16)" in fit.arithmetic
+
+
+@given(
+    context=st.integers(min_value=512, max_value=131072),
+    sequences=st.integers(min_value=1, max_value=32),
+    memory=st.floats(min_value=8, max_value=96),
+    window=st.integers(min_value=64, max_value=8192),
+    full=st.integers(min_value=0, max_value=48),
+)
+def test_a_shortened_windowed_model_gets_the_longest_context_that_fits(
+    context: int, sequences: int, memory: float, window: int, full: int
+) -> None:
+    model = _gemma(
+        weight_format="awq-int4",
+        context_length=context,
+        max_concurrent_sequences=sequences,
+        sliding_window=window,
+        full_attention_layers=full,
+    )
+    fit = estimate(model, _gpu(memory))
+    budget = fit.usable_gib - fit.weights_gib - fit.overhead_gib
+    if fit.fits:
+        assert fit.kv_gib <= budget + 1e-9
+    if fit.max_model_len < context:
+        assert fit.max_model_len % 256 == 0
+        longer = min(fit.max_model_len + 256, context)
+        assert kv_bytes(model, _gpu(memory), longer) / GIB > budget
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "fragment"),
+    [
+        ({"weight_format": "mxfp4"}, "expert_parameters_billion", "required with weight_format"),
+        ({"expert_parameters_billion": 9.0}, "expert_parameters_billion", "less than"),
+        ({"sliding_window": 1024}, "full_attention_layers", "set sliding_window and"),
+        ({"full_attention_layers": 8}, "sliding_window", "set sliding_window and"),
+        ({"sliding_window": 1024, "full_attention_layers": 49}, "full_attention_layers", "more"),
+    ],
+)
+def test_model_shape_fields_are_checked_together(
+    fields: dict[str, Any], path: str, fragment: str
+) -> None:
+    values = stack_values("dev")
+    values["inference"]["models"]["qwen3-4b"] = {
+        "hf_repo": "org/model",
+        "revision": REVISION,
+        "gpu_class": "rtx-3060",
+        **{**GEMMA3_12B, "parameters_billion": 4.0, "sliding_window": None},
+        "full_attention_layers": None,
+        "layers": 48,
+        **fields,
+    }
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    lines = [line for line in raised.value.lines if f"qwen3-4b.{path}:" in line]
+    assert lines and fragment in lines[0], raised.value.lines
+
+
+def test_a_window_needs_the_shape_it_bounds() -> None:
+    with pytest.raises(ValueError, match="needs layers, kv_heads and head_dim"):
+        _model(parameters_billion=4.0, sliding_window=1024, full_attention_layers=4)
 
 
 def test_tensor_parallelism_pools_the_memory_of_its_gpus() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components.cluster.lan_compose import compose_document
 from components.config import ConfigError, parse_platform_config
@@ -187,9 +189,25 @@ def test_ollama_models_need_their_ollama_name_and_one_concurrency() -> None:
     }
 
 
+@pytest.mark.parametrize("name", ["qwen3", "qwen3:latest", "hf.co/Qwen/Qwen3-8B-GGUF"])
+def test_an_ollama_model_names_a_tag_that_is_not_latest(name: str) -> None:
+    values = _ollama_values()
+    values["inference"]["models"]["qwen3-small"]["backend_model"] = name
+    (line,) = _errors(values)
+    assert line.startswith("config error: inference.models.qwen3-small.backend_model: name an")
+    assert "cannot pin a digest" in line
+
+
+@given(st.from_regex(r"[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?", fullmatch=True))
+def test_a_served_name_that_is_a_dns_label_is_its_own_kubernetes_name(name: str) -> None:
+    assert kubernetes_name(name) == name
+
+
 def test_served_names_keep_dots_and_case_and_kubernetes_names_are_derived() -> None:
     assert kubernetes_name("llama-3.1-8b") == "llama-3-1-8b"
     assert kubernetes_name("Qwen3_8B") == "qwen3-8b"
+    # A name that is a DNS label already keeps it, so existing models keep their objects.
+    assert kubernetes_name("qwen3--8b") == "qwen3--8b"
     values = stack_values("dev")
     values["inference"]["models"]["Qwen3.4B"] = values["inference"]["models"].pop("qwen3-4b")
     config = parse_platform_config(values)
@@ -217,6 +235,8 @@ def test_served_names_keep_dots_and_case_and_kubernetes_names_are_derived() -> N
         (["--no-enforce-eager"], "not a vLLM option"),
         (["--enable-auto-tool-choice"], "needs --tool-call-parser"),
         (["--tool-call-parser", "hermes"], "write each option as --flag or --flag=value"),
+        (["--max-num-batched-tokens=lots"], "takes a positive whole number"),
+        (["--max-num-batched-tokens=0"], "takes a positive whole number"),
     ],
 )
 def test_extra_args_are_refused_with_the_reason(args: list[str], fragment: str) -> None:
@@ -246,13 +266,6 @@ def test_an_image_override_must_be_pinned(image: str) -> None:
     values["inference"]["models"]["qwen3-4b"]["image"] = image
     (line,) = _errors(values)
     assert line.startswith("config error: inference.models.qwen3-4b.image: not pinned")
-
-
-def test_helm_values_name_a_release_of_the_platform() -> None:
-    values = stack_values("dev")
-    values["helm_values"] = {"treafik": {"deployment": {"replicas": 2}}}
-    (line,) = _errors(values)
-    assert line.startswith("config error: helm_values.treafik: not a release of the platform")
 
 
 def test_the_token_is_asked_for_only_when_the_platform_downloads_a_gated_model() -> None:
