@@ -33,7 +33,12 @@ from typing import Any, NoReturn
 
 import yaml
 
-from components.edge.nginx_conf import API_KEY_PATTERN, NginxSettings, render_nginx_conf
+from components.edge.nginx_conf import (
+    API_KEY_PATTERN,
+    CLIENT_NAME_PATTERN,
+    NginxSettings,
+    render_nginx_conf,
+)
 from components.edge.wireguard_keys import is_wireguard_key
 
 SCRIPTS_DIR = "/usr/local/sbin"
@@ -196,6 +201,9 @@ class CloudInitSettings:
     """Region of the SSM parameters (the instance's region)."""
     api_keys_parameter: str
     """SSM SecureString: JSON object client name -> edge API key."""
+    client_config_parameter: str
+    """SSM String: the two client files of nginx.conf as JSON `{"http": ..., "location":
+    ...}` (`nginx_conf.render_client_config`): who may in, each client's limits."""
     wireguard_key_parameter: str
     """SSM SecureString: the edge's WireGuard private key (base64)."""
     wireguard_address: IPv4Interface
@@ -225,6 +233,7 @@ class CloudInitSettings:
             _fail("region", self.region, "must be an AWS region such as eu-west-1")
         names = {
             "api_keys_parameter": self.api_keys_parameter,
+            "client_config_parameter": self.client_config_parameter,
             "wireguard_key_parameter": self.wireguard_key_parameter,
         }
         if self.upstream_keys_parameter is not None:
@@ -287,19 +296,17 @@ class CloudInitSettings:
         return f"{self.scripts_dir}/{name}"
 
 
-def _client_names(settings: CloudInitSettings) -> str:
-    return ",".join(f'"{client.name}"' for client in settings.nginx.clients)
-
-
-def api_keys_jq_filter(settings: CloudInitSettings) -> str:
+def api_keys_jq_filter() -> str:
     """jq program turning the API keys parameter (JSON name -> key) into the keys map file.
 
-    Keys of clients the nginx.conf does not know are dropped; a malformed or shared key
-    fails the whole refresh (errors never print a key). Output equals `render_api_keys_map`.
+    A malformed name or key, or a shared key, fails the whole refresh (errors never print a
+    key); a key of a client the client files do not list maps to nobody nginx lets in.
+    Output equals `render_api_keys_map`.
     """
     return (
         'if type != "object" then error("not a JSON object of client name to key") else . end'
-        f" | to_entries | map(select(.key | IN({_client_names(settings)})))"
+        f' | to_entries | if any(.[]; .key | test("{CLIENT_NAME_PATTERN}") | not)'
+        ' then error("a client name is not a DNS label") else . end'
         f' | if any(.[]; (.value | type) != "string" or (.value | test("{API_KEY_PATTERN}") | not))'
         ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
         " | if (map(.value | ascii_downcase) | unique | length) != length"
@@ -309,14 +316,26 @@ def api_keys_jq_filter(settings: CloudInitSettings) -> str:
     )
 
 
-def upstream_keys_jq_filter(settings: CloudInitSettings) -> str:
+def upstream_keys_jq_filter() -> str:
     """jq program for the upstream keys map; output equals `render_upstream_keys_map`."""
     return (
         'if type != "object" then error("not a JSON object of client name to key") else . end'
-        f" | to_entries | map(select(.key | IN({_client_names(settings)})))"
+        f' | to_entries | if any(.[]; .key | test("{CLIENT_NAME_PATTERN}") | not)'
+        ' then error("a client name is not a DNS label") else . end'
         f' | if any(.[]; (.value | type) != "string" or (.value | test("{API_KEY_PATTERN}") | not))'
         ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
         ' | sort_by(.key) | .[] | "\\"\\(.key)\\" \\"Bearer \\(.value)\\";"'
+    )
+
+
+def client_config_jq_filter(part: str) -> str:
+    """jq program writing one of the client files (`http` or `location`) verbatim from the
+    client config parameter; anything else than a JSON object of two texts is refused."""
+    return (
+        'if type == "object" and (.http | type) == "string" and (.location | type) == "string"'
+        ' then . else error("not a JSON object of the two client files") end'
+        # `jq -r` ends what it prints with a newline: the file's own is dropped first.
+        f' | .{part} | rtrimstr("\\n")'
     )
 
 
@@ -348,13 +367,21 @@ ssm_get() {{
 def _refresh_script(settings: CloudInitSettings) -> str:
     nginx = settings.nginx
     lock = str(PurePosixPath(nginx.keys_map_path).parent / ".edge-refresh-keys.lock")
-    maps = [(settings.api_keys_parameter, nginx.keys_map_path, api_keys_jq_filter(settings))]
+    maps = [
+        (settings.api_keys_parameter, nginx.keys_map_path, api_keys_jq_filter()),
+        (settings.client_config_parameter, nginx.client_http_path, client_config_jq_filter("http")),
+        (
+            settings.client_config_parameter,
+            nginx.client_limits_path,
+            client_config_jq_filter("location"),
+        ),
+    ]
     if settings.upstream_keys_parameter is not None and nginx.upstream_keys_map_path:
         maps.append(
             (
                 settings.upstream_keys_parameter,
                 nginx.upstream_keys_map_path,
-                upstream_keys_jq_filter(settings),
+                upstream_keys_jq_filter(),
             )
         )
     stages = "\n".join(
@@ -362,8 +389,9 @@ def _refresh_script(settings: CloudInitSettings) -> str:
     )
     targets = " ".join(path for _, path, _ in maps)
     return f"""#!/bin/bash
-# Generated by llm-platform: renders the edge's API key maps from SSM and reloads nginx
-# gracefully, only when a map changed and the new config passes `nginx -t`.
+# Generated by llm-platform: renders the edge's API key maps and client files (who may in,
+# each client's limits) from SSM and reloads nginx gracefully, only when one changed and
+# the new config passes `nginx -t`.
 set -euo pipefail
 umask 027
 
@@ -420,7 +448,7 @@ for target in "${{changed[@]}}"; do
 done
 
 if ! nginx -t -q -c "$NGINX_CONF"; then
-  echo "edge-refresh-keys: nginx rejects the new key maps; restoring the previous ones" >&2
+  echo "edge-refresh-keys: nginx rejects the new key maps or client files; restoring the previous ones" >&2
   for target in "${{changed[@]}}"; do
     if [ -e "$target.previous" ]; then
       mv -f "$target.previous" "$target"
@@ -432,7 +460,7 @@ if ! nginx -t -q -c "$NGINX_CONF"; then
 fi
 
 systemctl reload-or-restart nginx.service
-echo "edge-refresh-keys: reloaded nginx with ${{#changed[@]}} changed key map(s)"
+echo "edge-refresh-keys: reloaded nginx with ${{#changed[@]}} changed file(s)"
 """
 
 

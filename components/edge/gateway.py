@@ -8,12 +8,14 @@ home address only; the WireGuard keys (32 random bytes each, public keys derived
 X25519); the instance role; a customer-managed KMS key for the edge's parameters, whose key
 policy lets only that role decrypt (through SSM, for exactly those parameters) and the
 deploying identity encrypt and read them back; the secrets in SSM SecureString parameters
-under that key (the client key set, the keys sent upstream, the edge's tunnel key); the
+under that key (the client key set, the keys sent upstream, the edge's tunnel key) and
+the client config (who may in, each client's limits) as a plain String parameter; the
 role's one policy: the Session Manager channel, read access to exactly those parameters,
 and an explicit deny of every other parameter (no SSH, no AWS managed policy); the
 instance (Ubuntu 24.04 found by a look-up, IMDSv2 with hop limit 1, encrypted gp3 root),
-whose user-data carries the generated nginx config and scripts but no secret: it pulls
-the keys from SSM at boot and on a timer; its network interface carries the Elastic IP
+whose user-data carries the generated nginx config and scripts but no secret and no
+client: it pulls the keys and the client files from SSM at boot and on a timer, so a
+client change reloads nginx and never replaces the instance; its network interface carries the Elastic IP
 before it boots (so cloud-init always has a way out); egress is HTTPS, HTTP and the
 tunnel only; an optional Route53 record; and the home end of the tunnel, set up over SSH
 when the program bootstraps the cluster, rendered as a file (private key redacted)
@@ -45,9 +47,19 @@ from components.edge.cloud_init import (
     render_wireguard_edge_conf,
     render_wireguard_home_conf,
 )
-from components.edge.nginx_conf import ClientLimit, NginxSettings, render_nginx_conf
+from components.edge.nginx_conf import (
+    ClientConfigFiles,
+    ClientLimit,
+    NginxSettings,
+    render_client_config,
+    render_nginx_conf,
+)
 from components.edge.wireguard_keys import private_key_from_random_bytes, wireguard_public_key
 from components.s3_bucket import LogTarget
+
+SECRET_PARAMETERS = frozenset({"api_keys", "upstream_keys", "wireguard_key"})
+"""The edge's parameters that hold secrets: SecureStrings under its own KMS key. The other,
+`client_config`, is a plain String that shows in previews and diffs."""
 
 SESSION_CHANNEL_ACTIONS = (
     "ssmmessages:CreateControlChannel",
@@ -126,10 +138,6 @@ def nginx_settings(config: PlatformConfig) -> NginxSettings:
     return NginxSettings(
         upstreams=(f"{ingress}:443",),
         upstream_sni=f"api.{config.ingress.domain}",
-        clients=tuple(
-            ClientLimit(name=name, requests_per_second=c.requests_per_second, burst=c.burst)
-            for name, c in sorted(config.clients.items())
-        ),
         routes=routes(edge.api_routes),
         server_name=edge.domain,
         anon_requests_per_second=edge.anonymous_requests_per_second,
@@ -139,6 +147,21 @@ def nginx_settings(config: PlatformConfig) -> NginxSettings:
         ocsp_stapling=edge.domain is not None,
         ocsp_trusted_chain_path="/etc/nginx/edge/tls/chain.pem" if edge.domain else None,
         resolver="169.254.169.253" if edge.domain is not None else None,
+    )
+
+
+def client_config(config: PlatformConfig) -> ClientConfigFiles:
+    """The client files of the edge's nginx (who may in, each client's limits), which reach
+    the instance through SSM: a client added, removed or re-limited reloads nginx and
+    changes nothing of the instance (pure)."""
+    edge = config.edge
+    assert edge is not None
+    return render_client_config(
+        [
+            ClientLimit(name=name, requests_per_second=c.requests_per_second, burst=c.burst)
+            for name, c in sorted(config.clients.items())
+        ],
+        anon_requests_per_second=edge.anonymous_requests_per_second,
     )
 
 
@@ -157,6 +180,7 @@ def cloud_init_settings(
         nginx=nginx_settings(config),
         region=config.aws.region,
         api_keys_parameter=parameters["api_keys"],
+        client_config_parameter=parameters["client_config"],
         upstream_keys_parameter=parameters["upstream_keys"],
         wireguard_key_parameter=parameters["wireguard_key"],
         wireguard_address=IPv4Interface(
@@ -178,6 +202,7 @@ def parameter_names(config: PlatformConfig) -> dict[str, str]:
     prefix = f"/llm-platform/{config.stack_name}/edge"
     return {
         "api_keys": f"{prefix}/api-keys",
+        "client_config": f"{prefix}/client-config",
         "upstream_keys": f"{prefix}/upstream-keys",
         "wireguard_key": f"{prefix}/wireguard-key",
     }
@@ -515,12 +540,20 @@ class EdgeGateway(pulumi.ComponentResource):
                 for n in sorted(self.ssm_parameters.values())
             ]
         )
+        # The key encrypts the secret parameters only: the client config is plain text.
+        encrypted_arns = caller.account_id.apply(
+            lambda account: [
+                parameter_arn(region=region, account_id=account, name=n)
+                for purpose, n in sorted(self.ssm_parameters.items())
+                if purpose in SECRET_PARAMETERS
+            ]
+        )
         key = aws.kms.Key(
             f"{name}-parameters-key",
             description=f"llm-platform {config.stack_name} edge: its SSM parameters",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(caller.account_id, parameter_arns, role.arn, deployer).apply(
+            policy=pulumi.Output.all(caller.account_id, encrypted_arns, role.arn, deployer).apply(
                 lambda v: parameters_key_policy(
                     account_id=v[0],
                     region=region,
@@ -567,7 +600,19 @@ class EdgeGateway(pulumi.ComponentResource):
                 opts=on_aws,
             )
             for purpose, parameter in sorted(self.ssm_parameters.items())
+            if purpose in SECRET_PARAMETERS
         }
+        # Who may in and each client's limits: read by the same refresh as the keys, so a
+        # client change reloads nginx instead of replacing the instance (user-data).
+        parameters["client_config"] = aws.ssm.Parameter(
+            f"{name}-param-client-config",
+            name=self.ssm_parameters["client_config"],
+            type="String",
+            insecure_value=client_config(config).parameter_value(),
+            description="llm-platform edge: client config (nginx client files)",
+            tags=named("client-config"),
+            opts=on_aws,
+        )
         read_parameters = aws.iam.RolePolicy(
             f"{name}-read-parameters",
             role=role.id,
@@ -708,6 +753,9 @@ class EdgeGateway(pulumi.ComponentResource):
             self._home_over_ssh(name, args)
         self.artifacts = {
             "edge/nginx.conf": pulumi.Output.from_input(render_nginx_conf(nginx_settings(config))),
+            # What the key refresh writes from the client-config parameter.
+            "edge/clients-http.conf": pulumi.Output.from_input(client_config(config).http),
+            "edge/clients-limits.conf": pulumi.Output.from_input(client_config(config).location),
             "edge/cloud-init.yaml": user_data,
             "edge/wg0-edge.conf": home_public.apply(
                 lambda key: render_wireguard_edge_conf(

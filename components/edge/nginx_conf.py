@@ -17,7 +17,11 @@
   keys case-insensitively; a missing or unknown key gets 401 with a JSON body and
   `WWW-Authenticate: Bearer`;
 - one `limit_req` zone per client (its own rate and burst, `nodelay`) and one zone per
-  source address for requests without a valid key; over the limit: 429, JSON, `Retry-After`;
+  source address for requests without a valid key; over the limit: 429, JSON, `Retry-After`.
+  Everything that names a client (who may in at all, each client's zone and limit, its
+  `Retry-After`) lives in two included files (`render_client_config`), which the key
+  refresh script writes from SSM like the key maps: adding, removing or re-limiting a
+  client reloads nginx and leaves this file, and the instance's user-data, unchanged;
 - `client_max_body_size` with a JSON 413;
 - proxying to the cluster ingress over HTTPS (through the WireGuard tunnel) with upstream
   certificate verification, keepalive, no buffering or caching (server-sent events flow
@@ -43,9 +47,10 @@ never be proxied costs a constant answer and holds no limit slot.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -79,7 +84,9 @@ TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
 CLIENT_NAME_HEADER = "X-Client-Name"
 HEALTH_PATH = "/healthz"
 
-_CLIENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+CLIENT_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+"""A client name: a DNS label (it names nginx zones and variables)."""
+_CLIENT_NAME = re.compile(CLIENT_NAME_PATTERN)
 # Keys go into a quoted nginx string: no quotes, spaces, `$`, `;`, `\` or braces possible.
 # At most 128 characters, so "Bearer <key>" fits the map hash bucket below.
 API_KEY_PATTERN = "^[A-Za-z0-9._~+/=-]{16,128}$"
@@ -213,8 +220,6 @@ class NginxSettings:
     """`host:port` of the cluster ingress (HTTPS) through the tunnel; one or more."""
     upstream_sni: str
     """Name sent as SNI and `Host` upstream, and verified in the ingress certificate."""
-    clients: tuple[ClientLimit, ...]
-    """Named clients with their limits; keys come from the included map file."""
     routes: tuple[ApiRoute, ...] = tuple(API_ROUTES.values())
     """The client API routes proxied (`api_surface.routes`); everything else is a 404."""
     server_name: str | None = None
@@ -244,6 +249,11 @@ class NginxSettings:
     """A client that has not sent its whole request header by then gets 408 (slowloris)."""
     client_body_timeout_seconds: int = 60
     """Longest pause between two reads of a request body."""
+    client_http_path: str = "/etc/nginx/edge/clients-http.conf"
+    """Included in `http`: the clients' allowlist, zones and `Retry-After` (see
+    `render_client_config`)."""
+    client_limits_path: str = "/etc/nginx/edge/clients-limits.conf"
+    """Included in the API location: one `limit_req` per client."""
     keys_map_path: str = "/etc/nginx/edge/api-keys.map"
     """Included map file: `"Bearer <key>" "<client>";` lines (see render_api_keys_map)."""
     upstream_keys_map_path: str | None = None
@@ -282,8 +292,6 @@ class NginxSettings:
         if len(set(self.upstreams)) != len(self.upstreams):
             _fail("upstreams", self.upstreams, "must not repeat an entry")
         _check_host("upstream_sni", self.upstream_sni)
-        if not self.clients:
-            _fail("clients", self.clients, "needs at least one client")
         if not self.routes:
             _fail("routes", self.routes, "needs at least one API route")
         route_paths = [(route.method, route.path) for route in self.routes]
@@ -292,9 +300,6 @@ class NginxSettings:
         for route in self.routes:
             if route.method not in ("GET", "POST") or not _ROUTE_PATH.match(route.path):
                 _fail("routes", route, "each is GET or POST on a path of [a-z0-9/_-]")
-        names = [client.name for client in self.clients]
-        if len(set(names)) != len(names):
-            _fail("clients", names, "client names must be unique")
         if self.server_name is not None and (
             _IPV4.match(self.server_name) or not _HOSTNAME.match(self.server_name)
         ):
@@ -311,6 +316,8 @@ class NginxSettings:
             "tls_certificate_path": self.tls_certificate_path,
             "tls_key_path": self.tls_key_path,
             "keys_map_path": self.keys_map_path,
+            "client_http_path": self.client_http_path,
+            "client_limits_path": self.client_limits_path,
             "access_log_path": self.access_log_path,
             "error_log_path": self.error_log_path,
             "acme_webroot": self.acme_webroot,
@@ -435,34 +442,14 @@ def _maps(settings: NginxSettings) -> list[str]:
         f"        include {settings.keys_map_path};",
         "    }",
         "",
-        "    # Only clients configured here (with their own limit zone) are let in, whatever",
-        "    # names the included key file holds.",
-        "    map $edge_key_owner $edge_client {",
-        '        default "";',
-        *(f'        "{client.name}" "{client.name}";' for client in settings.clients),
-        "    }",
+        "    # The clients: which key owners are let in ($edge_client), each one's limit zone",
+        "    # and Retry-After; written from SSM by the key refresh script.",
+        f"    include {settings.client_http_path};",
         "",
         "    # Rate-limit key of requests without a valid key: their source address.",
         "    map $edge_client $edge_anon_key {",
         '        ""      $binary_remote_addr;',
         '        default "";',
-        "    }",
-    ]
-    for client in settings.clients:
-        lines += [
-            f"    map $edge_client {client.variable} {{",
-            '        default "";',
-            f'        "{client.name}" "{client.name}";',
-            "    }",
-        ]
-    lines += [
-        "",
-        "    map $edge_client $edge_retry_after {",
-        f"        default {retry_after_seconds(settings.anon_requests_per_second)};",
-        *(
-            f'        "{client.name}" {retry_after_seconds(client.requests_per_second)};'
-            for client in settings.clients
-        ),
         "    }",
     ]
     if settings.upstream_keys_map_path is not None:
@@ -481,11 +468,6 @@ def _zones(settings: NginxSettings) -> list[str]:
     lines = [
         "    limit_req_zone $edge_anon_key zone=edge_anon:10m "
         f"rate={nginx_rate(settings.anon_requests_per_second)};",
-    ]
-    lines += [
-        f"    limit_req_zone {client.variable} zone={client.zone}:64k "
-        f"rate={nginx_rate(client.requests_per_second)};"
-        for client in settings.clients
     ]
     # Rejections are logged below the error log's level: its line would quote the request
     # line; the access log records each 429 with the client and the path alone.
@@ -587,10 +569,7 @@ def _https_server(settings: NginxSettings) -> list[str]:
         "            }",
         "            default_type application/json;",
         "            limit_req zone=edge_anon " + _burst(settings.anon_burst),
-        *(
-            f"            limit_req zone={client.zone} " + _burst(client.burst)
-            for client in settings.clients
-        ),
+        f"            include {settings.client_limits_path};",
         "            auth_request /_edge_auth;",
         "",
         # No URI part: the upstream gets the raw target, which is exactly an allowed route
@@ -740,6 +719,66 @@ def render_nginx_conf(settings: NginxSettings) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ClientConfigFiles:
+    """The two files nginx.conf includes that name the clients."""
+
+    http: str
+    """In `http`: `$edge_client` (the key owners let in), each client's `limit_req_zone`
+    and the `Retry-After` of its 429s."""
+    location: str
+    """In the API location: each client's `limit_req`."""
+
+    def parameter_value(self) -> str:
+        """The SSM parameter the key refresh script writes them from (JSON)."""
+        return json.dumps({"http": self.http, "location": self.location}, sort_keys=True)
+
+
+def render_client_config(
+    clients: Sequence[ClientLimit], *, anon_requests_per_second: float
+) -> ClientConfigFiles:
+    """The client files of nginx.conf for these clients (none: only unkeyed traffic, which
+    gets 401s). Only clients listed here get in, whatever names the key map holds."""
+    names = [client.name for client in clients]
+    if len(set(names)) != len(names):
+        _fail("clients", names, "client names must be unique")
+    _check_rate("anon_requests_per_second", anon_requests_per_second)
+    ordered = sorted(clients, key=lambda client: client.name)
+    http = [
+        "# Generated by llm-platform (components/edge/nginx_conf.py); written from SSM.",
+        "map $edge_key_owner $edge_client {",
+        '    default "";',
+        *(f'    "{client.name}" "{client.name}";' for client in ordered),
+        "}",
+    ]
+    for client in ordered:
+        http += [
+            f"map $edge_client {client.variable} {{",
+            '    default "";',
+            f'    "{client.name}" "{client.name}";',
+            "}",
+        ]
+    http += [
+        "map $edge_client $edge_retry_after {",
+        f"    default {retry_after_seconds(anon_requests_per_second)};",
+        *(
+            f'    "{client.name}" {retry_after_seconds(client.requests_per_second)};'
+            for client in ordered
+        ),
+        "}",
+        *(
+            f"limit_req_zone {client.variable} zone={client.zone}:64k "
+            f"rate={nginx_rate(client.requests_per_second)};"
+            for client in ordered
+        ),
+    ]
+    location = [
+        "# Generated by llm-platform (components/edge/nginx_conf.py); written from SSM.",
+        *(f"limit_req zone={client.zone} " + _burst(client.burst) for client in ordered),
+    ]
+    return ClientConfigFiles(http="\n".join(http) + "\n", location="\n".join(location) + "\n")
 
 
 def render_api_keys_map(clients: Mapping[str, str]) -> str:

@@ -262,9 +262,12 @@ def _dev_with(tmp_path: Path, change: Any) -> tuple[Path, Path, Path]:
     return old, new, changed_file
 
 
-def test_a_client_rate_limit_diff_shows_the_decoded_user_data_and_the_edge_replacement(
+def test_a_client_rate_limit_change_reloads_the_edge_and_replaces_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A client's limit reaches the edge through its client-config parameter (read by the
+    key refresh, which reloads nginx): the instance and its user-data stay as they are."""
+
     def faster(config: dict[str, Any]) -> None:
         config["llm-platform:clients"]["dev-laptop"]["requests_per_second"] = 7
 
@@ -272,29 +275,50 @@ def test_a_client_rate_limit_diff_shows_the_decoded_user_data_and_the_edge_repla
     assert diff_main([str(old), str(new), "--config", str(changed_file)]) == 0
     report = capsys.readouterr().out
     top = report.split("### Changed")[0]
-    # The risk first: the edge instance is replaced, and deleted before its replacement.
+    assert "No resource is replaced." in top
+    assert "0 to create, 3 to update, 0 to replace (0 deleted first)" in top
+    assert "`llm-edge-instance`" not in report
+    assert (old / "files/edge/cloud-init.yaml").read_text() == (
+        new / "files/edge/cloud-init.yaml"
+    ).read_text()
+    changed = report.split("### Changed")[1]
+    assert "#### `aws:ssm/parameter:Parameter` `llm-edge-param-client-config`" in changed
+    # The change itself, readable in the client file the parameter carries.
+    clients_file = report.split("<code>edge/clients-http.conf</code>")[1].split("</details>")[0]
+    assert "-limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=5r/s;" in (
+        clients_file
+    )
+    assert "+limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=7r/s;" in (
+        clients_file
+    )
+    # The virtual key's own limit is an update in place.
+    assert "| `inputs.rpm_limit` | 310 | 430 |" in report
+
+
+def test_a_user_data_change_is_shown_decoded_with_the_edge_replacement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What does change the user-data (here the upload limit of nginx.conf) replaces the
+    instance, deleted first; the diff says so at the top and shows the change decoded."""
+
+    def bigger_bodies(config: dict[str, Any]) -> None:
+        config["llm-platform:edge"]["max_body_mib"] = 20
+
+    old, new, changed_file = _dev_with(tmp_path, bigger_bodies)
+    assert diff_main([str(old), str(new), "--config", str(changed_file)]) == 0
+    report = capsys.readouterr().out
+    top = report.split("### Changed")[0]
     assert "**Deleted before it is replaced (down in between): `llm-edge-instance`.**" in top
     assert (
         "| `aws:ec2/instance:Instance` `llm-edge-instance` | **deletes it first**, then creates "
         "the new one (down in between) | `userDataBase64` |"
     ) in top
-    # The key is updated after the admin API check runs again.
-    assert "0 to create, 2 to update, 1 to replace (1 deleted first)" in top
-    # The user-data change decoded (base64 of gzip) as a text diff, not truncated base64.
     section = report.split("#### `aws:ec2/instance:Instance` `llm-edge-instance`")[1]
     section = section.split("####")[0]
     assert "<code>inputs.userDataBase64</code> (base64 of gzip, decoded)" in section
-    assert (
-        "-        limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=5r/s;"
-        in section
-    )
-    assert (
-        "+        limit_req_zone $edge_rl_dev_laptop zone=edge_client_dev-laptop:64k rate=7r/s;"
-        in section
-    )
+    assert f"-        client_max_body_size {10 * 1024 * 1024};" in section
+    assert f"+        client_max_body_size {20 * 1024 * 1024};" in section
     assert "| `inputs.userDataBase64` |" not in section
-    # The virtual key's own limit is an update in place.
-    assert "| `inputs.rpm_limit` | 310 | 430 |" in report
 
 
 def test_a_maintenance_diff_says_why_budgets_and_replicas_changed(tmp_path: Path) -> None:

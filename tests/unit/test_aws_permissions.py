@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.edge.gateway import parameter_arn, parameter_names
+from components.edge.gateway import SECRET_PARAMETERS, parameter_arn, parameter_names
 from tests.support import STACKS, committed_stack_run, run_stack, stack_config, stack_values
 from tools.iam import Decision, Request, evaluate, managed_policy, role_policies
 from tools.mock_engine import ACCOUNT, ProgramRun, autoname
@@ -43,10 +43,21 @@ def _key_policy(run: ProgramRun) -> str:
 
 
 def _own(stack: str) -> list[str]:
+    """The edge's four parameters (its keys, the upstream keys, the tunnel key, the clients)."""
     config = stack_config(stack)
     return [
         parameter_arn(region=config.aws.region, account_id=ACCOUNT, name=n)
         for n in sorted(parameter_names(config).values())
+    ]
+
+
+def _own_secrets(stack: str) -> list[str]:
+    """The three of them that hold secrets: SecureStrings under the edge's key."""
+    config = stack_config(stack)
+    return [
+        parameter_arn(region=config.aws.region, account_id=ACCOUNT, name=n)
+        for purpose, n in sorted(parameter_names(config).items())
+        if purpose in SECRET_PARAMETERS
     ]
 
 
@@ -78,7 +89,7 @@ def _reads(
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_edge_role_reads_its_three_parameters_and_no_other(
+def test_the_edge_role_reads_its_four_parameters_and_no_other(
     stack_run: StackRun, stack: str
 ) -> None:
     run = stack_run(stack)
@@ -130,11 +141,14 @@ def test_only_the_edge_role_decrypts_and_only_its_parameters_through_ssm(
         return evaluate(request, identity, key_policy, key_policy=True).decision
 
     context = "kms:EncryptionContext:PARAMETER_ARN"
-    for own in _own(stack):
+    assert len(_own_secrets(stack)) == 3
+    for own in _own_secrets(stack):
         assert decrypt(role_arn, role, **{"kms:ViaService": via_ssm, context: own}) is (
             Decision.ALLOW
         )
-    for other in _others(stack):
+    # The client config is plain text: the key decrypts nothing under its name either.
+    plain = sorted(set(_own(stack)) - set(_own_secrets(stack)))
+    for other in [*_others(stack), *plain]:
         assert decrypt(role_arn, role, **{"kms:ViaService": via_ssm, context: other}) is (
             Decision.IMPLICIT_DENY
         )
@@ -151,7 +165,7 @@ def test_only_the_edge_role_decrypts_and_only_its_parameters_through_ssm(
     # ...which may still manage the key (its policy, rotation, deletion)
     manage = Request("kms:PutKeyPolicy", key_arn, admin)
     assert evaluate(manage, [everything], key_policy, key_policy=True).decision is Decision.ALLOW
-    # the deploying identity writes (and reads back) the same three parameters only
+    # the deploying identity writes (and reads back) the same three secret parameters only
     deployer = f"arn:aws:iam::{ACCOUNT}:user/render"
     for action in ("kms:Encrypt", "kms:Decrypt"):
         ok = Request(action, key_arn, deployer, ctx)

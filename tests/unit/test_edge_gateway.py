@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.edge.gateway import parameter_names
+from components.edge.gateway import client_config, parameter_names
 from components.edge.wireguard_keys import private_key_from_random_bytes
 from tests.support import run_stack, stack_config, stack_values
 from tools.mock_engine import ProgramRun, RecordedResource, autoname
@@ -75,14 +76,21 @@ def test_parameters_are_secure_strings_under_the_edge_key_and_the_role_has_one_p
 ) -> None:
     run = stack_run(stack)
     names = parameter_names(stack_config(stack))
-    parameters = run.of_type("aws:ssm/parameter:Parameter")
-    assert sorted(p.inputs["name"] for p in parameters) == sorted(names.values())
+    every = run.of_type("aws:ssm/parameter:Parameter")
+    assert sorted(p.inputs["name"] for p in every) == sorted(names.values())
+    parameters = [p for p in every if p.inputs["name"] != names["client_config"]]
     assert all(p.inputs["type"] == "SecureString" for p in parameters)
     assert all(p.inputs["value"] == "[secret]" for p in parameters)
     key = _only(run, "aws:kms/key:Key")
     assert key.inputs["enableKeyRotation"] is True
     key_arn = f"arn:aws:kms:{stack_config(stack).aws.region}:000000000000:key/{key.name}-id"
     assert {p.inputs["keyId"] for p in parameters} == {key_arn}
+    # Who may in and each client's limits: plain, so a change shows in previews and diffs.
+    (clients,) = [p for p in every if p.inputs["name"] == names["client_config"]]
+    assert clients.inputs["type"] == "String" and "keyId" not in clients.inputs
+    files = json.loads(clients.inputs["insecureValue"])
+    assert files == json.loads(client_config(stack_config(stack)).parameter_value())
+    assert all(f'"{name}" "{name}";' in files["http"] for name in stack_config(stack).clients)
     (role,) = [r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-edge-role")]
     on_role = sorted(r.type for r in run.resources if r.inputs.get("role") == autoname(role.name))
     assert on_role == [

@@ -27,6 +27,7 @@ from components.edge.nginx_conf import (
     ClientLimit,
     NginxSettings,
     render_api_keys_map,
+    render_client_config,
     render_nginx_conf,
     render_upstream_keys_map,
 )
@@ -66,17 +67,19 @@ class EdgeFixture:
         self.ca = root / "tls" / "upstream-ca.pem"
         self.ca.write_bytes(pki.ca_pem)
         self.conf = root / "nginx.conf"
+        self.clients: tuple[ClientLimit, ...] = ()
         self.https_port = free_port()
         self.http_port = free_port()
 
     def settings(
         self, clients: tuple[ClientLimit, ...], *, upstream_keys: bool = True, **overrides: object
     ) -> NginxSettings:
-        """Settings pointing every path into `root`, bound to loopback, run as this user."""
+        """Settings pointing every path into `root`, bound to loopback, run as this user;
+        `clients` are the ones `write` puts in the client files."""
+        self.clients = clients
         base = NginxSettings(
             upstreams=(f"127.0.0.1:{self.upstream_port}",),
             upstream_sni=INGRESS_NAME,
-            clients=clients,
             server_name=EDGE_NAME,
             listen_address="127.0.0.1",
             https_port=self.https_port,
@@ -85,6 +88,8 @@ class EdgeFixture:
             tls_key_path=str(self.key),
             upstream_trusted_ca_path=str(self.ca),
             keys_map_path=str(self.root / "api-keys.map"),
+            client_http_path=str(self.root / "clients-http.conf"),
+            client_limits_path=str(self.root / "clients-limits.conf"),
             upstream_keys_map_path=str(self.root / "upstream-keys.map") if upstream_keys else None,
             access_log_path=str(self.root / "logs" / "access.log"),
             error_log_path=str(self.root / "logs" / "error.log"),
@@ -103,9 +108,20 @@ class EdgeFixture:
         keys: Mapping[str, str],
         upstream_keys: Mapping[str, str] | None = None,
     ) -> None:
-        """Write the conf and the key maps the way the instance's scripts would."""
+        """Write the conf, the client files and the key maps the way the instance's
+        scripts would."""
         self.conf.write_text(render_nginx_conf(settings))
+        self.write_clients(settings, self.clients)
         self.write_keys(settings, keys, upstream_keys)
+
+    def write_clients(self, settings: NginxSettings, clients: tuple[ClientLimit, ...]) -> None:
+        """(Re)write the client files (who may in, each client's limits)."""
+        files = render_client_config(
+            clients, anon_requests_per_second=settings.anon_requests_per_second
+        )
+        Path(settings.client_http_path).write_text(files.http)
+        Path(settings.client_limits_path).write_text(files.location)
+        self.clients = clients
 
     def write_keys(
         self,

@@ -21,6 +21,7 @@ from components.edge.cloud_init import (
     EC2_USER_DATA_LIMIT_BYTES,
     CloudInitSettings,
     api_keys_jq_filter,
+    client_config_jq_filter,
     compress_user_data,
     edge_scripts,
     render_cloud_init,
@@ -30,6 +31,7 @@ from components.edge.nginx_conf import (
     ClientLimit,
     NginxSettings,
     render_api_keys_map,
+    render_client_config,
     render_upstream_keys_map,
 )
 from components.edge.wireguard_keys import private_key_from_random_bytes, wireguard_public_key
@@ -51,7 +53,6 @@ def _settings(
     nginx = NginxSettings(
         upstreams=("192.168.1.50:443",),
         upstream_sni="ingress.internal",
-        clients=CLIENTS,
         server_name=domain,
         upstream_keys_map_path="/etc/nginx/edge/upstream-keys.map" if upstream_keys else None,
         ocsp_stapling=domain is not None,
@@ -62,6 +63,7 @@ def _settings(
         nginx=nginx,
         region="eu-west-1",
         api_keys_parameter="/llm-platform/dev/edge/api-keys",
+        client_config_parameter="/llm-platform/dev/edge/client-config",
         wireguard_key_parameter="/llm-platform/dev/edge/wireguard-key",
         upstream_keys_parameter="/llm-platform/dev/edge/upstream-keys" if upstream_keys else None,
         upstream_ca_pem=CA_PEM,
@@ -253,15 +255,29 @@ def _jq(program: str, document: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_instance_renders_the_same_key_maps_as_python() -> None:
-    settings = VARIANTS["lets-encrypt"]
+def test_the_instance_renders_the_same_files_as_python() -> None:
     keys = {"bob": "sk-edge-bobbobbobbobbob01", "alice": "sk-edge-alicealicealice01"}
-    rendered = _jq(api_keys_jq_filter(settings), {**keys, "ghost": "sk-edge-ghostghostghost1"})
+    rendered = _jq(api_keys_jq_filter(), keys)
     assert rendered.returncode == 0, rendered.stderr
-    assert rendered.stdout == render_api_keys_map(keys)  # the unknown client is dropped
+    assert rendered.stdout == render_api_keys_map(keys)
     upstream = {"alice": "sk-up-alicealicealice0001"}
-    rendered = _jq(upstream_keys_jq_filter(settings), upstream)
+    rendered = _jq(upstream_keys_jq_filter(), upstream)
     assert rendered.stdout == render_upstream_keys_map(upstream)
+    files = render_client_config(CLIENTS, anon_requests_per_second=2)
+    for part, text in (("http", files.http), ("location", files.location)):
+        written = _jq(client_config_jq_filter(part), json.loads(files.parameter_value()))
+        assert written.returncode == 0, written.stderr
+        assert written.stdout == text
+
+
+@pytest.mark.parametrize(
+    "document",
+    [["http"], {"http": "x"}, {"http": 1, "location": "y"}, "text"],
+    ids=["list", "one-file", "not-text", "string"],
+)
+def test_the_instance_refuses_a_malformed_client_config(document: object) -> None:
+    for part in ("http", "location"):
+        assert _jq(client_config_jq_filter(part), document).returncode != 0
 
 
 @pytest.mark.parametrize(
@@ -275,7 +291,7 @@ def test_the_instance_renders_the_same_key_maps_as_python() -> None:
     ids=["not-object", "number", "quote", "shared"],
 )
 def test_the_instance_refuses_malformed_keys_without_printing_them(document: object) -> None:
-    rendered = _jq(api_keys_jq_filter(VARIANTS["self-signed"]), document)
+    rendered = _jq(api_keys_jq_filter(), document)
     assert rendered.returncode != 0
     assert "sk-edge" not in rendered.stdout + rendered.stderr
     assert "1234567890" not in rendered.stderr
@@ -342,11 +358,17 @@ def test_refresh_script_renders_validates_and_reloads_only_on_change(tmp_path: P
     instance.put(settings.api_keys_parameter, keys)
     assert settings.upstream_keys_parameter is not None
     instance.put(settings.upstream_keys_parameter, upstream)
+    clients = render_client_config(CLIENTS, anon_requests_per_second=2)
+    instance.put(settings.client_config_parameter, json.loads(clients.parameter_value()))
     keys_map = Path(nginx.keys_map_path)
 
     first = instance.run(script)
     assert first.returncode == 0, first.stderr
-    assert keys_map.read_text() == render_api_keys_map({"alice": keys["alice"]})
+    # Every key is mapped; only the clients of the client files are let in (no "ghost").
+    assert keys_map.read_text() == render_api_keys_map(keys)
+    assert Path(nginx.client_http_path).read_text() == clients.http
+    assert Path(nginx.client_limits_path).read_text() == clients.location
+    assert '"ghost"' not in clients.http
     assert stat.S_IMODE(keys_map.stat().st_mode) == 0o640
     assert instance.systemctl_calls() == ["reload-or-restart nginx.service"]
     aws_log = (instance.root / "aws.log").read_text()
@@ -360,7 +382,7 @@ def test_refresh_script_renders_validates_and_reloads_only_on_change(tmp_path: P
     refused = instance.run(script)
     assert refused.returncode != 0
     assert "bad key" not in refused.stdout + refused.stderr
-    assert keys_map.read_text() == render_api_keys_map({"alice": keys["alice"]})
+    assert keys_map.read_text() == render_api_keys_map(keys)
     assert len(instance.systemctl_calls()) == 1
 
     instance.put(
@@ -372,6 +394,32 @@ def test_refresh_script_renders_validates_and_reloads_only_on_change(tmp_path: P
     assert "rotatedrotated" in keys_map.read_text() and '"bob";' in keys_map.read_text()
     assert len(instance.systemctl_calls()) == 2
     assert not list(keys_map.parent.glob("*.new")) and not list(keys_map.parent.glob("*.previous"))
+
+    # A client re-limited and one added: only the client files change, nginx reloads.
+    relimited = render_client_config(
+        (
+            ClientLimit(name="alice", requests_per_second=5, burst=10),
+            ClientLimit(name="bob", requests_per_second=3, burst=6),
+            ClientLimit(name="carol", requests_per_second=0.5, burst=1),
+        ),
+        anon_requests_per_second=2,
+    )
+    instance.put(settings.client_config_parameter, json.loads(relimited.parameter_value()))
+    limited = instance.run(script)
+    assert limited.returncode == 0, limited.stderr
+    assert Path(nginx.client_http_path).read_text() == relimited.http
+    assert "rate=3r/s" in relimited.http and "zone=edge_client_carol" in relimited.location
+    assert len(instance.systemctl_calls()) == 3
+
+    # A client config nginx refuses is rolled back whole; nginx is not reloaded.
+    instance.put(
+        settings.client_config_parameter,
+        {"http": "limit_req_zone nonsense;\n", "location": relimited.location},
+    )
+    broken = instance.run(script)
+    assert broken.returncode != 0 and "restoring the previous ones" in broken.stderr
+    assert Path(nginx.client_http_path).read_text() == relimited.http
+    assert len(instance.systemctl_calls()) == 3
 
 
 def render_cloud_init_nginx(settings: CloudInitSettings) -> str:

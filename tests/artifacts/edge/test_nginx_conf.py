@@ -14,6 +14,7 @@ from components.edge.nginx_conf import (
     NginxSettings,
     nginx_rate,
     render_api_keys_map,
+    render_client_config,
     render_nginx_conf,
     retry_after_seconds,
 )
@@ -32,7 +33,6 @@ def _base(**overrides: object) -> NginxSettings:
     values: dict[str, object] = {
         "upstreams": ("192.168.1.50:443",),
         "upstream_sni": "ingress.internal",
-        "clients": CLIENTS,
     }
     values.update(overrides)
     return NginxSettings(**values)  # type: ignore[arg-type]
@@ -129,8 +129,6 @@ def test_render_is_deterministic() -> None:
         ({"ocsp_stapling": True}, "ocsp_stapling"),
         ({"server_name": "10.0.0.1"}, "server_name"),
         ({"http_port": 443}, "http_port"),
-        ({"clients": (CLIENTS[0], CLIENTS[0])}, "clients"),
-        ({"clients": ()}, "clients"),
         ({"upstream_keys_map_path": "/etc/nginx/edge/api-keys.map"}, "upstream_keys_map_path"),
     ],
 )
@@ -153,6 +151,40 @@ def test_invalid_settings_are_rejected_naming_the_field(
 def test_invalid_client_limits_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ClientLimit(**kwargs)  # type: ignore[arg-type]
+
+
+def test_client_names_are_unique_in_the_client_files() -> None:
+    with pytest.raises(ValueError, match="clients"):
+        render_client_config((CLIENTS[0], CLIENTS[0]), anon_requests_per_second=2)
+
+
+def test_nginx_conf_names_no_client_the_client_files_name_them_all() -> None:
+    """nginx.conf (in the user-data) is the same whatever the clients; the included files
+    carry who may in and each one's limit, and nginx accepts them with no client at all."""
+    conf = render_nginx_conf(_base())
+    for client in CLIENTS:
+        assert client.name not in conf and client.zone not in conf
+    files = render_client_config(CLIENTS, anon_requests_per_second=2)
+    assert '    "slow-bot" "slow-bot";' in files.http
+    assert (
+        "limit_req_zone $edge_rl_slow_bot zone=edge_client_slow-bot:64k rate=30r/m;" in files.http
+    )
+    assert '    "slow-bot" 2;' in files.http  # Retry-After of one token at 0.5 r/s
+    assert files.location.splitlines()[1:] == [
+        "limit_req zone=edge_client_alice burst=10 nodelay;",
+        "limit_req zone=edge_client_slow-bot nodelay;",
+    ]
+    none = render_client_config((), anon_requests_per_second=2)
+    assert "$edge_client" in none.http and "limit_req " not in none.location
+
+
+def test_nginx_accepts_the_client_files_with_no_client(tmp_path: Path, pki: TestPki) -> None:
+    nginx_binary()
+    fixture = EdgeFixture(tmp_path, pki, upstream_port=9443)
+    settings = fixture.settings(())
+    fixture.write(settings, {}, {})
+    result = fixture.test_config()
+    assert result.returncode == 0, result.stderr
 
 
 def test_rates_are_expressed_the_way_nginx_reads_them() -> None:

@@ -9,6 +9,7 @@ import ssl
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -400,6 +401,87 @@ def test_reload_applies_a_changed_key_map(
             conn.close()
             assert status == 200, client
             assert upstream.requests[-1].headers[CLIENT_NAME_HEADER.lower()] == client
+
+
+def _stream_through(fixture: EdgeFixture, key: str, stream_id: str, events: int) -> list[int]:
+    """One streamed completion through the edge: the indexes of the events it delivered
+    (all of them only if nothing dropped the stream)."""
+    conn = fixture.connection()
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=stream_request_body(events, 20, stream_id),
+            headers={**_bearer(key), "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        received = []
+        for _ in range(events * 4):  # bounded: each read is one line
+            line = response.readline()
+            if not line:
+                break
+            if line.startswith(b"data:"):
+                received.append(int(json.loads(line[5:])["index"]))
+        return received
+    finally:
+        conn.close()
+
+
+def test_a_client_change_reloads_mid_traffic_and_drops_nothing(
+    pki: TestPki, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """Clients reach nginx through the included client files (written from SSM on the
+    instance): adding a client and re-limiting another is a graceful reload, during which
+    the streams and requests in flight finish whole, and the new limits apply after."""
+    fixture = EdgeFixture(tmp_path, pki, upstream.port)
+    slow = ClientLimit(name="bob", requests_per_second=1, burst=0)
+    settings = fixture.settings((CLIENTS[0], slow), upstream_keys=False)
+    carol_key = "sk-edge-CarolCarolCarolCarol0123456789a"
+    keys = {"alice": ALICE_KEY, "bob": BOB_KEY, "carol": carol_key}
+    fixture.write(settings, keys)
+    conf_before = fixture.conf.read_text()
+    events = 25
+    with running(fixture) as nginx:
+        # Not yet a client: carol's key maps to a name the client files do not let in.
+        assert _get_with(fixture, carol_key) == 401
+        assert [_get_with(fixture, BOB_KEY) for _ in range(3)].count(429) >= 2
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            streams = [
+                pool.submit(_stream_through, fixture, ALICE_KEY, f"reload-{i}", events)
+                for i in range(4)
+            ]
+            time.sleep(0.15)  # every stream has started and is mid-answer
+            fixture.write_clients(
+                settings,
+                (
+                    CLIENTS[0],
+                    ClientLimit(name="bob", requests_per_second=100, burst=20),
+                    ClientLimit(name="carol", requests_per_second=100, burst=20),
+                ),
+            )
+            nginx.reload()
+            plain = [pool.submit(_get_with, fixture, ALICE_KEY) for _ in range(20)]
+            delivered = [future.result(timeout=30) for future in streams]
+            statuses = [future.result(timeout=30) for future in plain]
+        assert delivered == [list(range(events))] * 4, delivered
+        assert statuses == [200] * 20
+        # The added client is in, the re-limited one is no longer held to 1 r/s.
+        assert _get_with(fixture, carol_key) == 200
+        assert [_get_with(fixture, BOB_KEY) for _ in range(5)] == [200] * 5
+    # The change touched only the client files: nginx.conf (the user-data's) is the same.
+    assert fixture.conf.read_text() == conf_before
+
+
+def _get_with(fixture: EdgeFixture, key: str) -> int:
+    conn = fixture.connection()
+    try:
+        conn.request("GET", "/v1/models", headers=_bearer(key))
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
 
 
 def test_upstream_certificate_from_another_ca_is_refused(
