@@ -13,6 +13,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Iterator
 from enum import Enum
 from typing import Any
 
@@ -70,6 +71,38 @@ def _nested_models(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+def _models_by_path(
+    root: type[BaseModel] = PlatformConfig,
+) -> Iterator[tuple[str, type[BaseModel]]]:
+    """Each model reachable from the stack config once, with the first key path leading to
+    it, in the order the stack file reads."""
+    seen: set[type[BaseModel]] = set()
+    queue: list[tuple[str, type[BaseModel]]] = [("(top level)", root)]
+    while queue:
+        path, model = queue.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        yield path, model
+        for name, field in model.model_fields.items():
+            for nested in _nested_models(field.annotation):
+                child = name if path == "(top level)" else f"{path}.{name}"
+                if typing.get_origin(field.annotation) is dict:
+                    child += ".<name>"
+                queue.append((child, nested))
+
+
+def undescribed_fields(root: type[BaseModel] = PlatformConfig) -> list[str]:
+    """Keys of the stack config whose model gives no description (the reference would
+    leave their meaning blank)."""
+    return [
+        name if path == "(top level)" else f"{path}.{name}"
+        for path, model in _models_by_path(root)
+        for name, field in model.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+
+
 def reference_markdown() -> str:
     """The config reference: one table per model, in the order the stack file reads."""
     lines = [
@@ -79,13 +112,7 @@ def reference_markdown() -> str:
         "Each top-level key is set in `Pulumi.<stack>.yaml` as `llm-platform:<key>`.",
         "",
     ]
-    seen: set[type[BaseModel]] = set()
-    queue: list[tuple[str, type[BaseModel]]] = [("(top level)", PlatformConfig)]
-    while queue:
-        path, model = queue.pop(0)
-        if model in seen:
-            continue
-        seen.add(model)
+    for path, model in _models_by_path():
         doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
         lines += [f"## `{path}` — {model.__name__}", "", doc, ""]
         lines += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
@@ -93,11 +120,6 @@ def reference_markdown() -> str:
             description = (field.description or "").replace("\n", " ").replace("|", "\\|")
             type_text = _type_name(field.annotation).replace("|", "\\|")
             lines.append(f"| `{name}` | {type_text} | {_default(field)} | {description} |")
-            for nested in _nested_models(field.annotation):
-                child = name if path == "(top level)" else f"{path}.{name}"
-                if typing.get_origin(field.annotation) is dict:
-                    child += ".<name>"
-                queue.append((child, nested))
         lines.append("")
     return "\n".join(lines)
 

@@ -12,28 +12,71 @@ from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
 class AlertThresholds(FrozenModel):
     """Thresholds of the platform's alerts."""
 
-    fallback_rate: float = Field(default=0.2, gt=0, le=1)
-    ttft_p95_seconds: float = Field(default=5.0, gt=0, le=600)
-    gpu_memory_fraction: float = Field(default=0.95, gt=0, le=1)
-    gateway_5xx_rate: float = Field(default=0.05, gt=0, le=1)
+    fallback_rate: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Share of gateway requests served by a fallback over 5 minutes above "
+        "which an alert fires (local models failing or in maintenance).",
+    )
+    ttft_p95_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="95th percentile time to first token over 5 minutes above which an alert "
+        "fires.",
+    )
+    gpu_memory_fraction: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Share of a GPU's memory in use above which an alert fires.",
+    )
+    gateway_5xx_rate: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="Share of gateway requests answered 5xx over 5 minutes above which an "
+        "alert fires.",
+    )
 
 
 class ObservabilityConfig(FrozenModel):
     """Prometheus, Alertmanager, Grafana and the GPU exporter."""
 
-    enabled: bool = True
-    retention_days: int = Field(default=7, ge=1, le=3650)
-    storage_gib: int = Field(default=20, ge=1, le=10_000)
-    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    enabled: bool = Field(
+        default=True, description="Deploy Prometheus, Alertmanager, Grafana and the exporters."
+    )
+    retention_days: int = Field(
+        default=7, ge=1, le=3650, description="How long Prometheus keeps metrics."
+    )
+    storage_gib: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Size of Prometheus' volume; it also stops keeping data near this size.",
+    )
+    alerts: AlertThresholds = Field(
+        default_factory=AlertThresholds, description="Thresholds of the platform's alerts."
+    )
 
 
 class DataLayerConfig(FrozenModel):
     """Embeddings server and vector database for retrieval-augmented generation."""
 
-    enabled: bool = False
-    embeddings_model: DnsLabel = "bge-m3"
-    embeddings_device: Literal["cpu", "gpu"] = "cpu"
-    embeddings_gpu_class: DnsLabel | None = None
+    enabled: bool = Field(
+        default=False, description="Deploy the embeddings server and the vector database."
+    )
+    embeddings_model: DnsLabel = Field(
+        default="bge-m3",
+        description="Name clients call the embeddings model by (`/v1/embeddings`).",
+    )
+    embeddings_device: Literal["cpu", "gpu"] = Field(
+        default="cpu", description="Run the embeddings server on CPU, or on a GPU class."
+    )
+    embeddings_gpu_class: DnsLabel | None = Field(
+        default=None, description="GPU class of the embeddings server; required on `gpu`."
+    )
     embeddings_hf_repo: str = Field(
         default="BAAI/bge-m3",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -45,9 +88,18 @@ class DataLayerConfig(FrozenModel):
         pattern=r"^[0-9a-f]{40}$",
         description="Commit of `embeddings_hf_repo` to load (pinned, never a branch).",
     )
-    embeddings_cache_gib: int = Field(default=10, ge=1, le=1_000)
-    vector_db_replicas: int = Field(default=1, ge=1, le=9)
-    vector_db_storage_gib: int = Field(default=20, ge=1, le=10_000)
+    embeddings_cache_gib: int = Field(
+        default=10,
+        ge=1,
+        le=1_000,
+        description="Size of the embeddings server's weight cache volume.",
+    )
+    vector_db_replicas: int = Field(
+        default=1, ge=1, le=9, description="Qdrant nodes (each holds part of the shards)."
+    )
+    vector_db_storage_gib: int = Field(
+        default=20, ge=1, le=10_000, description="Size of each Qdrant node's volume."
+    )
     snapshot_schedule: str = Field(
         default="30 3 * * *",
         pattern=r"^(\S+\s+){4}\S+$",

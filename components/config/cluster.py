@@ -99,7 +99,13 @@ class GpuClass(FrozenModel):
         default=GpuSharing.NONE,
         description="`time-slicing` offers each GPU as `time_slicing_replicas` schedulable GPUs.",
     )
-    time_slicing_replicas: int = Field(default=2, ge=2, le=16)
+    time_slicing_replicas: int = Field(
+        default=2,
+        ge=2,
+        le=16,
+        description="With `time-slicing`: schedulable GPUs each physical GPU is offered as "
+        "(the NVIDIA device plugin's `replicas`); the slices share its memory unpartitioned.",
+    )
     maintenance: bool = Field(
         default=False,
         description="Scales every model server on this class to zero and makes each affected "
@@ -110,30 +116,47 @@ class GpuClass(FrozenModel):
 class Taint(FrozenModel):
     """A node taint."""
 
-    key: LabelKey
-    value: LabelValue = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    key: LabelKey = Field(description="Taint key (a label key, e.g. `example.com/dedicated`).")
+    value: LabelValue = Field(default="", description="Taint value; may be empty.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        default="NoSchedule", description="What the taint does to pods that do not tolerate it."
+    )
 
 
 class NodeGpu(FrozenModel):
     """The GPUs of a node."""
 
-    gpu_class: DnsLabel
-    count: int = Field(default=1, ge=1, le=8)
+    gpu_class: DnsLabel = Field(description="A key of `cluster.gpu_classes`.")
+    count: int = Field(default=1, ge=1, le=8, description="GPUs of this class in the node.")
 
 
 class Node(FrozenModel):
     """A cluster node: bootstrapped over SSH in `bootstrap` mode, an inventory entry otherwise."""
 
     address: Ipv4Address = Field(description="LAN address the program reaches the node at.")
-    role: Literal["server", "agent"] = "agent"
-    arch: Arch = Arch.AMD64
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
+    role: Literal["server", "agent"] = Field(
+        default="agent",
+        description="`server` runs the k3s control plane (embedded etcd, so an odd count of "
+        "servers); `agent` runs workloads only.",
+    )
+    arch: Arch = Field(
+        default=Arch.AMD64,
+        description="CPU architecture (`kubernetes.io/arch`); GPU nodes must be amd64.",
+    )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Extra Kubernetes labels of the node."
+    )
+    taints: tuple[Taint, ...] = Field(
+        default=(), description="Extra taints of the node (GPU nodes get theirs anyway)."
+    )
     gpu: NodeGpu | None = Field(
         default=None, description="GPUs on the node; GPU nodes are tainted for GPU workloads only."
     )
-    ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_user: str = Field(
+        default="ubuntu",
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="SSH user in `bootstrap` mode; needs password-less sudo.",
+    )
     ssh_host_key: SshHostKey | None = Field(
         default=None,
         description="The host's SSH public key (`ssh-ed25519 AAAA...`), verified in "
@@ -160,7 +183,11 @@ class LanService(FrozenModel):
     """One server a LAN GPU host runs: vLLM serves one model on its port, Ollama several."""
 
     port: int = Field(ge=1, le=65535, description="Port on the host's address.")
-    server: Literal["vllm", "ollama"] = "vllm"
+    server: Literal["vllm", "ollama"] = Field(
+        default="vllm",
+        description="`vllm`: one model, the one whose lan_port is this port; `ollama`: any "
+        "number of models, each named by its backend_model.",
+    )
     image: str | None = Field(
         default=None,
         description="Another Ollama image, pinned (`registry/path:<exact tag>[@sha256:...]`); "
@@ -177,19 +204,24 @@ class LanGpuHost(FrozenModel):
     uses (`files/lan/<host>/compose.yaml`) and, with `managed`, installs it over SSH.
     """
 
-    address: Ipv4Address
+    address: Ipv4Address = Field(
+        description="LAN address the cluster reaches the host's servers (and SSH) at."
+    )
     services: tuple[LanService, ...] = Field(
         min_length=1,
         description="The servers the host runs, each on its own port.",
     )
-    gpu_class: DnsLabel
+    gpu_class: DnsLabel = Field(description="A key of `cluster.gpu_classes`: the host's GPUs.")
     gpu_count: int = Field(
         default=1,
         ge=1,
         le=8,
         description="GPUs of the host; every model on it uses all of them (tensor parallel).",
     )
-    maintenance: bool = False
+    maintenance: bool = Field(
+        default=False,
+        description="The host is down for work: its models' cloud fallbacks become primary.",
+    )
     managed: bool = Field(
         default=False,
         description="`bootstrap` mode only: install and update the host's Compose file over "
@@ -197,7 +229,11 @@ class LanGpuHost(FrozenModel):
         "services whose definition changed. Otherwise the file is rendered for you to "
         "install.",
     )
-    ssh_user: str = Field(default="ubuntu", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_user: str = Field(
+        default="ubuntu",
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="SSH user when `managed`; needs password-less sudo.",
+    )
     ssh_host_key: SshHostKey | None = Field(
         default=None,
         description="The host's SSH public key, verified when `managed`; any key is "
@@ -295,9 +331,20 @@ class ClusterConfig(FrozenModel):
         "(`--cluster-init`); the others join it. Defaults to the first server listed; set "
         "it before reordering nodes, since it must never change once the cluster exists.",
     )
-    nodes: dict[DnsLabel, Node] = Field(default_factory=dict)
-    gpu_classes: dict[DnsLabel, GpuClass] = Field(default_factory=dict)
-    lan_gpu_hosts: dict[DnsLabel, LanGpuHost] = Field(default_factory=dict)
+    nodes: dict[DnsLabel, Node] = Field(
+        default_factory=dict,
+        description="The cluster's machines by node name: installed in `bootstrap` mode, "
+        "an inventory (GPUs, labels) of the existing cluster otherwise.",
+    )
+    gpu_classes: dict[DnsLabel, GpuClass] = Field(
+        default_factory=dict,
+        description="Kinds of GPU by name (e.g. `rtx-4090`); nodes, LAN hosts and models "
+        "refer to them.",
+    )
+    lan_gpu_hosts: dict[DnsLabel, LanGpuHost] = Field(
+        default_factory=dict,
+        description="GPU workstations outside the cluster serving models on the LAN.",
+    )
     wireguard_node: DnsLabel | None = Field(
         default=None,
         description="Node that terminates the tunnel from the edge; set up over SSH in "

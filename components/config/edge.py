@@ -237,7 +237,9 @@ class EdgeConfig(FrozenModel):
         "(`pulumi config set --secret <key> ...`) instead of generated; each name must be a "
         "client in `clients` (its generated edge key is then unused).",
     )
-    wireguard: WireGuardConfig
+    wireguard: WireGuardConfig = Field(
+        description="The WireGuard tunnel from the edge to the cluster's LAN."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EdgeConfig:

@@ -33,14 +33,26 @@ class CloudModel(FrozenModel):
         pattern=r"^[A-Z][A-Z0-9_]{1,63}$",
         description="Environment variable LiteLLM reads the key from.",
     )
-    context_window: int = Field(default=200_000, ge=1024, le=10_000_000)
+    context_window: int = Field(
+        default=200_000,
+        ge=1024,
+        le=10_000_000,
+        description="Longest prompt the model takes: the gateway's `max_input_tokens`, and "
+        "whether it can take over a local model's over-long prompts.",
+    )
 
 
 class RouterConfig(FrozenModel):
     """Failover behaviour of the gateway. Local models' first-token deadlines are per model
     (`inference.models.<name>.first_token_deadline_seconds`)."""
 
-    num_retries: int = Field(default=1, ge=0, le=10)
+    num_retries: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description="Retries of a failed call within a model group before its fallback (a "
+        "timed-out call is never retried).",
+    )
     request_timeout_seconds: float = Field(
         default=600,
         gt=0,
@@ -105,9 +117,16 @@ class RouterConfig(FrozenModel):
 class PostgresConfig(FrozenModel):
     """CloudNativePG cluster holding LiteLLM's keys, budgets and spend."""
 
-    instances: int = Field(default=1, ge=1, le=9)
-    storage_gib: int = Field(default=10, ge=1, le=10_000)
-    backup_retention_days: int = Field(default=14, ge=1, le=3650)
+    instances: int = Field(
+        default=1, ge=1, le=9, description="Postgres instances (one primary, the rest replicas)."
+    )
+    storage_gib: int = Field(default=10, ge=1, le=10_000, description="Volume of each instance.")
+    backup_retention_days: int = Field(
+        default=14,
+        ge=1,
+        le=3650,
+        description="Days of base backups and WAL kept in S3 (prod), for point-in-time recovery.",
+    )
     backup_schedule: str = Field(
         default="0 0 3 * * *", description="Six-field cron (seconds first) of the daily backup."
     )
@@ -116,12 +135,31 @@ class PostgresConfig(FrozenModel):
 class LlmGatewayConfig(FrozenModel):
     """LiteLLM proxy: replicas, autoscaling, router, cloud models, database, shared state."""
 
-    replicas: int = Field(default=1, ge=1, le=50)
-    autoscale_max_replicas: int = Field(default=6, ge=1, le=100)
-    autoscale_cpu_percent: int = Field(default=70, ge=10, le=100)
-    cloud_models: dict[DnsLabel, CloudModel] = Field(default_factory=dict)
-    router: RouterConfig = Field(default_factory=RouterConfig)
-    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=50,
+        description="LiteLLM replicas (prod: at least 2, the floor of its autoscaler).",
+    )
+    autoscale_max_replicas: int = Field(
+        default=6, ge=1, le=100, description="Most replicas the prod autoscaler adds."
+    )
+    autoscale_cpu_percent: int = Field(
+        default=70,
+        ge=10,
+        le=100,
+        description="CPU use (of requests) the prod autoscaler keeps the replicas at.",
+    )
+    cloud_models: dict[DnsLabel, CloudModel] = Field(
+        default_factory=dict,
+        description="Cloud models by the name clients call them; also the local models' fallbacks.",
+    )
+    router: RouterConfig = Field(
+        default_factory=RouterConfig, description="Failover: retries, cooldowns, health checks."
+    )
+    postgres: PostgresConfig = Field(
+        default_factory=PostgresConfig, description="The database of keys, budgets and spend."
+    )
     redis: bool | None = Field(
         default=None, description="Shared router state; defaults to on when replicas > 1."
     )
@@ -172,10 +210,28 @@ class LlmGatewayConfig(FrozenModel):
 class ClientConfig(FrozenModel):
     """A named API client: one key at the edge and one LiteLLM virtual key."""
 
-    requests_per_second: float = Field(default=5.0, gt=0, le=10_000)
-    burst: int = Field(default=10, ge=0, le=100_000)
-    max_budget_usd: float = Field(default=50.0, ge=0, le=1_000_000)
-    budget_duration: str = Field(default="30d", pattern=r"^\d{1,4}[smhd]$")
+    requests_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        le=10_000,
+        description="Sustained rate at the edge, whole per second or per minute (0.5 = 30 a "
+        "minute); over it, 429 with Retry-After.",
+    )
+    burst: int = Field(
+        default=10, ge=0, le=100_000, description="Requests above the rate served at once."
+    )
+    max_budget_usd: float = Field(
+        default=50.0,
+        ge=0,
+        le=1_000_000,
+        description="Spend the client's gateway key may reach per `budget_duration` (local "
+        "tokens priced from the GPUs' hourly cost).",
+    )
+    budget_duration: str = Field(
+        default="30d",
+        pattern=r"^\d{1,4}[smhd]$",
+        description="Period after which the budget resets, e.g. `30d`, `12h`.",
+    )
     models: tuple[ServedName, ...] = Field(
         default=(), description="Models the client may call; empty means all."
     )

@@ -34,7 +34,12 @@ class LocalModel(FrozenModel):
         description="Full commit SHA of the weights on Hugging Face; branches and tags move, "
         "so they are refused."
     )
-    parameters_billion: float = Field(gt=0, le=2000)
+    parameters_billion: float = Field(
+        gt=0,
+        le=2000,
+        description="Total parameters in billions; with weight_format, the memory the weights "
+        "take in the fit check.",
+    )
     weight_format: WeightFormatName = Field(
         default="bf16",
         description="Format of the checkpoint's weights. `mxfp4` (gpt-oss): the MoE experts "
@@ -47,9 +52,25 @@ class LocalModel(FrozenModel):
         description="Parameters of the model's MoE experts (layers x experts x 3 x hidden "
         "size x expert size); what weight_format `mxfp4` stores in 4 bits.",
     )
-    layers: int | None = Field(default=None, ge=1, le=512)
-    kv_heads: int | None = Field(default=None, ge=1, le=256)
-    head_dim: int | None = Field(default=None, ge=16, le=1024)
+    layers: int | None = Field(
+        default=None,
+        ge=1,
+        le=512,
+        description="`num_hidden_layers` of config.json; sizes the KV cache in the fit check "
+        "(with kv_heads and head_dim). The preset's when unset.",
+    )
+    kv_heads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="`num_key_value_heads` of config.json (grouped-query attention).",
+    )
+    head_dim: int | None = Field(
+        default=None,
+        ge=16,
+        le=1024,
+        description="`head_dim` of config.json (hidden size / attention heads when absent).",
+    )
     sliding_window: int | None = Field(
         default=None,
         ge=1,
@@ -73,23 +94,55 @@ class LocalModel(FrozenModel):
         description="`max_position_embeddings` of the model's config.json: the longest "
         "context vLLM serves without RoPE scaling; context_length may not exceed it.",
     )
-    context_length: int = Field(default=8192, ge=512, le=1_048_576)
+    context_length: int = Field(
+        default=8192,
+        ge=512,
+        le=1_048_576,
+        description="Longest context served (`--max-model-len`); shortened with a warning when "
+        "the KV cache for max_concurrent_sequences of it does not fit, unless strict_context.",
+    )
     strict_context: bool | None = Field(
         default=None,
         description="Refuse the config when the fit check would shorten this model's "
         "context, instead of serving the shorter one with a warning; "
         "`inference.strict_context` when unset.",
     )
-    max_concurrent_sequences: int = Field(default=8, ge=1, le=1024)
-    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
-    prefix_caching: bool = True
-    chunked_prefill: bool = True
-    placement: Literal["cluster", "lan"] = "cluster"
+    max_concurrent_sequences: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Sequences one replica runs at once (`--max-num-seqs`); the fit check "
+        "reserves a full context of KV cache for each.",
+    )
+    kv_cache_dtype: Literal["auto", "fp8"] = Field(
+        default="auto",
+        description="`fp8` halves the KV cache (`--kv-cache-dtype`) at a small accuracy cost; "
+        "`auto` keeps the weights' type.",
+    )
+    prefix_caching: bool = Field(
+        default=True,
+        description="Reuse the KV cache of a shared prompt prefix (`--enable-prefix-caching`).",
+    )
+    chunked_prefill: bool = Field(
+        default=True,
+        description="Split long prompts into chunks batched with decoding "
+        "(`--enable-chunked-prefill`), so one long prompt does not stall the streams.",
+    )
+    placement: Literal["cluster", "lan"] = Field(
+        default="cluster",
+        description="`cluster`: a vLLM Deployment on nodes of gpu_class; `lan`: a server on "
+        "the LAN GPU host lan_host, reached through a selector-less Service.",
+    )
     gpu_class: DnsLabel | None = Field(
         default=None, description="GPU class the model runs on (cluster placement)."
     )
     gpu_count: int = Field(default=1, ge=1, le=8, description="Tensor-parallel size.")
-    replicas: int = Field(default=1, ge=1, le=16)
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="vLLM pods of this model (cluster placement); each needs gpu_count GPUs.",
+    )
     lan_host: DnsLabel | None = Field(default=None, description="LAN host (lan placement).")
     lan_port: int | None = Field(
         default=None,

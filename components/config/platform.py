@@ -53,22 +53,51 @@ class PlatformConfig(FrozenModel):
         "and makes the policy pack mandatory (`policy/config/<tier>.json`); `dev` keeps one of "
         "each and reports the policies as advisory."
     )
-    aws: AwsConfig = Field(default_factory=AwsConfig)
-    cluster: ClusterConfig
-    namespaces: NamespacesConfig = Field(default_factory=NamespacesConfig)
+    aws: AwsConfig = Field(
+        default_factory=AwsConfig,
+        description="AWS region, zones and account-level choices for the edge and backups.",
+    )
+    cluster: ClusterConfig = Field(
+        description="The k3s cluster: its nodes, GPU classes and LAN GPU hosts."
+    )
+    namespaces: NamespacesConfig = Field(
+        default_factory=NamespacesConfig,
+        description="Kubernetes namespace of each platform area.",
+    )
     edge: EdgeConfig | None = Field(
         default=None, description="Edge gateway on EC2; no edge is deployed when absent."
     )
-    pki: PkiConfig = Field(default_factory=PkiConfig)
-    ingress: IngressConfig = Field(default_factory=IngressConfig)
-    mesh: MeshConfig = Field(default_factory=MeshConfig)
-    inference: InferenceConfig = Field(default_factory=InferenceConfig)
-    llm_gateway: LlmGatewayConfig = Field(default_factory=LlmGatewayConfig)
+    pki: PkiConfig = Field(
+        default_factory=PkiConfig,
+        description="cert-manager and the internal CA that signs in-cluster certificates.",
+    )
+    ingress: IngressConfig = Field(
+        default_factory=IngressConfig,
+        description="Traefik, the ingress controller behind the edge.",
+    )
+    mesh: MeshConfig = Field(
+        default_factory=MeshConfig,
+        description="Linkerd: mutual TLS between the platform's workloads.",
+    )
+    inference: InferenceConfig = Field(
+        default_factory=InferenceConfig,
+        description="The local models vLLM serves, on cluster GPU nodes or LAN GPU hosts.",
+    )
+    llm_gateway: LlmGatewayConfig = Field(
+        default_factory=LlmGatewayConfig,
+        description="The LiteLLM proxy: routing, failover to cloud models, keys and spend.",
+    )
     clients: dict[DnsLabel, ClientConfig] = Field(
         default_factory=dict, description="Named API clients: an edge key and a gateway key each."
     )
-    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
-    data: DataLayerConfig = Field(default_factory=DataLayerConfig)
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig,
+        description="Prometheus, Grafana and the alerts.",
+    )
+    data: DataLayerConfig = Field(
+        default_factory=DataLayerConfig,
+        description="The optional RAG data layer (vector store and embeddings).",
+    )
     helm_values: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per Helm release (by release name), values merged last over those the "

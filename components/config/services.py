@@ -20,7 +20,10 @@ class PkiConfig(FrozenModel):
         default="internal-ca", description="ClusterIssuer every area gets certificates from."
     )
     root_ca_common_name: str = Field(
-        default="llm-platform internal root CA", min_length=1, max_length=64
+        default="llm-platform internal root CA",
+        min_length=1,
+        max_length=64,
+        description="Common name of the self-signed internal root CA.",
     )
     root_ca_days: int = Field(
         default=3650, ge=365, le=7300, description="Validity of the root CA certificate."
@@ -91,7 +94,11 @@ class IngressConfig(FrozenModel):
 class MeshConfig(FrozenModel):
     """Linkerd with identity issued by cert-manager."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="Install Linkerd and mesh the platform's workloads (mutual TLS between "
+        "pods); off, in-cluster traffic is plain HTTP.",
+    )
     viz: bool = Field(default=False, description="Install linkerd-viz (dashboard, tap).")
     trust_anchor_days: int = Field(
         default=3650, ge=365, le=7300, description="Validity of each trust anchor certificate."

@@ -159,6 +159,29 @@ def test_unknown_keys_anywhere_are_named(stack: str, key: str) -> None:
     assert f"config error: llm_gateway.{key}: unknown key" in "\n".join(lines)
 
 
+def test_every_config_key_says_what_it_means() -> None:
+    from tools.config_docs import undescribed_fields
+
+    assert undescribed_fields() == [], "give these fields a `description=` in components/config/"
+
+
+def test_an_undescribed_key_is_found_however_deep_it_sits() -> None:
+    from pydantic import BaseModel, Field
+
+    from tools.config_docs import undescribed_fields
+
+    class Leaf(BaseModel):
+        described: int = Field(default=0, description="Has one.")
+        bare: int = 0
+        blank: int = Field(default=0, description="  ")
+
+    class Root(BaseModel):
+        leaves: dict[str, tuple[Leaf, ...]] = Field(default_factory=dict, description="Some.")
+        maybe: Leaf | None = None
+
+    assert undescribed_fields(Root) == ["maybe", "leaves.<name>.bare", "leaves.<name>.blank"]
+
+
 def test_config_reference_is_generated_from_the_models() -> None:
     from tools.config_docs import json_schema, reference_markdown
 
