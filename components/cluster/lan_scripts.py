@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.cluster.scripts import heredoc, shell_quote
+from components.cluster.scripts import heredoc, put_file_function, shell_quote
 
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = ".env"
@@ -105,23 +105,7 @@ _PUT_FILE = """\
 set -euo pipefail
 umask 022
 
-changed=0
-
-# put_file PATH MODE: write stdin to PATH only when the content differs, and note it.
-put_file() {
-  local path="$1" mode="$2" tmp
-  tmp="$(mktemp)"
-  cat >"${tmp}"
-  if [ -f "${path}" ] && cmp -s "${tmp}" "${path}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  install -D -m "${mode}" "${tmp}" "${path}"
-  rm -f "${tmp}"
-  echo "lan host ${HOST}: wrote ${path}"
-  changed=1
-}
-"""
+""" + put_file_function("lan host ${HOST}")
 
 
 def install_script(settings: HostSettings) -> str:

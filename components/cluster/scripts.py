@@ -269,6 +269,30 @@ def heredoc(path: str, mode: str, body: str, tag: str) -> str:
     return f"put_file {shell_quote(path)} {mode} <<'{tag}'\n{body.rstrip(chr(10))}\n{tag}\n"
 
 
+def put_file_function(who: str) -> str:
+    """Bash `put_file PATH MODE`: writes stdin to PATH only when the content differs, says
+    so as `<who>: wrote PATH` and sets `changed=1`, so a script restarts only what
+    changed. `who` is a shell word expanded at run time (e.g. `k3s on ${NODE}`)."""
+    return f"""\
+changed=0
+
+# put_file PATH MODE: write stdin to PATH only when the content differs, and note it.
+put_file() {{
+  local path="$1" mode="$2" tmp
+  tmp="$(mktemp)"
+  cat >"${{tmp}}"
+  if [ -f "${{path}}" ] && cmp -s "${{tmp}}" "${{path}}"; then
+    rm -f "${{tmp}}"
+    return 0
+  fi
+  install -D -m "${{mode}}" "${{tmp}}" "${{path}}"
+  rm -f "${{tmp}}"
+  echo "{who}: wrote ${{path}}"
+  changed=1
+}}
+"""
+
+
 _COMMON = """\
 set -euo pipefail
 umask 022
@@ -278,23 +302,7 @@ fail() {
   exit 1
 }
 
-changed=0
-
-# put_file PATH MODE: write stdin to PATH only when the content differs, and note it.
-put_file() {
-  local path="$1" mode="$2" tmp
-  tmp="$(mktemp)"
-  cat >"${tmp}"
-  if [ -f "${path}" ] && cmp -s "${tmp}" "${path}"; then
-    rm -f "${tmp}"
-    return 0
-  fi
-  install -D -m "${mode}" "${tmp}" "${path}"
-  rm -f "${tmp}"
-  echo "k3s on ${NODE}: wrote ${path}"
-  changed=1
-}
-"""
+""" + put_file_function("k3s on ${NODE}")
 
 
 def _header(settings: NodeSettings, what: str) -> str:

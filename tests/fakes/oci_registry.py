@@ -15,8 +15,9 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.background import BackgroundServer
 
 TOKEN = "fake-registry-token"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -108,14 +109,12 @@ class _Server(ThreadingHTTPServer):
         self.state = _State()
 
 
-class FakeRegistry:
+class FakeRegistry(BackgroundServer):
     """The fake registry on 127.0.0.1 and a free port; a context manager."""
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(self._server)
 
     @property
     def url(self) -> str:
@@ -136,17 +135,3 @@ class FakeRegistry:
         """(method, path, Accept) of every request so far."""
         with self._server.state.lock:
             return list(self._server.state.seen)
-
-    def __enter__(self) -> FakeRegistry:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

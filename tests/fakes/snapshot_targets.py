@@ -16,9 +16,10 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.fakes.background import BackgroundServer
 
 
 @dataclass
@@ -123,12 +124,10 @@ class _Server(ThreadingHTTPServer):
         self.collections = collections
 
 
-class _Running:
+class _Running(BackgroundServer):
     def __init__(self, server: _Server) -> None:
         self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(server)
 
     @property
     def port(self) -> int:
@@ -139,20 +138,6 @@ class _Running:
     def state(self) -> _State:
         """What it recorded (read under `state.lock` while it runs)."""
         return self._server.state
-
-    def __enter__(self) -> _Running:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 class FakeQdrant(_Running):

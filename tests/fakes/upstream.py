@@ -26,13 +26,14 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.fakes.background import BackgroundServer
 
 INTERNAL_HEADERS = {
     "x-litellm-model-api-base": "http://10.0.0.12:8000/v1",
@@ -270,7 +271,7 @@ class _Server(ThreadingHTTPServer):
             self.state.errors.append(repr(client_address))
 
 
-class FakeUpstream:
+class FakeUpstream(BackgroundServer):
     """A recording HTTP(S) server on 127.0.0.1 and a free port; a context manager."""
 
     def __init__(self, *, cert_file: Path | None = None, key_file: Path | None = None) -> None:
@@ -280,9 +281,7 @@ class FakeUpstream:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(cert_file, key_file)
         self._server = _Server(("127.0.0.1", 0), context)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(self._server)
 
     @property
     def port(self) -> int:
@@ -305,25 +304,3 @@ class FakeUpstream:
         """`time.monotonic()` at which each event of a stream was written and flushed."""
         with self._server.state.lock:
             return list(self._server.state.streams.get(stream_id, []))
-
-    def start(self) -> FakeUpstream:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeUpstream:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
