@@ -241,6 +241,19 @@ def _refused(attempt: Wire, answer: Answer) -> bool:
     return answer.status == 400
 
 
+def _assert_all_refused(edge: Edge, version: str, attempts: list[Wire]) -> None:
+    """Every attempt gets the edge's refusal and none reaches the upstream."""
+    before = len(edge.upstream.requests)
+    answers = edge.client.send(version, attempts)
+    through = [
+        (a.method, a.target, answer.status)
+        for a, answer in zip(attempts, answers, strict=True)
+        if not _refused(a, answer)
+    ]
+    assert not through
+    assert edge.upstream.requests[before:] == []
+
+
 def _logs(edge: Edge) -> str:
     settings = edge.fixture.settings(CLIENTS)
     return "".join(
@@ -269,32 +282,16 @@ def test_every_allowed_route_reaches_the_upstream_as_its_exact_path(
 def test_admin_routes_are_refused_without_reaching_the_upstream(
     edge: Edge, version: str, encoding: str
 ) -> None:
-    before = len(edge.upstream.requests)
     attempts = [
         _wire(method, ENCODINGS[encoding](path)) for path in ADMIN_TARGETS for method in METHODS
     ]
-    answers = edge.client.send(version, attempts)
-    through = [
-        (a.method, a.target, answer.status)
-        for a, answer in zip(attempts, answers, strict=True)
-        if not _refused(a, answer)
-    ]
-    assert not through
-    assert edge.upstream.requests[before:] == []
+    _assert_all_refused(edge, version, attempts)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_lookalikes_of_allowed_routes_are_refused(edge: Edge, version: str) -> None:
-    before = len(edge.upstream.requests)
     attempts = [_wire(method, target) for method, target in ALLOWED_ROUTE_LOOKALIKES]
-    answers = edge.client.send(version, attempts)
-    through = [
-        (a.method, a.target, answer.status)
-        for a, answer in zip(attempts, answers, strict=True)
-        if not _refused(a, answer)
-    ]
-    assert not through
-    assert edge.upstream.requests[before:] == []
+    _assert_all_refused(edge, version, attempts)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
