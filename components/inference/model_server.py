@@ -24,6 +24,10 @@ provider in `InferenceArgs`.
 
 `pulumi up` must not time out on a cold start: each Deployment's await timeout comes from
 its weight size (download at a home-uplink rate, load from disk, compile and capture).
+
+A model with `autoscaling` also gets a KEDA ScaledObject (`scaling.py`, after the KEDA
+release in `keda_ready`); its Deployment leaves `replicas` to KEDA and, when it may sit at
+zero, is not awaited (`deployment_annotations`).
 """
 
 from __future__ import annotations

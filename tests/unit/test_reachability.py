@@ -991,6 +991,12 @@ def test_render_autoscaling_flows_are_required_and_allowed(
     for flow in mine:
         decision = r.allowed(policies, flow.source, flow.target, flow.port, namespaces=namespaces)
         assert decision, decision.reason
+    # The gateway's readiness gate probes each scaled server's /health through the mesh.
+    gateway = _find(objects, "llm-gateway", "Deployment/llm-gateway/litellm")
+    scaled = _find(objects, "inference", "Deployment/inference/vllm-qwen3-14b")
+    assert r.allowed(policies, gateway, scaled, 8000, namespaces=namespaces)
+    probe = r.linkerd_allowed(objects, gateway, scaled, 8000, path="/health", method="GET")
+    assert probe, probe.reason
     operator = _find(objects, "keda", "keda-operator")
     recommender = _find(objects, "vpa", "recommender")
     for src, dst, port in [
