@@ -1,7 +1,7 @@
 """ResourceRecommendations: a VerticalPodAutoscaler in recommendation mode per platform workload.
 
 For each workload an area hands over (the gateway, its Redis, the model servers, the
-embeddings server, Qdrant), a `autoscaling.k8s.io/v1` VerticalPodAutoscaler in the
+embeddings server, Qdrant), an `autoscaling.k8s.io/v1` VerticalPodAutoscaler in the
 workload's namespace, named after it, with `updateMode: "Off"`: the recommender writes
 what it would request for each container into the object's status and nothing is
 changed. The Linkerd proxy sidecar is left out (`mode: "Off"`): its resources are the
