@@ -25,6 +25,7 @@ RELEASE_NAMES = frozenset(
         "cert-manager",
         "cnpg",
         "dcgm-exporter",
+        "keda",
         "linkerd-control-plane",
         "linkerd-crds",
         "linkerd-viz",
@@ -34,6 +35,7 @@ RELEASE_NAMES = frozenset(
         "qdrant",
         "traefik",
         "trust-manager",
+        "vpa",
     }
 )
 """Every Helm release the platform can install, by release name: what `helm_values` may

@@ -12,6 +12,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.autoscaling.controllers import Autoscalers, AutoscalersArgs
+from components.autoscaling.recommendations import (
+    ResourceRecommendations,
+    ResourceRecommendationsArgs,
+)
 from components.clients import ClientKeys, ClientKeysArgs
 from components.cloud.foundation import AwsFoundation, AwsFoundationArgs
 from components.cloud.issuer import ServiceAccountIssuer, ServiceAccountIssuerArgs
@@ -23,11 +28,14 @@ from components.cluster.lan_workstations import LanWorkstations, LanWorkstations
 from components.config import PlatformConfig, StackSecrets
 from components.data.layer import DataLayer, DataLayerArgs
 from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
+from components.inference.endpoints import INFERENCE_NAMESPACE
 from components.inference.model_server import Inference, InferenceArgs
 from components.ingress.traefik import TraefikIngress, TraefikIngressArgs
 from components.llm_gateway.gateway import LlmGateway, LlmGatewayArgs
 from components.mesh.linkerd import ServiceMesh, ServiceMeshArgs
+from components.observability.stack import NAMESPACE as OBSERVABILITY_NAMESPACE
 from components.observability.stack import Observability, ObservabilityArgs
+from components.observability.values import prometheus_url
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
 
 
@@ -47,6 +55,7 @@ class Platform(pulumi.ComponentResource):
     pki: InternalPki
     ingress: TraefikIngress
     mesh: ServiceMesh
+    autoscalers: Autoscalers
     inference: Inference
     lan_hosts: LanGpuHosts
     workstations: LanWorkstations
@@ -55,6 +64,7 @@ class Platform(pulumi.ComponentResource):
     client_keys: ClientKeys
     data: DataLayer
     observability: Observability
+    recommendations: ResourceRecommendations
     edge: EdgeGateway | None
     foundation: AwsFoundation | None
     """The shared AWS pieces; None when nothing of the stack is on AWS."""
@@ -186,6 +196,17 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.artifacts.update(self.workstations.artifacts)
+        self.autoscalers = Autoscalers(
+            f"{name}-autoscalers",
+            AutoscalersArgs(
+                config=config,
+                provider=provider,
+                scaled_namespace=INFERENCE_NAMESPACE,
+                keda_namespace=namespaces.get("keda", "keda"),
+                vpa_namespace=namespaces.get("vpa", "vpa"),
+            ),
+            opts=child,
+        )
         self.inference = Inference(
             f"{name}-inference",
             InferenceArgs(
@@ -194,6 +215,8 @@ class Platform(pulumi.ComponentResource):
                 namespace=namespaces["inference"],
                 huggingface_token=args.secrets.huggingface_token,
                 gpu_ready=self.gpu.ready,
+                keda_ready=self.autoscalers.keda_ready,
+                prometheus_url=prometheus_url(OBSERVABILITY_NAMESPACE),
             ),
             opts=child,
         )
@@ -246,6 +269,22 @@ class Platform(pulumi.ComponentResource):
                 ingress=self.ingress.handle,
                 namespace=namespaces.get("observability", "observability"),
                 gpu_ready=self.gpu.ready,
+                vpa_ready=self.autoscalers.vpa_ready,
+            ),
+            opts=child,
+        )
+        self.recommendations = ResourceRecommendations(
+            f"{name}-recommendations",
+            ResourceRecommendationsArgs(
+                config=config,
+                provider=provider,
+                workloads=[
+                    *self.llm_gateway.workloads,
+                    *self.inference.workloads,
+                    *self.data.workloads,
+                ],
+                namespaces=namespaces,
+                vpa_ready=self.autoscalers.vpa_ready,
             ),
             opts=child,
         )

@@ -109,6 +109,8 @@ DCGM_EXPORTER_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
 PROMETHEUS_COMMUNITY_REPO = "https://prometheus-community.github.io/helm-charts"
 CLOUDNATIVE_PG_REPO = "https://cloudnative-pg.github.io/charts"
 QDRANT_REPO = "https://qdrant.github.io/qdrant-helm"
+KEDA_REPO = "https://kedacore.github.io/charts"
+AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
 
 # --- Helm charts ----------------------------------------------------------------------
 
@@ -162,6 +164,18 @@ CNPG_BARMAN_CLOUD_PLUGIN = HelmChart(
 # qdrant/qdrant-helm tag qdrant-1.19.0 (2026-08-13), appVersion v1.19.0.
 QDRANT = HelmChart(name="qdrant", repo=QDRANT_REPO, version="1.19.0")
 
+# kedacore/charts tag v2.20.2 (keda/Chart.yaml, appVersion 2.20.2: the operator, metrics
+# API server and admission webhook images ghcr.io/kedacore/*:2.20.2); CRDs are templates
+# of the chart (templates/crds), installed by the release.
+KEDA = HelmChart(name="keda", repo=KEDA_REPO, version="2.20.2")
+
+# kubernetes/autoscaler tag vertical-pod-autoscaler-chart-0.11.0,
+# vertical-pod-autoscaler/charts/vertical-pod-autoscaler (appVersion 1.7.1: image
+# registry.k8s.io/autoscaling/vpa-recommender:1.7.1); CRDs in the chart's crds/ folder.
+VERTICAL_POD_AUTOSCALER = HelmChart(
+    name="vertical-pod-autoscaler", repo=AUTOSCALER_REPO, version="0.11.0"
+)
+
 HELM_CHARTS: tuple[HelmChart, ...] = (
     CERT_MANAGER,
     TRUST_MANAGER,
@@ -176,6 +190,8 @@ HELM_CHARTS: tuple[HelmChart, ...] = (
     CLOUDNATIVE_PG,
     CNPG_BARMAN_CLOUD_PLUGIN,
     QDRANT,
+    KEDA,
+    VERTICAL_POD_AUTOSCALER,
 )
 """Every chart the platform installs; `make charts` caches each archive (tools/charts.py)."""
 

@@ -30,6 +30,11 @@ TRAEFIK_METRICS_PORT = 9100
 EMBEDDINGS_PORT = 8080
 QDRANT_HTTP_PORT = 6333
 QDRANT_GRPC_PORT = 6334
+PROMETHEUS_PORT = 9090
+KEDA_METRICS_API_PORT = 6443
+"""keda chart `service.portHttpsTarget`: the metrics API server's container port."""
+KEDA_WEBHOOK_PORT = 9443
+"""keda chart: the admission webhooks' container port (`webhooks.port` empty: 9443)."""
 CERT_MANAGER_WEBHOOK_PORT = 10250
 TRUST_MANAGER_WEBHOOK_PORT = 6443
 """trust-manager chart `app.webhook.port`: its Service's targetPort behind port 443."""
@@ -135,6 +140,10 @@ def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
         specs.append(
             NamespaceSpec("data", "data", PodSecurity.RESTRICTED, meshed=mesh, quota_key="data")
         )
+    if config.autoscaled_models:
+        specs.append(NamespaceSpec("keda", "autoscaling", PodSecurity.RESTRICTED, meshed=False))
+    if config.vpa.enabled:
+        specs.append(NamespaceSpec("vpa", "autoscaling", PodSecurity.RESTRICTED, meshed=False))
     return tuple(specs)
 
 
@@ -241,6 +250,21 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
             ),
             Flow("data", WORLD, (443,), "embedding weights download from Hugging Face"),
         ]
+    if "keda" in names:
+        flows += [
+            Flow(
+                WORLD,
+                "keda",
+                (KEDA_METRICS_API_PORT, KEDA_WEBHOOK_PORT),
+                "the API server calls KEDA's external metrics API and admission webhook",
+            ),
+            Flow("keda", WORLD, KUBE_API_PORTS, "KEDA watches ScaledObjects and scales workloads"),
+            Flow("keda", "observability", (PROMETHEUS_PORT,), "KEDA queries the scaling metrics"),
+        ]
+    if "vpa" in names:
+        flows.append(
+            Flow("vpa", WORLD, KUBE_API_PORTS, "the VPA recommender reads usage, writes advice")
+        )
     return tuple(_with_mesh_inbound(flows, platform_namespaces(config)))
 
 

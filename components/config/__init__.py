@@ -1,11 +1,11 @@
 """Typed stack config: the one source of truth, validated once at the entry point."""
 
 from ._base import ConfigError, ConfigProblems, Problem
-from .addons import DataLayerConfig, ObservabilityConfig
+from .addons import DataLayerConfig, ObservabilityConfig, VpaConfig
 from .cluster import Arch, ClusterConfig, GpuClass, GpuSharing, LanGpuHost, Node
 from .edge import AwsConfig, EdgeConfig, WireGuardConfig
 from .gateway import ClientConfig, CloudModel, LlmGatewayConfig, RouterConfig
-from .inference import InferenceConfig, LocalModel
+from .inference import InferenceConfig, LocalModel, ModelAutoscaling
 from .loader import (
     StackSecrets,
     load_stack,
@@ -37,6 +37,7 @@ __all__ = [
     "LlmGatewayConfig",
     "LocalModel",
     "MeshConfig",
+    "ModelAutoscaling",
     "NamespaceConfig",
     "NamespacesConfig",
     "Node",
@@ -46,6 +47,7 @@ __all__ = [
     "Problem",
     "RouterConfig",
     "StackSecrets",
+    "VpaConfig",
     "WireGuardConfig",
     "load_stack",
     "parse_platform_config",

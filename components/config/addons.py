@@ -61,6 +61,18 @@ class ObservabilityConfig(FrozenModel):
     )
 
 
+class VpaConfig(FrozenModel):
+    """Vertical Pod Autoscaler in recommendation mode for the platform's own workloads."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Install the VPA recommender and a `VerticalPodAutoscaler` with "
+        '`updateMode: "Off"` for each platform workload: it recommends requests from '
+        "observed use and changes nothing (docs/observability.md#resource-recommendations). "
+        "Off: nothing is installed.",
+    )
+
+
 class DataLayerConfig(FrozenModel):
     """Embeddings server and vector database for retrieval-augmented generation."""
 

@@ -19,6 +19,31 @@ COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 WeightFormatName = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4", "mxfp4"]
 
 
+class ModelAutoscaling(FrozenModel):
+    """Replicas of an in-cluster model server that follow demand (KEDA,
+    docs/inference.md#demand-following-model-servers)."""
+
+    min: Literal[0, 1] = Field(
+        description="Replicas kept while idle: `0` stops the server and frees its GPUs (the "
+        "model's `cloud_fallback` answers meanwhile and the first request wakes it); `1` "
+        "keeps one warm."
+    )
+    max: int = Field(
+        ge=1,
+        le=16,
+        description="Most replicas under load. The GPU class must hold this many pods beside "
+        "the ceilings of the class's other models, or the config is refused with how many fit.",
+    )
+    idle_minutes: int = Field(
+        default=30,
+        ge=5,
+        le=1440,
+        description="Minutes with no request for the model at the gateway (fallbacks "
+        "included) and none running on it before it scales down to `min`; also how long "
+        "extra replicas are kept after their load is gone.",
+    )
+
+
 class LocalModel(FrozenModel):
     """One model served by vLLM (or a LAN host's server) under `served name` = its key."""
 
@@ -141,7 +166,14 @@ class LocalModel(FrozenModel):
         default=1,
         ge=1,
         le=16,
-        description="vLLM pods of this model (cluster placement); each needs gpu_count GPUs.",
+        description="vLLM pods of this model (cluster placement), each on gpu_count GPUs; leave "
+        "unset with `autoscaling`.",
+    )
+    autoscaling: ModelAutoscaling | None = Field(
+        default=None,
+        description="Scale the server with demand between `min` and `max` replicas instead "
+        "of running `replicas` (cluster placement; needs `observability.enabled`, and a "
+        "`cloud_fallback` when `min` is 0). Off when unset.",
     )
     lan_host: DnsLabel | None = Field(default=None, description="LAN host (lan placement).")
     lan_port: int | None = Field(
@@ -268,6 +300,7 @@ class LocalModel(FrozenModel):
             problems.append(
                 Problem(("gpu_class",), "comes from the LAN host; leave it unset", self.gpu_class)
             )
+        problems += self._autoscaling_problems()
         if (
             self.first_token_deadline_seconds is not None
             and self.first_token_deadline_seconds < self.first_token_seconds
@@ -331,6 +364,44 @@ class LocalModel(FrozenModel):
                 )
             )
         return problems
+
+    def _autoscaling_problems(self) -> list[Problem]:
+        scaling = self.autoscaling
+        if scaling is None:
+            return []
+        problems = []
+        if self.placement != "cluster":
+            problems.append(
+                Problem(
+                    ("autoscaling",),
+                    "only servers on cluster GPUs scale; a LAN host runs its own",
+                    self.placement,
+                )
+            )
+        if "replicas" in self.model_fields_set:
+            problems.append(
+                Problem(
+                    ("replicas",),
+                    "fixed replicas and autoscaling exclude each other: leave replicas unset "
+                    "and give autoscaling.max",
+                    self.replicas,
+                )
+            )
+        if scaling.min == 0 and self.cloud_fallback is None:
+            problems.append(
+                Problem(
+                    ("autoscaling", "min"),
+                    "0 stops the server when idle, so a cloud_fallback must answer until it "
+                    "is back; set cloud_fallback or min: 1",
+                    scaling.min,
+                )
+            )
+        return problems
+
+    @property
+    def ceiling_replicas(self) -> int:
+        """Most replicas the model runs: `autoscaling.max`, else `replicas`."""
+        return self.autoscaling.max if self.autoscaling is not None else self.replicas
 
 
 class InferenceConfig(FrozenModel):

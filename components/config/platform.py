@@ -13,7 +13,7 @@ from components.inference.placement import pack, pods_of
 from components.secret_text import looks_like_secret, secret_value_path
 
 from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
-from .addons import DataLayerConfig, ObservabilityConfig
+from .addons import DataLayerConfig, ObservabilityConfig, VpaConfig
 from .cluster import ClusterConfig, GpuSharing
 from .edge import AwsConfig, EdgeConfig
 from .gateway import ClientConfig, LlmGatewayConfig
@@ -97,6 +97,11 @@ class PlatformConfig(FrozenModel):
     data: DataLayerConfig = Field(
         default_factory=DataLayerConfig,
         description="The optional RAG data layer (vector store and embeddings).",
+    )
+    vpa: VpaConfig = Field(
+        default_factory=VpaConfig,
+        description="Resource recommendations (Vertical Pod Autoscaler, recommendation "
+        "mode); off unless enabled.",
     )
     helm_values: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -200,6 +205,12 @@ class PlatformConfig(FrozenModel):
                     self.llm_gateway.router.request_timeout_seconds,
                 )
             yield from self._fit(name, model)
+            if model.autoscaling is not None and not self.observability.enabled:
+                yield Problem(
+                    (*path, "autoscaling"),
+                    "scales on metrics Prometheus collects: needs observability.enabled",
+                    None,
+                )
             if self.model_in_maintenance(name) and model.cloud_fallback is None:
                 yield Problem(
                     (*path, "cloud_fallback"),
@@ -350,7 +361,9 @@ class PlatformConfig(FrozenModel):
             if model.placement != "cluster" or model.gpu_class not in cluster.gpu_classes:
                 continue
             assert model.gpu_class is not None
-            demand.setdefault(model.gpu_class, []).extend([name] * model.replicas * model.gpu_count)
+            demand.setdefault(model.gpu_class, []).extend(
+                [name] * model.ceiling_replicas * model.gpu_count
+            )
             largest_node = max(
                 (
                     n.gpu.count
@@ -369,10 +382,15 @@ class PlatformConfig(FrozenModel):
         for gpu_class, users in sorted(demand.items()):
             capacity = cluster.gpu_capacity(gpu_class)
             if len(users) > capacity:
+                ceilings = list(self._ceiling_problems(gpu_class, set(users)))
+                if ceilings:
+                    yield from ceilings
+                    continue
                 yield Problem(
                     ("inference", "models"),
                     f"models on GPU class {gpu_class!r} need {len(users)} GPUs "
-                    f"(replicas x gpu_count of {sorted(set(users))}) but the nodes offer "
+                    f"(replicas, or autoscaling.max, x gpu_count of {sorted(set(users))}) "
+                    "but the nodes offer "
                     f"{capacity}; add nodes or enable time-slicing on the class",
                     len(users),
                 )
@@ -394,7 +412,10 @@ class PlatformConfig(FrozenModel):
                     "class without sharing",
                     model.gpu_count,
                 )
-            by_class.setdefault(model.gpu_class, {})[name] = (model.gpu_count, model.replicas)
+            by_class.setdefault(model.gpu_class, {})[name] = (
+                model.gpu_count,
+                model.ceiling_replicas,
+            )
         for gpu_class, models in sorted(by_class.items()):
             demand = sum(gpus * replicas for gpus, replicas in models.values())
             if demand > cluster.gpu_capacity(gpu_class):
@@ -410,7 +431,10 @@ class PlatformConfig(FrozenModel):
                 continue  # reported by _gpu_capacity (larger than any node)
             local = self.inference.cache_access_mode == "ReadWriteOnce"
             _, unplaced = pack(nodes, pods_of(models), same_node=local)
-            if unplaced:
+            scaled = {p.model for p in unplaced} & self._autoscaled()
+            if scaled:
+                yield from self._ceiling_problems(gpu_class, scaled)
+            elif unplaced:
                 why = "a pod's GPUs are on one node"
                 if local:
                     why += ", and with ReadWriteOnce caches all replicas of a model are too"
@@ -422,6 +446,47 @@ class PlatformConfig(FrozenModel):
                     "another class or use ReadWriteMany caches",
                     [f"{p.model}: {p.gpus} GPUs" for p in unplaced],
                 )
+
+    def _ceiling_problems(self, gpu_class: str, involved: set[str]) -> Iterator[Problem]:
+        """An `autoscaling.max` among `involved` that the class's nodes cannot hold beside
+        the other models' ceilings, with the most they hold."""
+        cluster = self.cluster
+        spec = cluster.gpu_classes[gpu_class]
+        per_gpu = spec.time_slicing_replicas if spec.sharing is GpuSharing.TIME_SLICING else 1
+        nodes = {
+            n: node.gpu.count * per_gpu
+            for n, node in cluster.nodes.items()
+            if node.gpu is not None and node.gpu.gpu_class == gpu_class
+        }
+        models = {
+            n: (m.gpu_count, m.ceiling_replicas)
+            for n, m in sorted(self.inference.models.items())
+            if m.placement == "cluster" and m.gpu_class == gpu_class
+        }
+        local = self.inference.cache_access_mode == "ReadWriteOnce"
+        where = f"the nodes of GPU class {gpu_class!r} ({dict(sorted(nodes.items()))})"
+        for name in sorted(involved & self._autoscaled()):
+            wanted = models[name][1]
+            fits = _most_that_fit(nodes, models, name, same_node=local)
+            if fits >= wanted:
+                continue
+            yield Problem(
+                ("inference", "models", name, "autoscaling", "max"),
+                f"{where} hold at most {fits} replicas of it beside the other models' "
+                f"replicas (or their autoscaling.max); set max to {fits}, or add GPUs"
+                if fits
+                else f"{where} have no room for one replica of it beside the other "
+                "models' replicas (or their autoscaling.max); lower theirs or add GPUs",
+                wanted,
+            )
+
+    def _autoscaled(self) -> set[str]:
+        return {n for n, m in self.inference.models.items() if m.autoscaling is not None}
+
+    @property
+    def autoscaled_models(self) -> list[str]:
+        """In-cluster models whose servers follow demand, sorted."""
+        return sorted(self._autoscaled())
 
     def _client_references(self) -> Iterator[Problem]:
         known = set(self.inference.models) | set(self.llm_gateway.cloud_models)
@@ -621,3 +686,19 @@ class PlatformConfig(FrozenModel):
         if any(m.gated and self.downloads_model(n) for n, m in self.inference.models.items()):
             keys.add("huggingface_token")
         return tuple(sorted(keys))
+
+
+def _most_that_fit(
+    nodes: dict[str, int],
+    models: dict[str, tuple[int, int]],
+    name: str,
+    *,
+    same_node: bool,
+) -> int:
+    """The most replicas of `name` that pack beside the other models' ceilings."""
+    gpus, wanted = models[name]
+    for count in range(wanted, 0, -1):
+        trial = {**models, name: (gpus, count)}
+        if not pack(nodes, pods_of(trial), same_node=same_node)[1]:
+            return count
+    return 0

@@ -44,6 +44,7 @@ from components.config import PlatformConfig
 from components.helm import pinned_release
 from components.labels import selector_labels, standard_labels
 from components.s3_bucket import LogTarget, WorkloadIdentity, bucket_writer, private_bucket
+from components.workloads import Workload
 
 from . import embeddings, qdrant, snapshots
 
@@ -94,6 +95,8 @@ class DataLayer(pulumi.ComponentResource):
     api_key_secret_ref: pulumi.Output[str] | None
     """`namespace/name` of the Secret holding the API key (the stack output's form)."""
     snapshot_bucket: pulumi.Output[str] | None
+    workloads: list[Workload]
+    """The embeddings server and Qdrant, for resource recommendations."""
 
     def __init__(
         self, name: str, args: DataLayerArgs, opts: pulumi.ResourceOptions | None = None
@@ -107,6 +110,7 @@ class DataLayer(pulumi.ComponentResource):
         self.api_key_secret = None
         self.api_key_secret_ref = None
         self.snapshot_bucket = None
+        self.workloads = []
         if not data.enabled:
             self.register_outputs({})
             return
@@ -134,6 +138,10 @@ class DataLayer(pulumi.ComponentResource):
             assert args.aws_provider is not None  # checked above
             self.snapshot_bucket = self._snapshots(name, args, args.aws_provider, child, release)
 
+        self.workloads = [
+            Workload(kind="Deployment", namespace=NAMESPACE, name=embeddings.NAME),
+            Workload(kind="StatefulSet", namespace=NAMESPACE, name=qdrant.STATEFUL_SET),
+        ]
         dns = f"{NAMESPACE}.svc.cluster.local"
         self.embeddings_model = data.embeddings_model
         self.embeddings_api_base = embeddings.api_base()

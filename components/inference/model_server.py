@@ -24,6 +24,10 @@ provider in `InferenceArgs`.
 
 `pulumi up` must not time out on a cold start: each Deployment's await timeout comes from
 its weight size (download at a home-uplink rate, load from disk, compile and capture).
+
+A model with `autoscaling` also gets a KEDA ScaledObject (`scaling.py`, after the KEDA
+release in `keda_ready`); its Deployment leaves `replicas` to KEDA and, when it may sit at
+zero, is not awaited (`deployment_annotations`).
 """
 
 from __future__ import annotations
@@ -47,8 +51,16 @@ from components.inference.endpoints import (
 )
 from components.inference.fit import GIB, Fit, estimate
 from components.inference.placement import Pod, pack, pods_of, replicas_placed
+from components.inference.scaling import (
+    SCALED_OBJECT_API,
+    ScalingPlan,
+    scaled_object_annotations,
+    scaled_object_spec,
+    scaling_plan,
+)
 from components.inference.vllm_args import MODEL_CACHE_PATH, vllm_args
 from components.labels import selector_labels, standard_labels
+from components.workloads import Workload
 
 HF_TOKEN_SECRET = "huggingface-token"  # noqa: S105 (a Secret's name)
 HF_TOKEN_KEY = "token"  # noqa: S105 (a key name in that Secret)
@@ -86,6 +98,9 @@ class ServerPlan:
     """True when a spare GPU lets a new pod start before the old one stops."""
     avoid_nodes: tuple[str, ...] = ()
     """Nodes of the class in maintenance; the pods are kept off them."""
+    scaling: ScalingPlan | None = None
+    """How the server follows demand, for a model with `autoscaling`: KEDA owns its
+    replica count (at most `replicas`) and `replicas` is left out of the Deployment."""
 
 
 def startup_seconds(fit: Fit) -> int:
@@ -108,9 +123,9 @@ def _class_nodes(config: PlatformConfig, gpu_class: str) -> dict[str, tuple[int,
 
 
 def _class_demand(config: PlatformConfig, gpu_class: str) -> dict[str, tuple[int, int]]:
-    """Models placed on a GPU class: name -> (gpu_count, replicas)."""
+    """Models placed on a GPU class: name -> (gpu_count, most replicas it runs)."""
     return {
-        name: (m.gpu_count, m.replicas)
+        name: (m.gpu_count, m.ceiling_replicas)
         for name, m in sorted(config.inference.models.items())
         if m.placement == "cluster" and m.gpu_class == gpu_class
     }
@@ -138,7 +153,8 @@ def class_replicas(config: PlatformConfig, gpu_class: str) -> dict[str, int]:
 
 
 def running_replicas(config: PlatformConfig, name: str) -> int:
-    """Replicas a model runs: 0 in maintenance, else what the nodes left in service hold.
+    """Replicas a model runs (an autoscaled one at most): 0 in maintenance, else what the
+    nodes left in service hold.
 
     A class (or every node of it) in maintenance scales its models to zero; a single node
     in maintenance takes its GPUs out (see `class_replicas`).
@@ -177,11 +193,12 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
     model = config.inference.models[name]
     assert model.gpu_class is not None
     fit = estimate(model, config.cluster.gpu_classes[model.gpu_class])
+    replicas = running_replicas(config, name)
     return ServerPlan(
         name=kubernetes_name(name),
         service=model_service_name(name),
         image=server_image(model),
-        replicas=running_replicas(config, name),
+        replicas=replicas,
         fit=fit,
         args=tuple(vllm_args(name, model, fit)),
         cache_gib=cache_gib(fit),
@@ -189,6 +206,7 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
         startup_seconds=startup_seconds(fit),
         rolling=has_spare_gpu(config, name),
         avoid_nodes=tuple(maintenance_nodes(config, model.gpu_class)),
+        scaling=(scaling_plan(config, name, replicas) if model.autoscaling is not None else None),
     )
 
 
@@ -352,6 +370,26 @@ def cache_claim_spec(
     return spec
 
 
+def _annotated(
+    metadata: k8s.meta.v1.ObjectMetaArgsDict, annotations: dict[str, str]
+) -> k8s.meta.v1.ObjectMetaArgsDict:
+    return {**metadata, "annotations": annotations} if annotations else metadata
+
+
+def deployment_annotations(plan: ServerPlan) -> dict[str, str]:
+    """`pulumi.com/skipAwait` on a server that may run no replica.
+
+    pulumi-kubernetes waits for a Deployment until every PersistentVolumeClaim its pods
+    mount is Bound (`provider/pkg/await/deployment.go` `checkPersistentVolumeClaimStatus`);
+    a `WaitForFirstConsumer` claim (k3s `local-path`) of a server held at zero never binds,
+    so the first `pulumi up` would wait out its timeout. The annotation skips that await
+    (`provider/pkg/await/await.go`, `metadata.SkipAwaitLogic`).
+    """
+    if plan.scaling is not None and plan.scaling.scales_to_zero:
+        return {"pulumi.com/skipAwait": "true"}
+    return {}
+
+
 def deployment_strategy(plan: ServerPlan) -> k8s.apps.v1.DeploymentStrategyArgsDict:
     """Surge onto a spare GPU when there is one; otherwise restart in place."""
     if plan.rolling:
@@ -370,6 +408,10 @@ class InferenceArgs:
     """The RuntimeClass and device plugin: pods wait until GPUs are schedulable."""
     huggingface_token: pulumi.Output[str] | None = None
     """Secret token for gated models."""
+    keda_ready: Sequence[pulumi.Resource] = ()
+    """The KEDA release (its CRDs): ScaledObjects of autoscaled models wait for it."""
+    prometheus_url: str | None = None
+    """Where KEDA queries the scaling metrics; required when a model autoscales."""
 
 
 class Inference(pulumi.ComponentResource):
@@ -378,6 +420,8 @@ class Inference(pulumi.ComponentResource):
     services: dict[str, str]
     """In-cluster Service name of each in-cluster model."""
     deployments: dict[str, k8s.apps.v1.Deployment]
+    workloads: list[Workload]
+    """The model servers, for resource recommendations."""
 
     def __init__(
         self, name: str, args: InferenceArgs, opts: pulumi.ResourceOptions | None = None
@@ -387,6 +431,7 @@ class Inference(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         self.services = {}
         self.deployments = {}
+        self.workloads = []
 
         token_secret: list[pulumi.Resource] = []
         gated = [n for n in cluster_models(config) if config.inference.models[n].gated]
@@ -411,6 +456,9 @@ class Inference(pulumi.ComponentResource):
             model = config.inference.models[model_name]
             plan = server_plan(config, model_name)
             self.services[model_name] = plan.service
+            self.workloads.append(
+                Workload(kind="Deployment", namespace=INFERENCE_NAMESPACE, name=plan.service)
+            )
             self._model_server(name, plan, model, args, child, token_secret)
 
         self.register_outputs({"services": self.services})
@@ -457,19 +505,23 @@ class Inference(pulumi.ComponentResource):
         if not model.meshed:
             annotations["linkerd.io/inject"] = "disabled"
         timeout = f"{plan.startup_seconds + 300}s"
+        spec: k8s.apps.v1.DeploymentSpecArgsDict = {
+            "revision_history_limit": 3,
+            "selector": {"match_labels": selector},
+            "strategy": deployment_strategy(plan),
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": pod_spec(plan, model),
+            },
+        }
+        if plan.scaling is None:
+            # Left out where KEDA owns it: with server-side apply a field Pulumi does not
+            # send is one it does not manage, so `pulumi up` never resets the autoscaler's.
+            spec = {"replicas": plan.replicas, **spec}
         self.deployments[plan.name] = k8s.apps.v1.Deployment(
             f"{prefix}-server",
-            metadata=metadata,
-            spec={
-                "replicas": plan.replicas,
-                "revision_history_limit": 3,
-                "selector": {"match_labels": selector},
-                "strategy": deployment_strategy(plan),
-                "template": {
-                    "metadata": {"labels": labels, "annotations": annotations},
-                    "spec": pod_spec(plan, model),
-                },
-            },
+            metadata=_annotated(metadata, deployment_annotations(plan)),
+            spec=spec,
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
@@ -488,10 +540,26 @@ class Inference(pulumi.ComponentResource):
             },
             opts=child,
         )
-        if model.replicas > 1:
+        if model.ceiling_replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{prefix}-pdb",
                 metadata=metadata,
                 spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
                 opts=child,
+            )
+        if plan.scaling is not None:
+            if args.prometheus_url is None:
+                raise ValueError("Inference: an autoscaled model needs prometheus_url")
+            k8s.apiextensions.CustomResource(
+                f"{prefix}-scaler",
+                api_version=SCALED_OBJECT_API,
+                kind="ScaledObject",
+                metadata=_annotated(metadata, scaled_object_annotations(plan.scaling)),
+                spec=scaled_object_spec(plan.scaling, args.prometheus_url),
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(
+                        depends_on=[self.deployments[plan.name], *args.keda_ready]
+                    ),
+                ),
             )

@@ -68,6 +68,7 @@ from components.llm_gateway.virtual_keys import (
     client_key_settings,
 )
 from components.s3_bucket import LogTarget, WorkloadIdentity
+from components.workloads import Workload
 
 NAME = "litellm"
 NAMESPACE = "llm-gateway"
@@ -266,6 +267,8 @@ class LlmGateway(pulumi.ComponentResource):
     redis: RouterState | None
     virtual_keys: dict[str, VirtualKey]
     artifacts: dict[str, pulumi.Output[str]]
+    workloads: list[Workload]
+    """LiteLLM and its Redis, for resource recommendations."""
 
     def __init__(
         self, name: str, args: LlmGatewayArgs, opts: pulumi.ResourceOptions | None = None
@@ -338,9 +341,13 @@ class LlmGateway(pulumi.ComponentResource):
             else None
         )
 
+        self.workloads = [Workload(kind="Deployment", namespace=NAMESPACE, name=NAME)]
+        if self.redis is not None:
+            self.workloads.append(self.redis.workload)
+
         # 4. The rendered config, by content hash.
         self.config_yaml = litellm_config_yaml(config, redis=self.redis is not None)
-        hooks = hook_files()
+        hooks = hook_files(config)
         # The hooks roll the pods too: they are part of what the proxy runs.
         digest = config_hash(self.config_yaml + "".join(hooks[n] for n in sorted(hooks)))
         config_map = k8s.core.v1.ConfigMap(

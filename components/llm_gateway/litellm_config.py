@@ -57,6 +57,11 @@ the group. Prompts longer than
 a local model serves skip it: `enable_pre_call_checks` drops deployments whose
 `max_input_tokens` the prompt exceeds (`router.py` `_pre_call_checks`, counting with the
 bundled tokenizer), leaving the cloud deployment of the group.
+
+A model that autoscales to zero (`autoscaling.min: 0`) also gets a readiness gate in its
+local `model_info` (`READINESS_KEY`), and the proxy the callback that honours it
+(`readiness_hooks.py`): while the server is down the deployment is no candidate, so the
+fallback answers at once. Without such a model neither is rendered.
 """
 
 from __future__ import annotations
@@ -129,18 +134,48 @@ DEADLINES_KEY = "llm_platform_deadlines"
 (`upstream_deadlines.py` `Deadlines.from_model_info`; that module is not importable by
 the program, which does not depend on httpx)."""
 
+READINESS_KEY = "llm_platform_readiness"
+"""`model_info` key of a local deployment whose server may run no replica (autoscaling
+with `min: 0`): where and how often the readiness callback probes it (`readiness_gate.py`
+`Gate.from_model_info`, loaded by `readiness_hooks.py`). While the probe fails the
+callback keeps the deployment out of routing, so a request goes to the fallback at once instead of to a Service without
+endpoints (through the Linkerd proxy such a request waits for its queue's 3 s failfast)."""
+READINESS_POLL_SECONDS = 1.0
+READINESS_TIMEOUT_SECONDS = 1.0
+"""A probe that takes longer counts as not ready: a loaded vLLM answers `/health` in
+milliseconds, and a request queued by the mesh for a Service without endpoints would
+wait the queue's 3 s."""
+
 HOOKS_FILE = "failover_hooks.py"
 """The proxy hooks (`components/llm_gateway/failover_hooks.py`), shipped next to the
 config file: LiteLLM resolves `<module>.<instance>` callbacks in the config's directory."""
 HOOKS_CALLBACK = "failover_hooks.proxy_handler_instance"
 HOOK_FILES = (HOOKS_FILE, "upstream_deadlines.py")
 """The hooks and the module they load from their own directory."""
+READINESS_CALLBACK = "readiness_hooks.proxy_handler_instance"
+READINESS_FILES = ("readiness_hooks.py", "readiness_gate.py")
+"""The readiness callback and the module it loads, shipped only where a model has a gate."""
 
 
-def hook_files() -> dict[str, str]:
-    """The hooks' files by name, as the ConfigMap (and the test runner) ship them next to
-    the config."""
-    return {name: Path(__file__).with_name(name).read_text() for name in HOOK_FILES}
+def gated_models(config: PlatformConfig) -> list[str]:
+    """Local models whose server may run no replica (autoscaling with `min: 0`), sorted."""
+    return [
+        name
+        for name in config.autoscaled_models
+        if (scaling := config.inference.models[name].autoscaling) is not None
+        and scaling.min == 0
+        and not config.model_in_maintenance(name)
+    ]
+
+
+def hook_files(config: PlatformConfig | None = None) -> dict[str, str]:
+    """The hooks' files by name, as the ConfigMap ships them next to the config: the
+    readiness callback only where `config` gates a model (the test runner, without a
+    config, ships every file)."""
+    names = list(HOOK_FILES)
+    if config is None or gated_models(config):
+        names += READINESS_FILES
+    return {name: Path(__file__).with_name(name).read_text() for name in names}
 
 
 def env_ref(name: str) -> str:
@@ -161,6 +196,7 @@ def _local_entry(
     cost = local_token_cost(config, name)
     deadline = first_token_deadline(config, name)
     total = total_deadline(config, name)
+    readiness = {READINESS_KEY: readiness_gate(api_base)} if name in gated_models(config) else {}
     return {
         "model_name": name,
         "litellm_params": {
@@ -189,7 +225,19 @@ def _local_entry(
                 "stream_idle_seconds": stream_idle_deadline(config, name),
                 "total_seconds": total,
             },
+            **readiness,
         },
+    }
+
+
+def readiness_gate(api_base: str) -> dict[str, Any]:
+    """The probe of a server that may run no replica: its `/health` (vLLM answers 200 once
+    its engine is up: `vllm/entrypoints/serve/instrumentator/health.py`, v0.33.0)."""
+    root = api_base.removesuffix("/").removesuffix("/v1")
+    return {
+        "url": f"{root}/health",
+        "poll_seconds": READINESS_POLL_SECONDS,
+        "timeout_seconds": READINESS_TIMEOUT_SECONDS,
     }
 
 
@@ -324,7 +372,11 @@ def render_litellm_config(
         # the gateway's scrape annotations and the dashboards read.
         # and the failover hooks (stalled streams continue on the fallback; nothing left
         # to answer is one 503 with Retry-After): `failover_hooks.py`.
-        "callbacks": ["prometheus", HOOKS_CALLBACK],
+        "callbacks": [
+            "prometheus",
+            HOOKS_CALLBACK,
+            *([READINESS_CALLBACK] if gated_models(config) else []),
+        ],
         # Count tokens with the bundled tokenizer; never fetch one from the Hugging Face
         # Hub (`litellm/utils.py` `_select_tokenizer_helper`).
         "disable_hf_tokenizer_download": True,

@@ -23,6 +23,7 @@ import pulumi_random as random
 
 from components import versions
 from components.labels import selector_labels, standard_labels
+from components.workloads import Workload
 
 NAME = "litellm-redis"
 NAMESPACE = "llm-gateway"
@@ -153,6 +154,8 @@ class RouterState(pulumi.ComponentResource):
     password_secret: str
     """Secret holding the password under `password`."""
     ready: list[pulumi.Resource]
+    workload: Workload
+    """The StatefulSet, for resource recommendations."""
 
     def __init__(
         self, name: str, args: RouterStateArgs, opts: pulumi.ResourceOptions | None = None
@@ -168,6 +171,7 @@ class RouterState(pulumi.ComponentResource):
         self.host = f"{NAME}.{NAMESPACE}.svc.cluster.local"
         self.port = PORT
         self.password_secret = NAME
+        self.workload = Workload(kind="StatefulSet", namespace=NAMESPACE, name=NAME)
 
         password = random.RandomPassword(
             f"{name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)

@@ -1,11 +1,14 @@
 """Grafana dashboards as plain dicts (pure, deterministic), shipped as sidecar ConfigMaps.
 
 Four dashboards: LLM traffic (requests, tokens in/out, time to first token and
-inter-token latency per model, fallback rate, cloud spend, gateway 4xx/5xx), model
-servers (KV-cache usage, queue length, running requests per vLLM server), GPUs
-(utilisation, memory, temperature, power) and certificates and backups (expiry of every
-cert-manager certificate, age of the newest Postgres backup). Queries use Grafana's
-`$__rate_interval` and the `$model` variable; every metric name is in `metrics`.
+inter-token latency per model, fallback rate, cloud spend, gateway 4xx/5xx; with
+autoscaled models also their replicas over time and the GPU-hours and GPU cost their
+scaling down saved), model servers (KV-cache usage, queue length, running requests per
+vLLM server), GPUs (utilisation, memory, temperature, power) and certificates and backups
+(expiry of every cert-manager certificate, age of the newest Postgres backup). With
+`vpa.enabled` a fifth, resources: each container's CPU and memory requests beside the
+VPA's recommendation. Queries use Grafana's `$__rate_interval`, `$__range` and the
+`$model` variable; every metric name is in `metrics`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from components.config import PlatformConfig
+from components.inference.endpoints import INFERENCE_NAMESPACE, model_service_name
 
 from . import queries
 
@@ -22,6 +28,11 @@ MODEL = '{model_name=~"$model"}'
 PANEL_WIDTH = 12
 PANEL_HEIGHT = 8
 SCHEMA_VERSION = 39
+VPA_RECOMMENDATION = (
+    "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target"
+)
+"""What kube-state-metrics exports of each VPA's `target` recommendation (values.py
+`VPA_METRICS`)."""
 LOCAL_PROVIDER = "hosted_vllm"
 """LiteLLM's provider of local vLLM models (`hosted_vllm/<name>`); the tests check that the
 gateway's config spells it the same."""
@@ -125,9 +136,98 @@ def dashboard(
     }
 
 
-def traffic_dashboard() -> dict[str, Any]:
-    """Gateway traffic: requests, tokens, latency per model, fallbacks, spend, errors."""
-    panels = (
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScaledServer:
+    """An autoscaled model server, for the replicas and savings panels."""
+
+    model: str
+    deployment: str
+    max_replicas: int
+    gpus: int
+    """GPUs per replica."""
+    gpu_hourly_cost_usd: float
+    """What one GPU of its class costs per hour (`cluster.gpu_classes.<c>.hourly_cost_usd`)."""
+
+
+def scaled_servers(config: PlatformConfig) -> tuple[ScaledServer, ...]:
+    """The model servers that follow demand, by model name."""
+    servers = []
+    for name in config.autoscaled_models:
+        model = config.inference.models[name]
+        assert model.autoscaling is not None and model.gpu_class is not None
+        servers.append(
+            ScaledServer(
+                model=name,
+                deployment=model_service_name(name),
+                max_replicas=model.autoscaling.max,
+                gpus=model.gpu_count,
+                gpu_hourly_cost_usd=config.cluster.gpu_classes[model.gpu_class].hourly_cost_usd,
+            )
+        )
+    return tuple(servers)
+
+
+def _idle_gpu_hours(server: ScaledServer) -> str:
+    """GPU-hours over the dashboard's range that the server's `max` replicas would have
+    held and its actual replicas did not (one sample a minute, 60 per hour)."""
+    replicas = (
+        "max(kube_deployment_spec_replicas"
+        f'{{namespace="{INFERENCE_NAMESPACE}", deployment="{server.deployment}"}})'
+    )
+    idle = f"({server.max_replicas} - {replicas}) * {server.gpus}"
+    return f"sum_over_time(({idle})[$__range:1m]) / 60"
+
+
+def scaling_panels(servers: tuple[ScaledServer, ...]) -> tuple[Panel, ...]:
+    """Replicas over time, and what scaling down saved, of the autoscaled servers."""
+    pattern = "|".join(s.deployment for s in servers)
+    selector = f'{{namespace="{INFERENCE_NAMESPACE}", deployment=~"{pattern}"}}'
+    return (
+        Panel(
+            title="Autoscaled model servers: replicas",
+            unit="short",
+            description="Replicas KEDA asks for and replicas ready, per model server.",
+            targets=(
+                Target(
+                    expr=f"max by (deployment) (kube_deployment_spec_replicas{selector})",
+                    legend="wanted {{deployment}}",
+                ),
+                Target(
+                    expr=f"max by (deployment) (kube_deployment_status_replicas_available{selector})",
+                    legend="ready {{deployment}}",
+                ),
+            ),
+        ),
+        Panel(
+            title="GPU-hours saved by scaling down (time range)",
+            unit="short",
+            kind="stat",
+            description="GPU-hours that each model's `autoscaling.max` replicas would have "
+            "held over the dashboard's time range and its replicas did not.",
+            targets=tuple(
+                Target(expr=_idle_gpu_hours(server), legend=server.model) for server in servers
+            ),
+        ),
+        Panel(
+            title="GPU cost saved by scaling down, USD (time range)",
+            unit="currencyUSD",
+            kind="stat",
+            description="The GPU-hours saved, priced at the GPU class's `hourly_cost_usd`.",
+            targets=tuple(
+                Target(
+                    expr=f"({_idle_gpu_hours(server)}) * {server.gpu_hourly_cost_usd:g}",
+                    legend=server.model,
+                )
+                for server in servers
+            ),
+        ),
+    )
+
+
+def traffic_dashboard(scaled: tuple[ScaledServer, ...] = ()) -> dict[str, Any]:
+    """Gateway traffic: requests, tokens, latency per model, fallbacks, spend, errors; the
+    replicas and savings of autoscaled servers when there are any."""
+    panels: tuple[Panel, ...] = (
         Panel(
             title="Requests per model",
             unit="reqps",
@@ -220,6 +320,8 @@ def traffic_dashboard() -> dict[str, Any]:
             ),
         ),
     )
+    if scaled:
+        panels += scaling_panels(scaled)
     return dashboard(
         uid="llm-traffic", title="LLM platform: traffic", panels=panels, per_model=True
     )
@@ -336,14 +438,71 @@ def certificates_dashboard() -> dict[str, Any]:
     )
 
 
-def all_dashboards() -> dict[str, dict[str, Any]]:
-    """Every dashboard by uid."""
-    boards = (
-        traffic_dashboard(),
+def _requests_vs_recommendation(resource: str, unit: str) -> Panel:
+    selector = f'{{resource="{resource}", namespace=~"$namespace"}}'
+    return Panel(
+        title=f"{resource.capitalize()}: requested vs recommended",
+        unit=unit,
+        description="What each container requests, and what the Vertical Pod Autoscaler "
+        "(recommendation mode) would request from the use it observed.",
+        targets=(
+            Target(
+                expr=f"max by (namespace, container) (kube_pod_container_resource_requests{selector})",
+                legend="requested {{namespace}}/{{container}}",
+            ),
+            Target(
+                expr=f"max by (namespace, target_name, container) ({VPA_RECOMMENDATION}{selector})",
+                legend="recommended {{namespace}}/{{target_name}}/{{container}}",
+            ),
+        ),
+    )
+
+
+def resources_dashboard() -> dict[str, Any]:
+    """Requests of the platform's containers beside the VPA's recommendations."""
+    board = dashboard(
+        uid="llm-resources",
+        title="LLM platform: resource requests",
+        panels=(
+            _requests_vs_recommendation("cpu", "short"),
+            _requests_vs_recommendation("memory", "bytes"),
+        ),
+    )
+    board["templating"]["list"].append(_namespace_variable())
+    return board
+
+
+def _namespace_variable() -> dict[str, Any]:
+    query = f"label_values({VPA_RECOMMENDATION}, namespace)"
+    return {
+        "name": "namespace",
+        "label": "Namespace",
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": "namespace"},
+        "definition": query,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {},
+        "refresh": 2,
+        "sort": 1,
+    }
+
+
+def all_dashboards(
+    *, scaled: tuple[ScaledServer, ...] = (), recommendations: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Every dashboard by uid: `scaled` adds the autoscaling panels to the traffic
+    dashboard, `recommendations` the resources dashboard."""
+    boards = [
+        traffic_dashboard(scaled),
         model_servers_dashboard(),
         gpu_dashboard(),
         certificates_dashboard(),
-    )
+    ]
+    if recommendations:
+        boards.append(resources_dashboard())
     return {board["uid"]: board for board in boards}
 
 

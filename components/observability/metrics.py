@@ -154,10 +154,22 @@ DCGM = Exporter(
 
 KUBE_STATE_METRICS = Exporter(
     name="kube-state-metrics",
-    source="kubernetes/kube-state-metrics docs/deployment-metrics.md (labels namespace, deployment)",
+    source=(
+        "kubernetes/kube-state-metrics@v2.20.0 (kube-prometheus-stack 88.5.3's subchart "
+        "8.4.0): docs/metrics/workload/deployment-metrics.md (labels namespace, deployment), "
+        "docs/metrics/workload/pod-metrics.md (labels namespace, pod, container, resource, "
+        "unit: cores and bytes); the VPA recommendation from the custom resource state config "
+        "of observability/values.py `VPA_METRICS` (docs/metrics/extend/"
+        "customresourcestate-metrics.md: name = metricNamePrefix _ metric name)"
+    ),
     metrics=(
         ("kube_deployment_spec_replicas", Kind.GAUGE),
         ("kube_deployment_status_replicas_available", Kind.GAUGE),
+        ("kube_pod_container_resource_requests", Kind.GAUGE),
+        (
+            "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target",
+            Kind.GAUGE,
+        ),
     ),
 )
 

@@ -35,7 +35,7 @@ from components.helm import pinned_release
 from components.ingress.publish import IngressHandle, PublishArgs, PublishedService
 from components.labels import standard_labels
 
-from .dashboards import all_dashboards, dashboard_json
+from .dashboards import all_dashboards, dashboard_json, scaled_servers
 from .monitors import platform_monitors
 from .rules import rule_groups
 from .values import (
@@ -75,6 +75,9 @@ class ObservabilityArgs:
     """Pass the created Namespace's name so everything waits for it."""
     gpu_ready: Sequence[pulumi.Resource] = ()
     """`GpuSupport.ready`: the DCGM exporter runs with the `nvidia` RuntimeClass."""
+    vpa_ready: Sequence[pulumi.Resource] = ()
+    """`Autoscalers.vpa_ready`: with `vpa.enabled` the chart makes VerticalPodAutoscalers
+    for Grafana and Prometheus, whose CRDs must exist first."""
 
 
 def postgres_backups_enabled(config: PlatformConfig) -> bool:
@@ -121,6 +124,7 @@ class Observability(pulumi.ComponentResource):
             retention_days=config.observability.retention_days,
             storage_gib=config.observability.storage_gib,
             admin_secret=ADMIN_SECRET,
+            recommendations=config.vpa.enabled,
         )
         chart = versions.KUBE_PROMETHEUS_STACK
         release = pinned_release(
@@ -132,7 +136,9 @@ class Observability(pulumi.ComponentResource):
             # Plain values (known in previews); Grafana reads the Secret made just above.
             values=kube_prometheus_stack_values(settings),
             timeout_seconds=HELM_TIMEOUT_SECONDS,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[admin])),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[admin, *args.vpa_ready])
+            ),
         )
         self.release = release
         after_crds = pulumi.ResourceOptions.merge(
@@ -177,7 +183,8 @@ class Observability(pulumi.ComponentResource):
         )
 
         dashboard_labels = {**labels, DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}
-        for uid, board in all_dashboards().items():
+        boards = all_dashboards(scaled=scaled_servers(config), recommendations=config.vpa.enabled)
+        for uid, board in boards.items():
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{uid}",
                 metadata={

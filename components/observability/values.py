@@ -26,6 +26,9 @@ FULLNAME = "kps"
 GRAFANA_SERVICE = f"{RELEASE}-grafana"
 """The grafana subchart's Service: `<release>-grafana` (its `grafana.fullname` helper)."""
 GRAFANA_SERVICE_PORT = 80
+PROMETHEUS_SERVICE = f"{FULLNAME}-prometheus"
+"""The chart's Prometheus Service (`kube-prometheus-stack.fullname`-prometheus), port 9090."""
+PROMETHEUS_PORT = 9090
 DASHBOARD_LABEL = "grafana_dashboard"
 DASHBOARD_LABEL_VALUE = "1"
 ADMIN_USER_KEY = "admin-user"
@@ -44,6 +47,9 @@ class StackSettings:
     storage_gib: int
     admin_secret: str
     """Secret holding `admin-user` and `admin-password` for Grafana."""
+    recommendations: bool = False
+    """VerticalPodAutoscalers in recommendation mode for Grafana and Prometheus (the
+    charts' own `verticalPodAutoscaler`; the VPA CRDs must be installed)."""
 
 
 _RECREATE = {"type": "Recreate"}
@@ -69,6 +75,55 @@ def _pvc(size_gib: int) -> dict[str, Any]:
             }
         }
     }
+
+
+VPA_METRICS: dict[str, Any] = {
+    "kind": "CustomResourceStateMetrics",
+    "spec": {
+        "resources": [
+            {
+                "groupVersionKind": {
+                    "group": "autoscaling.k8s.io",
+                    "kind": "VerticalPodAutoscaler",
+                    "version": "v1",
+                },
+                "labelsFromPath": {
+                    "namespace": ["metadata", "namespace"],
+                    "target_kind": ["spec", "targetRef", "kind"],
+                    "target_name": ["spec", "targetRef", "name"],
+                    "verticalpodautoscaler": ["metadata", "name"],
+                },
+                "metricNamePrefix": "kube",
+                "metrics": [
+                    {
+                        "name": "verticalpodautoscaler_status_recommendation_"
+                        "containerrecommendations_target",
+                        "help": f"Recommended {resource} request of the container.",
+                        "commonLabels": {"resource": resource, "unit": unit},
+                        "each": {
+                            "type": "Gauge",
+                            "gauge": {
+                                "path": ["status", "recommendation", "containerRecommendations"],
+                                "labelsFromPath": {"container": ["containerName"]},
+                                "valueFrom": ["target", resource],
+                            },
+                        },
+                    }
+                    for resource, unit in (("cpu", "core"), ("memory", "byte"))
+                ],
+            }
+        ]
+    },
+}
+"""kube-state-metrics' custom resource state config that exports each VPA's target
+recommendation (kube-state-metrics v2.20.0 `docs/metrics/extend/
+customresourcestate-metrics.md`, its VerticalPodAutoscaler example): one gauge per
+container and resource, cores and bytes, as `kube_pod_container_resource_requests`."""
+
+
+def prometheus_url(namespace: str) -> str:
+    """Prometheus's HTTP API inside the cluster (what KEDA's triggers query)."""
+    return f"http://{PROMETHEUS_SERVICE}.{namespace}.svc.cluster.local:{PROMETHEUS_PORT}"
 
 
 def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
@@ -136,6 +191,29 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
     }
     if prod:
         alertmanager_spec["storage"] = _pvc(2)
+    prometheus: dict[str, Any] = {"prometheusSpec": prometheus_spec}
+    if settings.recommendations:
+        # The chart's default update mode would evict Prometheus to apply its advice.
+        prometheus["verticalPodAutoscaler"] = {
+            "enabled": True,
+            "updatePolicy": {"updateMode": "Off"},
+        }
+        # Recommendation mode is the grafana chart's default (`updateMode: "Off"`).
+        grafana["verticalPodAutoscaler"] = {"enabled": True}
+    ksm: dict[str, Any] = {}
+    if settings.recommendations:
+        ksm = {
+            "customResourceState": {"enabled": True, "config": VPA_METRICS},
+            "rbac": {
+                "extraRules": [
+                    {
+                        "apiGroups": ["autoscaling.k8s.io"],
+                        "resources": ["verticalpodautoscalers"],
+                        "verbs": ["list", "watch"],
+                    }
+                ]
+            },
+        }
     return {
         "fullnameOverride": FULLNAME,
         "crds": {"enabled": True},
@@ -146,7 +224,7 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         # The chart makes no rules for the targets switched off above (nor for Windows
         # nodes, whose monitoring is off by default).
         "defaultRules": {"create": True},
-        "prometheus": {"prometheusSpec": prometheus_spec},
+        "prometheus": prometheus,
         "alertmanager": {"enabled": True, "alertmanagerSpec": alertmanager_spec},
         "grafana": grafana,
         "prometheusOperator": {
@@ -156,6 +234,7 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         },
         # One per node: sized so that the DaemonSet on every node fits the quota.
         "prometheus-node-exporter": {"resources": _resources("20m", "32Mi", "200m", "64Mi")},
+        **({"kube-state-metrics": ksm} if ksm else {}),
     }
 
 

@@ -35,6 +35,7 @@ BUILT_IN_GROUPS = frozenset(
         "",
         "admissionregistration.k8s.io",
         "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
         "apps",
         "autoscaling",
         "batch",
@@ -51,6 +52,7 @@ BUILT_IN_GROUPS = frozenset(
 
 CLUSTER_SCOPED = frozenset(
     {
+        "APIService",
         "ClusterRole",
         "ClusterRoleBinding",
         "CustomResourceDefinition",

@@ -7,7 +7,8 @@ or base64 float32 per `encoding_format`, as TEI answers), `GET /v1/models`,
 (`name`) in its model id and text, so a test knows which backend answered.
 
 Controls (attributes, changed while it runs): `mode` is `normal`, `down` (connections
-reset at once), `hang` (accept and never answer), `break-after-first-event` (a stream's
+reset at once), `hang` (accept and never answer, `/health` included),
+`break-after-first-event` (a stream's
 connection is cut after its first event; a non-stream request is cut before any byte)
 `error` (HTTP 500), `rate-limited` (HTTP 429 with `Retry-After: retry_after`),
 `error-event` (a stream sends one event, then an error event and `[DONE]`, as vLLM reports
@@ -18,6 +19,9 @@ then nothing; a non-stream request hangs);
 asked to continue a partial answer (LiteLLM's mid-stream fallback), it answers the rest;
 `spare_health_checks` answers the gateway's health checks normally whatever the mode (a
 server that passes a one-token check and fails real work);
+`no-endpoints` answers every request, `/health` included, after `failfast_seconds` with
+a 503 carrying `l5d-proxy-error`, as the Linkerd proxy answers for a Service without ready
+endpoints (a model scaled to zero, seen through the mesh);
 `first_token_delay` and `token_interval` in seconds; `pause_seconds` > 0 pauses a stream
 once, after its `pause_after`-th event (a healthy server's preempted sequence); `stop()`
 takes it down (connection refused) and `start()` brings it back on the same port.
@@ -73,8 +77,24 @@ class _OpenAiHandler(FakeHandler):
         assert isinstance(fake, OpenAiFake)
         return fake
 
+    def _no_endpoints(self) -> None:
+        """What the mesh's proxy answers for a Service without endpoints, after its queue's
+        failfast timeout."""
+        time.sleep(self.openai.failfast_seconds)
+        data = json.dumps({"error": "service in fail-fast"}).encode()
+        self.send_response(503)
+        self.send_header("l5d-proxy-error", "service in fail-fast")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self) -> None:
-        if self.path == "/health":
+        if self.openai.mode == "no-endpoints":
+            self._no_endpoints()
+        elif self.openai.mode == "hang":
+            self.hang()
+        elif self.path == "/health":
             self.send_json(200, {})
         elif self.path == "/v1/models":
             self.send_json(
@@ -99,6 +119,9 @@ class _OpenAiHandler(FakeHandler):
             return
         body = self.read_json()
         fake = self.openai
+        if fake.mode == "no-endpoints":
+            self._no_endpoints()
+            return
         if fake.spare_health_checks and is_health_check(body):
             self.send_json(200, self._completion(str(body.get("model", "unknown"))))
             return
@@ -252,6 +275,7 @@ class OpenAiFake(FakeApi):
         self.pause_after = 2
         self.pause_seconds = 0.0
         self.spare_health_checks = False
+        self.failfast_seconds = 3.0
         super().__init__(reply=f"answer from {name} one two three four", tokens=tokens)
 
     @property

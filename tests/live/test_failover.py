@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 
 from components.config import PlatformConfig
@@ -35,17 +37,21 @@ from components.inference.deadlines import (
     served_context,
     stream_idle_deadline,
 )
+from components.inference.scaling import demand_query
 from components.llm_gateway.litellm_config import (
+    READINESS_POLL_SECONDS,
+    READINESS_TIMEOUT_SECONDS,
     REDIS_REREAD_SECONDS,
     fallback_id,
     litellm_config_yaml,
 )
 from tests.fakes.anthropic_server import AnthropicFake
-from tests.fakes.openai_server import OpenAiFake
+from tests.fakes.openai_server import OpenAiFake, is_health_check
 from tests.litellm_proxy import (
     CloudBases,
     ProxyKeys,
     Reply,
+    client_requests,
     connect,
     litellm_available,
     litellm_proxy,
@@ -236,6 +242,14 @@ def _served_locally_again(
     return back
 
 
+def _gate_seconds(config: PlatformConfig, name: str) -> float:
+    """How long the hooks take to see a gated server come or go: one probe period."""
+    scaling = config.inference.models[name].autoscaling
+    if scaling is None or scaling.min != 0:
+        return 0.0
+    return READINESS_POLL_SECONDS + READINESS_TIMEOUT_SECONDS
+
+
 def _recovery_limit(gateway: Gateway, name: str) -> float:
     """Cooldown, then one health-check period (interval + its timeout), plus slack."""
     router = gateway.config.llm_gateway.router
@@ -243,6 +257,7 @@ def _recovery_limit(gateway: Gateway, name: str) -> float:
         router.cooldown_seconds
         + router.health_check_interval_seconds
         + first_token_deadline(gateway.config, name)
+        + _gate_seconds(gateway.config, name)
         + SLACK_S
     )
 
@@ -668,3 +683,152 @@ def test_replicas_share_what_takes_a_server_out_of_rotation(tmp_path: Path) -> N
         for replica in (1, 0):
             back = _served_locally_again(gateway, names, limit, replica=replica)
             print(f"\nreplica {replica} back to local: {back}")
+
+
+# --- a model scaled to zero ----------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _scrape(gateway: Gateway) -> list[tuple[str, dict[str, str], float]]:
+    """The proxy's Prometheus samples: (name, labels, value)."""
+    connection = connect(gateway.port, ca_pem=None, timeout=10)
+    try:
+        connection.request("GET", "/metrics/")
+        response = connection.getresponse()
+        assert response.status == 200, response.status
+        text = response.read().decode()
+    finally:
+        connection.close()
+    samples = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or line.startswith("#"):
+            continue
+        labels = dict(_LABEL.findall(match.group(2) or ""))
+        samples.append((match.group(1), labels, float(match.group(3))))
+    return samples
+
+
+def _matches(matcher: Any, labels: dict[str, str]) -> bool:
+    value = labels.get(matcher.name, "")
+    op = str(matcher.op)
+    if op.endswith("NotEqual"):
+        return value != matcher.value
+    if op.endswith("Equal"):
+        return value == matcher.value
+    if op.endswith("NotRe"):
+        return re.fullmatch(matcher.value, value) is None
+    return re.fullmatch(matcher.value, value) is not None
+
+
+def _selected_total(samples: list[tuple[str, dict[str, str], float]], query: str) -> float:
+    """The sum of the samples the query's selectors pick: what a trigger reads, before
+    its functions."""
+    selectors: list[Any] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            selectors.append(node)
+
+    promql_parser.walk(promql_parser.parse(query), visit)
+    assert selectors, query
+    return sum(
+        value
+        for name, labels, value in samples
+        if any(
+            s.name == name and all(_matches(m, labels) for m in s.matchers.matchers)
+            for s in selectors
+        )
+    )
+
+
+def _health_check_period(config: PlatformConfig) -> float:
+    """LiteLLM runs every deployment's background check, waits for the slowest (each
+    bounded by its first-token deadline), then sleeps the interval
+    (`litellm/proxy/proxy_server.py` `_run_background_health_check`)."""
+    slowest = max(first_token_deadline(config, n) for n in config.inference.models)
+    return config.llm_gateway.router.health_check_interval_seconds + slowest
+
+
+def _health_checks(fake: OpenAiFake) -> list[Any]:
+    return [s for s in fake.seen("/v1/") if is_health_check(s.body)]
+
+
+def _demand_settles(gateway: Gateway, query: str, expected: float) -> float:
+    """The demand series once they reach `expected` (LiteLLM counts a request after its
+    answer, in the background), bounded."""
+    total = _selected_total(_scrape(gateway), query)
+    for _ in range(20):
+        if total >= expected:
+            break
+        time.sleep(0.25)
+        total = _selected_total(_scrape(gateway), query)
+    return total
+
+
+def test_a_model_scaled_to_zero_is_served_by_its_fallback_at_once_then_locally_after_start(
+    gateway: Gateway,
+) -> None:
+    """KEDA has scaled the prod model with `autoscaling.min: 0` to zero: its Service has no
+    endpoints, and the mesh's proxy would hold each request for its failfast timeout and
+    then answer 503. The gateway's readiness gate knows: every request, streaming or not,
+    is answered by the cloud fallback at once and none reaches the Service. Each one counts
+    in the series the ScaledObject's demand trigger reads (what wakes the server); the
+    background health checks do not. After a simulated start traffic returns to the local
+    server, every request answered meanwhile."""
+    config = gateway.config
+    (name,) = [
+        n
+        for n in config.autoscaled_models
+        if (scaling := config.inference.models[n].autoscaling) is not None and scaling.min == 0
+    ]
+    local = gateway.local[name]
+    query = demand_query(name)
+    local.mode = "no-endpoints"
+    assert local.failfast_seconds > SLACK_S  # a request that reached it would show
+    # KEDA stops a server only after idle minutes without a request: the probes have long
+    # seen it go when the next request comes.
+    time.sleep(_gate_seconds(config, name) + 0.5)
+    before = _selected_total(_scrape(gateway), query)
+    sent = _clients(gateway, [(name, False, 2.0), (name, True, 2.0)], timeout=30)
+    for one in sent:
+        assert one.ok and one.reply is not None, (one.error, one.reply and one.reply.body[:200])
+        assert one.reply.seconds < SLACK_S, (one.stream, one.reply.seconds)
+        assert one.reply.deployment == gateway.fallback(name), one.reply.deployment
+        assert one.reply.content() == gateway.cloud_of(name).reply
+    assert len(sent) >= 4
+    assert client_requests(local) == []
+    woken = _demand_settles(gateway, query, before + len(sent))
+    assert woken == before + len(sent)
+    # The gateway's background health checks keep calling the server while it is down;
+    # were they demand, it would never stay asleep.
+    checks = len(_health_checks(local))
+    limit = _health_check_period(config) + SLACK_S
+    for _ in range(int(limit / 0.25)):
+        if len(_health_checks(local)) > checks:
+            break
+        time.sleep(0.25)
+    assert len(_health_checks(local)) > checks, f"no health check within {limit} s"
+    time.sleep(local.failfast_seconds + 0.5)  # it is answered, fails and is logged
+    assert _selected_total(_scrape(gateway), query) == woken
+
+    # The simulated start: the server answers its probes and requests again.
+    local.mode = "normal"
+    limit = _gate_seconds(config, name) + _health_check_period(config) + SLACK_S
+    started = time.monotonic()
+    answered = 0
+    back = None
+    for _ in range(400):
+        reply = _request(gateway, name, stream=False, timeout=limit).reply
+        answered += 1
+        assert reply is not None and reply.status == 200, reply and reply.body[:300]
+        if reply.deployment == f"local-{name}":
+            back = time.monotonic() - started
+            break
+        assert time.monotonic() - started < limit, f"not local again within {limit} s"
+        time.sleep(0.25)
+    assert back is not None
+    print(f"\nback to local {back:.1f} s after the simulated start")
+    assert _demand_settles(gateway, query, woken + answered) == woken + answered

@@ -353,6 +353,31 @@ def test_hpa_raises_replicas_to_min_and_peak_to_max() -> None:
     assert report.peak[0].startswith("PEAK (HPAs at maxReplicas) apps: requests.cpu 5 > hard 4")
 
 
+def test_a_keda_scaled_object_counts_as_the_hpa_it_makes() -> None:
+    # No `replicas`: KEDA's to set, and the API server defaults it to 1.
+    server = deployment("gpu", [container(requests={"cpu": "2"})])
+    assert "replicas" not in server["spec"]
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "gpu", "namespace": "apps"},
+        "spec": {
+            "scaleTargetRef": {"name": "gpu"},  # a Deployment unless a kind is named
+            "minReplicaCount": 0,
+            "maxReplicaCount": 3,
+        },
+    }
+    objects = [server, scaled, quota(requests_cpu="4")]
+    assert totals(objects)["pods"] == 1
+    assert totals(objects, peak=True)["pods"] == 3
+    report = quota_report(objects, NODES)
+    assert report.steady == []
+    assert report.peak[0].startswith("PEAK (HPAs at maxReplicas) apps: requests.cpu 6 > hard 4")
+    # A ScaledObject of another API group is not KEDA's: nothing is scaled.
+    foreign = {**scaled, "apiVersion": "example.org/v1"}
+    assert totals([server, foreign, quota(requests_cpu="4")], peak=True)["pods"] == 1
+
+
 def test_peak_list_leaves_out_what_the_hpa_does_not_change() -> None:
     objects = [
         deployment("web", [container(requests={"cpu": "1"})], replicas=1),

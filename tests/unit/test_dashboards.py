@@ -10,8 +10,14 @@ import pytest
 
 from components.config.addons import AlertThresholds
 from components.observability import dashboards, metrics, queries, rules
+from tests.support import stack_config
 
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", '"$model"': '".*"'}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__range": "6h",
+    '"$model"': '".*"',
+    '"$namespace"': '".*"',
+}
 
 
 def _parse(expr: str) -> Any:
@@ -33,9 +39,17 @@ def _selected_names(expr: str) -> set[str]:
     return names
 
 
+def _prod_dashboards() -> dict[str, dict[str, Any]]:
+    """Every dashboard with every optional panel (prod autoscales a model, runs the VPA)."""
+    config = stack_config("prod")
+    return dashboards.all_dashboards(
+        scaled=dashboards.scaled_servers(config), recommendations=config.vpa.enabled
+    )
+
+
 def _dashboard_exprs() -> list[tuple[str, str]]:
     found = []
-    for uid, board in dashboards.all_dashboards().items():
+    for uid, board in _prod_dashboards().items():
         for panel in board["panels"]:
             for target in panel["targets"]:
                 found.append((f"{uid}/{panel['title']}", target["expr"]))
@@ -48,8 +62,9 @@ def _rule_exprs(postgres_backups: bool) -> list[tuple[str, str]]:
 
 
 def test_every_dashboard_is_json_with_unique_uids_and_panel_ids() -> None:
-    boards = dashboards.all_dashboards()
-    assert len(boards) == 4
+    assert len(dashboards.all_dashboards()) == 4
+    boards = _prod_dashboards()
+    assert len(boards) == 5
     for uid, board in boards.items():
         loaded = json.loads(dashboards.dashboard_json(board))
         assert loaded["uid"] == uid
@@ -170,3 +185,57 @@ def test_dashboards_and_rules_share_their_queries() -> None:
     assert queries.fallback_rate("5m") in rule_text
     dash_text = " ".join(expr for _, expr in _dashboard_exprs())
     assert queries.fallback_rate(dashboards.RATE) in dash_text
+
+
+# --- autoscaling and recommendations ---------------------------------------------------------
+
+
+def _panels(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {panel["title"]: panel for panel in board["panels"]}
+
+
+def test_the_optional_panels_appear_only_when_their_feature_is_on() -> None:
+    plain = dashboards.all_dashboards()
+    dev = stack_config("dev")
+    assert dev.autoscaled_models == [] and not dev.vpa.enabled
+    assert (
+        dashboards.all_dashboards(
+            scaled=dashboards.scaled_servers(dev), recommendations=dev.vpa.enabled
+        )
+        == plain
+    )
+    scaled = _panels(_prod_dashboards()["llm-traffic"])
+    assert set(scaled) - set(_panels(plain["llm-traffic"])) == {
+        "Autoscaled model servers: replicas",
+        "GPU-hours saved by scaling down (time range)",
+        "GPU cost saved by scaling down, USD (time range)",
+    }
+
+
+def test_savings_are_priced_with_the_gpu_class_cost() -> None:
+    config = stack_config("prod")
+    (server,) = dashboards.scaled_servers(config)
+    model = config.inference.models[server.model]
+    assert model.autoscaling is not None and model.gpu_class is not None
+    assert (server.max_replicas, server.gpus) == (model.autoscaling.max, model.gpu_count)
+    cost = config.cluster.gpu_classes[model.gpu_class].hourly_cost_usd
+    assert server.gpu_hourly_cost_usd == cost > 0
+    panels = _panels(_prod_dashboards()["llm-traffic"])
+    (hours,) = panels["GPU-hours saved by scaling down (time range)"]["targets"]
+    (usd,) = panels["GPU cost saved by scaling down, USD (time range)"]["targets"]
+    assert usd["expr"] == f"({hours['expr']}) * {cost:g}"
+    # One replica of `max` idle for the whole range is max x GPUs x the range's hours.
+    assert f"({server.max_replicas} - max(kube_deployment_spec_replicas" in hours["expr"]
+    assert f"* {server.gpus})[$__range:1m]) / 60" in hours["expr"]
+    assert f'deployment="{server.deployment}"' in hours["expr"]
+
+
+def test_the_resources_dashboard_sets_requests_beside_recommendations() -> None:
+    board = _prod_dashboards()["llm-resources"]
+    for panel in board["panels"]:
+        names = {n for t in panel["targets"] for n in _selected_names(t["expr"])}
+        assert names == {
+            "kube_pod_container_resource_requests",
+            dashboards.VPA_RECOMMENDATION,
+        }
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "namespace"]

@@ -376,6 +376,7 @@ def test_models_per_gpu_node_never_exceed_its_gpus() -> None:
     # (caught by the existing largest-node rule); 3 + 1 GPUs with a second 2-GPU model
     # add up to 4 but only one 2-GPU pod fits a node: the per-node rule.
     values = _prod_with_two_3090_nodes(**{"gpu-3090-a": 3, "gpu-3090-b": 1})
+    values["inference"]["models"]["qwen3-14b"].pop("autoscaling")
     values["inference"]["models"]["qwen3-14b-b"] = dict(values["inference"]["models"]["qwen3-14b"])
     with pytest.raises(ConfigError) as raised:
         parse_platform_config(values)

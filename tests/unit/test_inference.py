@@ -10,9 +10,10 @@ import argparse
 from functools import cache
 from typing import Any
 
+import promql_parser
 import pytest
 
-from components.config import PlatformConfig, parse_platform_config
+from components.config import ConfigError, PlatformConfig, parse_platform_config
 from components.inference.fit import GIB, estimate
 from components.inference.model_server import (
     GPU_CLASS_LABEL,
@@ -22,13 +23,22 @@ from components.inference.model_server import (
     server_plan,
     startup_seconds,
 )
+from components.inference.scaling import DEMAND_WINDOW_SECONDS
 from components.inference.vllm_args import vllm_args
+from components.observability import metrics
 from tests.support import stack_config, stack_values
-from tests.unit.manifest_checks import validate_core
+from tests.unit.manifest_checks import (
+    manifest,
+    validate_against_crd,
+    validate_core,
+    validate_custom_resource,
+)
 from tools.mock_engine import SECRET, ProgramRun, RecordedResource, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 TOKEN = "hf_TEST-SECRET-not-in-the-render"
+PROMETHEUS = "http://prometheus.observability.svc.cluster.local:9090"
 
 
 def _run(config: PlatformConfig, stack: str = "dev") -> ProgramRun:
@@ -43,6 +53,7 @@ def _run(config: PlatformConfig, stack: str = "dev") -> ProgramRun:
                 config=config,
                 provider=provider,
                 huggingface_token=pulumi.Output.secret(TOKEN),
+                prometheus_url=PROMETHEUS,
             ),
         )
         return {"inference": inference}
@@ -270,10 +281,14 @@ def test_every_object_validates_and_uses_the_explicit_provider() -> None:
         for resource in objects:
             assert resource.provider == provider.urn
             assert resource.parent is not None and "Inference" in resource.parent
-            validate_core(resource)
+            if resource.type == SCALED_OBJECT:
+                validate_custom_resource(resource)
+            else:
+                validate_core(resource)
             kinds.add(resource.type)
     assert kinds == {
         DEPLOYMENT,
+        SCALED_OBJECT,
         "kubernetes:core/v1:Service",
         "kubernetes:core/v1:PersistentVolumeClaim",
         "kubernetes:core/v1:Secret",
@@ -329,7 +344,7 @@ def test_class_maintenance_scales_to_zero_and_back() -> None:
     values["cluster"]["gpu_classes"]["rtx-4090"]["maintenance"] = True
     servers = _servers(_values_run(values))
     assert servers["vllm-qwen3-8b"].inputs["spec"]["replicas"] == 0
-    assert servers["vllm-qwen3-14b"].inputs["spec"]["replicas"] == 1
+    assert "replicas" not in servers["vllm-qwen3-14b"].inputs["spec"]  # KEDA's to set
     values["cluster"]["gpu_classes"]["rtx-4090"]["maintenance"] = False
     restored = _servers(_values_run(values))
     assert restored["vllm-qwen3-8b"].inputs["spec"]["replicas"] == 1
@@ -406,3 +421,185 @@ def test_a_served_name_with_dots_and_case_keeps_its_kubernetes_objects_dns_safe(
     for resource in run.resources:
         if resource.type.startswith("kubernetes:"):
             validate_core(resource)
+
+
+# --- demand-following servers (KEDA) ---------------------------------------------------------
+
+
+def _scalers(run: ProgramRun) -> dict[str, RecordedResource]:
+    return {r.inputs["metadata"]["name"]: r for r in run.of_type(SCALED_OBJECT)}
+
+
+def test_an_autoscaled_server_leaves_its_replicas_to_keda_and_is_not_awaited() -> None:
+    config = stack_config("prod")
+    run = _stack_run("prod")
+    server = _servers(run)["vllm-qwen3-14b"]
+    scaling = config.inference.models["qwen3-14b"].autoscaling
+    assert scaling is not None and scaling.min == 0
+    # Pulumi does not own the field, so an update never resets KEDA's choice; and a
+    # server held at zero is not waited for (its cache claim never binds).
+    assert "replicas" not in server.inputs["spec"]
+    assert server.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    (scaler,) = _scalers(run).values()
+    assert scaler.inputs["metadata"]["name"] == "vllm-qwen3-14b"
+    assert "annotations" not in scaler.inputs["metadata"]  # not paused
+    assert server.urn in scaler.depends_on
+    spec = scaler.inputs["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "vllm-qwen3-14b",
+    }
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, scaling.max)
+    assert spec["cooldownPeriod"] == scaling.idle_minutes * 60 - DEMAND_WINDOW_SECONDS
+    triggers = {t["name"]: t for t in spec["triggers"]}
+    assert set(triggers) == {"demand", "load", "kv-cache"}
+    assert {t["metadata"]["serverAddress"] for t in triggers.values()} == {PROMETHEUS}
+    sequences = config.inference.models["qwen3-14b"].max_concurrent_sequences
+    assert triggers["load"]["metadata"]["threshold"] == str(sequences)
+    assert triggers["demand"]["metadata"]["threshold"] == "1"
+    # The fixed-replica server beside it is as it was.
+    fixed = _servers(run)["vllm-qwen3-8b"]
+    assert fixed.inputs["spec"]["replicas"] == 1 and "annotations" not in fixed.inputs["metadata"]
+
+
+def test_the_scaled_object_matches_the_keda_crd_and_a_typo_does_not() -> None:
+    import jsonschema
+
+    (scaler,) = _scalers(_stack_run("prod")).values()
+    validate_custom_resource(scaler)
+    body = manifest(scaler)
+    body["spec"]["cooldownPeriods"] = 60
+    with pytest.raises(jsonschema.ValidationError, match="cooldownPeriods"):
+        validate_against_crd(body, "typo")
+    body = manifest(scaler)
+    body["spec"]["minReplicaCount"] = -1
+    with pytest.raises(jsonschema.ValidationError):
+        validate_against_crd(body, "negative")
+
+
+def test_trigger_queries_parse_and_read_only_catalogued_metrics() -> None:
+    (scaler,) = _scalers(_stack_run("prod")).values()
+    read: dict[str, set[str]] = {}
+    for trigger in scaler.inputs["spec"]["triggers"]:
+        names: set[str] = set()
+
+        def visit(node: Any, into: set[str] = names) -> None:
+            if isinstance(node, promql_parser.VectorSelector):
+                into.add(node.name)
+
+        promql_parser.walk(promql_parser.parse(trigger["metadata"]["query"]), visit)
+        assert names <= metrics.series_names(), names - metrics.series_names()
+        read[trigger["name"]] = names
+    assert read == {
+        "demand": {"litellm_proxy_total_requests_metric_total"},
+        "load": {"vllm:num_requests_running", "vllm:num_requests_waiting"},
+        "kv-cache": {"vllm:kv_cache_usage_perc"},
+    }
+
+
+def test_maintenance_wins_over_autoscaling() -> None:
+    values = stack_values("prod")
+    values["cluster"]["gpu_classes"]["rtx-3090"]["maintenance"] = True
+    run = _values_run(values)
+    (scaler,) = _scalers(run).values()
+    assert scaler.inputs["metadata"]["annotations"] == {"autoscaling.keda.sh/paused-replicas": "0"}
+    assert "replicas" not in _servers(run)["vllm-qwen3-14b"].inputs["spec"]
+    values["cluster"]["gpu_classes"]["rtx-3090"]["maintenance"] = False
+    (resumed,) = _scalers(_values_run(values)).values()
+    assert "annotations" not in resumed.inputs["metadata"]
+
+
+def test_a_warm_minimum_is_awaited_and_spread_over_its_maximum() -> None:
+    values = stack_values("prod")
+    values["inference"]["cache_access_mode"] = "ReadWriteMany"
+    values["cluster"]["nodes"]["gpu-4090b"] = {
+        "address": "192.168.10.33",
+        "gpu": {"gpu_class": "rtx-4090", "count": 1},
+    }
+    values["namespaces"]["inference"]["quota"]["gpus"] = 4
+    values["inference"]["models"]["qwen3-8b"]["autoscaling"] = {"min": 1, "max": 2}
+    run = _values_run(values)
+    server = _servers(run)["vllm-qwen3-8b"]
+    assert "annotations" not in server.inputs["metadata"]  # one replica always runs
+    assert "replicas" not in server.inputs["spec"]
+    spec = _scalers(run)["vllm-qwen3-8b"].inputs["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (1, 2)
+    pdbs = {
+        r.inputs["metadata"]["name"]
+        for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    }
+    assert "vllm-qwen3-8b" in pdbs
+
+
+def test_autoscaling_off_leaves_the_server_as_it_was() -> None:
+    with_scaling = _stack_run("prod")
+    values = stack_values("prod")
+    values["inference"]["models"]["qwen3-14b"].pop("autoscaling")
+    values["vpa"] = {"enabled": False}
+    without = _values_run(values)
+    assert _scalers(without) == {}
+    plain = _servers(without)["vllm-qwen3-14b"].inputs
+    assert plain["spec"]["replicas"] == 1 and "annotations" not in plain["metadata"]
+    scaled = _servers(with_scaling)["vllm-qwen3-14b"].inputs
+    rest = {k: v for k, v in plain["spec"].items() if k != "replicas"}
+    assert scaled["spec"] == rest
+    assert {k: v for k, v in scaled["metadata"].items() if k != "annotations"} == plain["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (
+            lambda m: m.update(placement="lan", lan_host="workstation", lan_port=8000),
+            "inference.models.qwen3-14b.autoscaling",
+            "only servers on cluster GPUs scale",
+        ),
+        (
+            lambda m: m.update(replicas=2),
+            "inference.models.qwen3-14b.replicas",
+            "exclude each other",
+        ),
+        (
+            lambda m: m.pop("cloud_fallback"),
+            "inference.models.qwen3-14b.autoscaling.min",
+            "a cloud_fallback must answer",
+        ),
+        (
+            lambda m: m["autoscaling"].update(max=2),
+            "inference.models.qwen3-14b.autoscaling.max",
+            "hold at most 1 replicas",
+        ),
+        (
+            lambda m: m["autoscaling"].update(idle_minutes=1),
+            "inference.models.qwen3-14b.autoscaling.idle_minutes",
+            "greater than or equal to 5",
+        ),
+        (
+            lambda m: m["autoscaling"].update(min=2),
+            "inference.models.qwen3-14b.autoscaling.min",
+            "0 or 1",
+        ),
+    ],
+)
+def test_bad_autoscaling_is_a_config_error_naming_the_field(
+    change: Any, path: str, message: str
+) -> None:
+    values = stack_values("prod")
+    change(values["inference"]["models"]["qwen3-14b"])
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    assert any(
+        line.startswith(f"config error: {path}:") and message in line for line in raised.value.lines
+    ), raised.value.lines
+
+
+def test_autoscaling_needs_the_metrics_prometheus_collects() -> None:
+    values = stack_values("prod")
+    values["observability"]["enabled"] = False
+    with pytest.raises(ConfigError) as raised:
+        parse_platform_config(values)
+    assert (
+        "config error: inference.models.qwen3-14b.autoscaling: scales on metrics Prometheus "
+        "collects: needs observability.enabled" in "\n".join(raised.value.lines)
+    )

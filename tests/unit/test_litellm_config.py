@@ -22,11 +22,18 @@ from components.llm_gateway.costs import client_budget_usd, local_token_cost
 from components.llm_gateway.litellm_config import (
     DEADLINES_KEY,
     FALLBACK_ORDER,
+    HOOK_FILES,
     LOCAL_ORDER,
     OFFLINE_ENV,
+    READINESS_CALLBACK,
+    READINESS_FILES,
+    READINESS_KEY,
+    gated_models,
+    hook_files,
     litellm_config_yaml,
     render_litellm_config,
 )
+from components.llm_gateway.readiness_gate import Gate
 from components.llm_gateway.upstream_deadlines import Deadlines
 from tests.support import load_stack_lines, secret_placeholder, stack_config, stack_values
 from tools.mock_engine import PROJECT, config_for_engine
@@ -450,3 +457,58 @@ def test_cloud_model_without_its_key_stops_the_program() -> None:
 
     lines = load_stack_lines("dev", engine, [f"{PROJECT}:{key}" for key in secrets])
     assert any("anthropic_api_key" in line and "secret is not set" in line for line in lines)
+
+
+# --- models that autoscale to zero ---------------------------------------------------------
+
+
+def test_a_model_that_scales_to_zero_carries_a_readiness_gate_and_the_proxy_its_callback() -> None:
+    config = stack_config("prod")
+    rendered = render_litellm_config(config)
+    local = {
+        e["model_name"]: e["model_info"]
+        for e in rendered["model_list"]
+        if str(e["model_info"]["id"]).startswith("local-")
+    }
+    gated = {name for name, info in local.items() if READINESS_KEY in info}
+    assert gated == {"qwen3-14b"} == set(gated_models(config))
+    gate = Gate.from_model_info(local["qwen3-14b"])
+    assert gate is not None
+    # vLLM's /health behind the model's Service, the Service the gateway calls.
+    assert gate.url == f"http://vllm-qwen3-14b.inference.svc.cluster.local:{VLLM_PORT}/health"
+    api_base = _group(rendered, "qwen3-14b")[0]["litellm_params"]["api_base"]
+    assert gate.url == api_base.removesuffix("/v1") + "/health"
+    assert gate.timeout_seconds <= gate.poll_seconds
+    assert rendered["litellm_settings"]["callbacks"][-1] == READINESS_CALLBACK
+    assert set(hook_files(config)) == {*HOOK_FILES, *READINESS_FILES}
+
+
+def test_without_such_a_model_neither_gate_nor_callback_is_rendered() -> None:
+    dev = stack_config("dev")
+    rendered = render_litellm_config(dev)
+    assert all(READINESS_KEY not in e["model_info"] for e in rendered["model_list"])
+    assert READINESS_CALLBACK not in rendered["litellm_settings"]["callbacks"]
+    assert set(hook_files(dev)) == set(HOOK_FILES)
+    # A warm minimum needs no gate: a replica always runs.
+    values = stack_values("prod")
+    values["inference"]["models"]["qwen3-14b"]["autoscaling"]["min"] = 1
+    assert gated_models(parse_platform_config(values)) == []
+    # In maintenance the cloud model is the group's only deployment: nothing to gate.
+    assert gated_models(_with_maintenance("prod", "rtx-3090")) == []
+
+
+def test_the_gate_follows_the_api_base_the_tests_give() -> None:
+    rendered = render_litellm_config(
+        stack_config("prod"), api_bases={"qwen3-14b": "http://127.0.0.1:9/v1"} | _lan_bases()
+    )
+    entry = _group(rendered, "qwen3-14b")[0]
+    assert entry["model_info"][READINESS_KEY]["url"] == "http://127.0.0.1:9/health"
+
+
+def _lan_bases() -> dict[str, str]:
+    config = stack_config("prod")
+    return {
+        name: f"http://127.0.0.1:{10 + i}/v1"
+        for i, name in enumerate(sorted(config.inference.models))
+        if name != "qwen3-14b"
+    } | {config.data.embeddings_model: "http://127.0.0.1:8/v1"}

@@ -199,9 +199,13 @@ def test_config_hash_annotation_is_the_configmap_content_hash(
         r for r in run.of_type(CONFIG_MAP) if r.inputs["metadata"]["name"] == "litellm-config"
     ]
     data = config_map.inputs["data"]
-    # The proxy's hooks ship next to the config (LiteLLM loads them from its directory).
-    assert set(data) == {"config.yaml", "failover_hooks.py", "upstream_deadlines.py"}
-    text = data["config.yaml"] + data["failover_hooks.py"] + data["upstream_deadlines.py"]
+    # The proxy's hooks ship next to the config (LiteLLM loads them from its directory);
+    # the readiness callback only where a model autoscales to zero (prod).
+    hooks = {"failover_hooks.py", "upstream_deadlines.py"}
+    if stack == "prod":
+        hooks |= {"readiness_hooks.py", "readiness_gate.py"}
+    assert set(data) == {"config.yaml", *hooks}
+    text = data["config.yaml"] + "".join(data[name] for name in sorted(hooks))
     annotations = _one(run, DEPLOYMENT).inputs["spec"]["template"]["metadata"]["annotations"]
     assert annotations[CONFIG_HASH_ANNOTATION] == hashlib.sha256(text.encode()).hexdigest()
 

@@ -470,6 +470,69 @@ def test_webhook_flows_reach_the_backing_pods_on_the_target_port() -> None:
     assert not [line for line in r.check(fixed, api=api) if "api-server" in line]
 
 
+def test_an_aggregated_api_is_reached_by_the_api_server_on_its_target_port() -> None:
+    api = r.api_server("192.168.10.11")
+    objects = [
+        workload("Deployment", "km", "metrics", {"containers": [container(("https", 6443, TCP))]}),
+        service_obj("km", "metrics", {"app": "metrics"}, [{"port": 443, "targetPort": 6443}]),
+        {
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+            "spec": {"service": {"namespace": "km", "name": "metrics", "port": 443}},
+        },
+        deny_all("km"),
+    ]
+    (flow,) = [f for f in r.required_flows(objects, api=api) if f.source is api]
+    assert (flow.target.name, flow.port) == ("Deployment/km/metrics", 6443)
+    assert "APIService/v1beta1.external.metrics.k8s.io" in flow.why
+    assert any("api-server -> Deployment/km/metrics:6443" in line for line in r.check(objects))
+    gone = [o for o in objects if o["kind"] != "Deployment"]
+    assert any(line.startswith("unresolved: APIService/") for line in r.check(gone, api=api))
+
+
+def keda_cluster(server: str) -> list[Obj]:
+    return [
+        workload("Deployment", "keda", "keda-operator", {"containers": [container()]}),
+        workload("Deployment", "obs", "prom", {"containers": [container(("web", 9090, TCP))]}),
+        service_obj("obs", "prom", {"app": "prom"}, [{"port": 9090, "targetPort": "web"}]),
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "server", "namespace": "apps"},
+            "spec": {
+                "scaleTargetRef": {"name": "server"},
+                "triggers": [
+                    {
+                        "type": "prometheus",
+                        "name": "load",
+                        "metadata": {"serverAddress": server, "query": "up", "threshold": "1"},
+                    },
+                    {"type": "cpu", "metadata": {"value": "50"}},
+                ],
+            },
+        },
+        deny_all("keda"),
+    ]
+
+
+def test_keda_queries_the_prometheus_its_triggers_name() -> None:
+    objects = keda_cluster("http://prom.obs.svc.cluster.local:9090")
+    flows = [f for f in r.required_flows(objects) if "ScaledObject/" in f.why]
+    assert [(f.source.name, f.target.name, f.port) for f in flows] == [
+        ("Deployment/keda/keda-operator", "Deployment/obs/prom", 9090)
+    ]
+    assert any(
+        "Deployment/keda/keda-operator -> Deployment/obs/prom:9090/TCP" in line
+        and "source egress denies" in line
+        for line in r.check(objects)
+    )
+    allowed = [*objects, allow_to("keda", ns_peer("obs"), [{"port": 9090}])]
+    assert not [line for line in r.check(allowed) if "ScaledObject/" in line]
+    # A server address that names no Service is reported, not silently skipped.
+    wrong = keda_cluster("http://prometheus.obs:9090")
+    assert any("unresolved: ScaledObject/apps/server" in line for line in r.check(wrong))
+
+
 def test_a_webhook_without_backing_pods_is_reported() -> None:
     objects = [o for o in webhook_cluster() if o["kind"] != "Deployment"]
     assert any(
@@ -896,4 +959,50 @@ def test_render_linkerd_authorizes_only_the_named_clients(
         (r.WORLD, gateway, 4000, "/v1/models"),
     ]:
         decision = r.linkerd_allowed(objects, src, dst, port, path=path)
+        assert not decision, decision.reason
+
+
+def test_render_autoscaling_flows_are_required_and_allowed(
+    rendered: Callable[[str], list[Obj]],
+) -> None:
+    """prod runs KEDA and the VPA recommender: the API server reaches KEDA's metrics API,
+    KEDA's operator the Prometheus its triggers query, and every pod of both namespaces
+    the API server it is bound to by RBAC; nothing else leaves them."""
+    objects = rendered("prod")
+    api = _api("prod")
+    flows = r.required_flows(objects, api=api, api_clients=True)
+    whys = " ".join(f.why for f in flows)
+    assert "APIService/v1beta1.external.metrics.k8s.io" in whys
+    assert "ScaledObject/inference/vllm-qwen3-14b trigger demand" in whys
+    mine = [
+        f
+        for f in flows
+        if {f.source.namespace, f.target.namespace} & {"keda", "vpa"}
+        and (f.source is api or f.target is api or "ScaledObject/" in f.why)
+    ]
+    sources = {f.source.name for f in mine if f.target is api}
+    assert {
+        "Deployment/keda/keda-operator",
+        "Deployment/keda/keda-operator-metrics-apiserver",
+        "Deployment/vpa/vpa-vertical-pod-autoscaler-recommender",
+    } <= sources
+    policies = r.network_policies(objects)
+    namespaces = r.namespace_labels(objects)
+    for flow in mine:
+        decision = r.allowed(policies, flow.source, flow.target, flow.port, namespaces=namespaces)
+        assert decision, decision.reason
+    # The gateway's readiness gate probes each scaled server's /health through the mesh.
+    gateway = _find(objects, "llm-gateway", "Deployment/llm-gateway/litellm")
+    scaled = _find(objects, "inference", "Deployment/inference/vllm-qwen3-14b")
+    assert r.allowed(policies, gateway, scaled, 8000, namespaces=namespaces)
+    probe = r.linkerd_allowed(objects, gateway, scaled, 8000, path="/health", method="GET")
+    assert probe, probe.reason
+    operator = _find(objects, "keda", "keda-operator")
+    recommender = _find(objects, "vpa", "recommender")
+    for src, dst, port in [
+        (operator, _find(objects, "llm-gateway", "Deployment/llm-gateway/litellm"), 4000),
+        (operator, _find(objects, "inference", "vllm-"), 8000),
+        (recommender, _find(objects, "observability", "Prometheus/"), 9090),
+    ]:
+        decision = r.allowed(policies, src, dst, port, namespaces=namespaces)
         assert not decision, decision.reason

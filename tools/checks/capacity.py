@@ -7,7 +7,7 @@ What is counted as the API server would count it when the pods are admitted:
 
 * Pods per workload: Deployment/ReplicaSet/StatefulSet/ReplicationController `replicas`
   (default 1; raised to an HPA's `minReplicas`, and, as a separate *peak* figure, to its
-  `maxReplicas`), Job `parallelism` (capped by `completions`), one Job per CronJob,
+  `maxReplicas`; a KEDA ScaledObject counts as the HPA it makes), Job `parallelism` (capped by `completions`), one Job per CronJob,
   DaemonSets once per eligible node (nodeSelector, required node affinity, NoSchedule /
   NoExecute taints against tolerations, including the RuntimeClass's scheduling
   tolerations), bare Pods once. Operator custom resources are modelled as the pods they
@@ -332,14 +332,25 @@ def _key(kind: str, namespace: str, name: str) -> tuple[str, str, str]:
 
 
 def _hpa_bounds(objects: Iterable[Obj]) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(min, max) replicas of each autoscaled workload: HPAs, and KEDA ScaledObjects (which
+    make an HPA with their bounds at run time; keda v2.20.2 `apis/keda/v1alpha1`
+    `scaledobject_types.go`: a Deployment target by default, min 0, max 100)."""
     bounds: dict[tuple[str, str, str], tuple[int, int]] = {}
     for obj in objects:
-        if obj.get("kind") != "HorizontalPodAutoscaler":
-            continue
         spec = obj.get("spec") or {}
         target = spec.get("scaleTargetRef") or {}
-        key = _key(str(target.get("kind")), _ns(obj), str(target.get("name")))
-        bounds[key] = (int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 1)))
+        if obj.get("kind") == "HorizontalPodAutoscaler":
+            key = _key(str(target.get("kind")), _ns(obj), str(target.get("name")))
+            bounds[key] = (int(spec.get("minReplicas", 1)), int(spec.get("maxReplicas", 1)))
+        elif obj.get("kind") == "ScaledObject" and str(obj.get("apiVersion")).startswith(
+            "keda.sh/"
+        ):
+            kind = str(target.get("kind") or "Deployment")
+            key = _key(kind, _ns(obj), str(target.get("name")))
+            bounds[key] = (
+                int(spec.get("minReplicaCount", 0)),
+                int(spec.get("maxReplicaCount", 100)),
+            )
     return bounds
 
 

@@ -26,9 +26,11 @@ reference https://kubernetes.io/docs/reference/kubernetes-api/policy-resources/n
   it does not (a flow between pods must be allowed by selectors).
 
 Then `required_flows` derives, from an object set, what the cluster needs to work: the API
-server to every admission/conversion webhook's pods, every pod to CoreDNS, Prometheus to
-every scrape target (ServiceMonitor, PodMonitor, `prometheus.io/scrape` annotations), and
-meshed pods to the Linkerd control plane (optionally, RBAC-bound pods to the API server);
+server to every admission/conversion webhook's and aggregated API server's (APIService)
+pods, every pod to CoreDNS, Prometheus to every scrape target (ServiceMonitor, PodMonitor,
+`prometheus.io/scrape` annotations), KEDA's operator to the Prometheus its ScaledObjects'
+triggers query, and meshed pods to the Linkerd control plane (optionally, RBAC-bound pods
+to the API server);
 `check` reports each one that is denied, and each target it cannot find.
 
 What is not in the objects is synthesized: k3s's CoreDNS (kube-system, `k8s-app=kube-dns`),
@@ -59,6 +61,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, ip_address, ip_network
 from typing import Any
+from urllib.parse import urlsplit
 
 Obj = Mapping[str, Any]
 
@@ -86,6 +89,8 @@ LINKERD_CLUSTER_NETWORKS = tuple(
     IPv4Network(n) for n in ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
 )
 """Linkerd's default `clusterNetworks` (IPv4 part)."""
+KEDA_OPERATOR_LABELS = {"app": "keda-operator"}
+"""The KEDA operator's pod selector (keda chart 2.20.2 `templates/manager/deployment.yaml`)."""
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 
@@ -791,6 +796,10 @@ def _webhook_refs(obj: Obj) -> Iterator[tuple[str, Obj]]:
         service = ((conversion.get("webhook") or {}).get("clientConfig") or {}).get("service")
         if conversion.get("strategy") == "Webhook" and service:
             yield f"CRD/{_name(obj)} conversion webhook", service
+    elif kind == "APIService":
+        service = _spec(obj).get("service")
+        if service:
+            yield f"APIService/{_name(obj)} (aggregated API)", service
 
 
 def _webhook_flows(index: _Index, api: Endpoint) -> list[RequiredFlow]:
@@ -809,6 +818,51 @@ def _webhook_flows(index: _Index, api: Endpoint) -> list[RequiredFlow]:
             RequiredFlow(api, pod, target, protocol, f"{what} via Service {namespace}/{name}")
             for pod, target, protocol in backends
         ]
+    return flows
+
+
+def _service_of_url(url: str, index: _Index) -> tuple[Service, ServicePort] | None:
+    """The Service and port an in-cluster URL names (`http://<svc>.<ns>[.svc...]:<port>`)."""
+    parsed = urlsplit(url)
+    parts = (parsed.hostname or "").split(".")
+    if len(parts) < 2:
+        return None
+    service = index.service(parts[1], parts[0])
+    default = 443 if parsed.scheme == "https" else 80
+    port = service.port_numbered(parsed.port or default) if service else None
+    return (service, port) if service is not None and port is not None else None
+
+
+def _keda_trigger_flows(index: _Index) -> list[RequiredFlow]:
+    """KEDA's operator runs every ScaledObject trigger; a Prometheus trigger queries its
+    `serverAddress` (keda v2.20.2 `pkg/scalers/prometheus_scaler.go`)."""
+    operators = [
+        p
+        for p in index.pods
+        if not p.is_address and selector_matches({"matchLabels": KEDA_OPERATOR_LABELS}, p.labels)
+    ]
+    flows = []
+    for obj in index.objects:
+        if obj.get("kind") != "ScaledObject" or not str(obj.get("apiVersion")).startswith(
+            "keda.sh/"
+        ):
+            continue
+        for trigger in _spec(obj).get("triggers") or ():
+            address = (trigger.get("metadata") or {}).get("serverAddress")
+            if trigger.get("type") != "prometheus" or not address:
+                continue
+            what = f"ScaledObject/{_namespace(obj)}/{_name(obj)} trigger {trigger.get('name')}"
+            found = _service_of_url(str(address), index)
+            backends = service_backends(found[0], index.pods, found[1]) if found else []
+            if not operators or not backends:
+                index.problems.append(
+                    Problem(f"{what}: no KEDA operator, or {address} has no backing pod")
+                )
+            flows += [
+                RequiredFlow(operator, pod, number, protocol, f"{what} queries {address}")
+                for operator in operators
+                for pod, number, protocol in backends
+            ]
     return flows
 
 
@@ -1078,6 +1132,7 @@ def required_flows(
         *_webhook_flows(index, api),
         *_dns_flows(index, dns),
         *_scrape_flows(index, prometheus),
+        *_keda_trigger_flows(index),
         *_linkerd_flows(index, linkerd_namespace),
         *(_api_client_flows(index, api) if api_clients else []),
     ]
