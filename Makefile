@@ -9,7 +9,7 @@ STACK ?= $(if $(CONFIG),$(patsubst Pulumi.%.yaml,%,$(filter Pulumi.%.yaml,$(notd
 # Every stack file beside Pulumi.yaml (tools/stacks.py lists them with their tiers).
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv charts render render-all diff policy smoke bench test lint typecheck unit system-tools \
+.PHONY: help venv charts render render-all diff drift policy smoke bench test lint typecheck unit system-tools \
         litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
 
 help:
@@ -17,6 +17,8 @@ help:
 	@echo "make charts                              pinned chart archives into .cache/charts/ (CHART_MIRROR=dir offline)"
 	@echo "make test                               the whole suite (installs what it needs)"
 	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders"
+	@echo "make drift [STACK=dev] PREVIEW=file     drift summary of a pulumi preview --refresh --json"
+	@echo "make drift [STACK=dev] OLD=a NEW=b      the same summary from two renders"
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
@@ -46,6 +48,11 @@ render-all: venv charts
 diff: venv
 	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make diff OLD=<render dir> NEW=<render dir>"; exit 1; }
 	$(BIN)/python -m tools.diff $(OLD) $(NEW)
+
+# Exit 0 no drift, 1 drift, 2 the check failed (tools/drift.py; docs/delivery.md, "Drift detection").
+drift: venv
+	@test -n "$(PREVIEW)" -o \( -n "$(OLD)" -a -n "$(NEW)" \) || { echo "usage: make drift [STACK=dev] PREVIEW=<pulumi preview --json output> | OLD=<render dir> NEW=<render dir>"; exit 2; }
+	@$(BIN)/python -m tools.drift --stack $(STACK) $(if $(PREVIEW),--preview $(PREVIEW),$(OLD) $(NEW))
 
 policy: render
 	$(BIN)/python -m tools.policy_check --stack $(STACK) $(if $(OUT),--render $(OUT))

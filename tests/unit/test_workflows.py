@@ -48,7 +48,12 @@ def _steps(document: dict[Any, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in FILES} == {"pull-request.yml", "pr-comment.yml", "deploy.yml"}
+    assert {p.name for p in FILES} == {
+        "pull-request.yml",
+        "pr-comment.yml",
+        "deploy.yml",
+        "drift.yml",
+    }
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
