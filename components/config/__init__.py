@@ -17,6 +17,7 @@ from .loader import (
 )
 from .namespaces import NamespaceConfig, NamespacesConfig
 from .platform import PlatformConfig
+from .runners import RunnersConfig
 from .services import IngressConfig, MeshConfig, PkiConfig
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "PlatformConfig",
     "Problem",
     "RouterConfig",
+    "RunnersConfig",
     "StackSecrets",
     "WireGuardConfig",
     "load_stack",

@@ -58,3 +58,8 @@ class NamespacesConfig(FrozenModel):
     )
     observability: NamespaceConfig = Field(default_factory=NamespaceConfig)
     data: NamespaceConfig = Field(default_factory=NamespaceConfig)
+    runners: NamespaceConfig = Field(
+        default_factory=lambda: NamespaceConfig(quota=QuotaConfig(gpus=1)),
+        description="The runner pods' namespace (`arc-runners`): every scale set at its "
+        "`max_runners` must fit.",
+    )
