@@ -9,8 +9,9 @@ STACK ?= $(if $(CONFIG),$(patsubst Pulumi.%.yaml,%,$(filter Pulumi.%.yaml,$(notd
 # Every stack file beside Pulumi.yaml (tools/stacks.py lists them with their tiers).
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 
-.PHONY: help venv charts render render-all diff preview policy smoke bench test lint typecheck unit \
-        system-tools litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests clean
+.PHONY: help venv charts render render-all diff drift preview policy smoke bench test lint typecheck \
+        unit system-tools litellm-venv checkov-venv gixy-venv config-docs constraints pin-digests \
+        clean
 
 help:
 	@echo "make render [STACK=dev] [CONFIG=file]   offline render into build/<stack>/"
@@ -18,6 +19,8 @@ help:
 	@echo "make test                               the whole suite (installs what it needs)"
 	@echo "make diff OLD=build/a NEW=build/b       Markdown diff of two renders, replacements first"
 	@echo "make preview [STACK=dev] [AGAINST=dir]  what a real pulumi preview would plan (offline)"
+	@echo "make drift [STACK=dev] PREVIEW=file     drift summary of a pulumi preview --refresh --json"
+	@echo "make drift [STACK=dev] OLD=a NEW=b      the same summary from two renders"
 	@echo "make policy [STACK=dev]                 the policy pack over a fresh render"
 	@echo "make smoke ENDPOINT=<url> KEY=<key>     smoke test of a deployed stack"
 	@echo "make bench                              benchmarks -> bench/results.json, docs/benchmarks.md"
@@ -52,6 +55,11 @@ diff: venv
 # earlier render (AGAINST=build/dev, e.g. of the base branch) or as a new stack.
 preview: venv
 	$(BIN)/python -m tools.preview --stack $(STACK) $(if $(CONFIG),--config $(CONFIG)) $(if $(AGAINST),--against $(AGAINST))
+
+# Exit 0 no drift, 1 drift, 2 the check failed (tools/drift.py; docs/delivery.md, "Drift detection").
+drift: venv
+	@test -n "$(PREVIEW)" -o \( -n "$(OLD)" -a -n "$(NEW)" \) || { echo "usage: make drift [STACK=dev] PREVIEW=<pulumi preview --json output> | OLD=<render dir> NEW=<render dir>"; exit 2; }
+	@$(BIN)/python -m tools.drift --stack $(STACK) $(if $(PREVIEW),--preview $(PREVIEW),$(OLD) $(NEW))
 
 policy: render
 	$(BIN)/python -m tools.policy_check --stack $(STACK) $(if $(OUT),--render $(OUT))

@@ -21,6 +21,7 @@ DEFAULT_TIMEOUT_SECONDS = 600
 
 RELEASE_NAMES = frozenset(
     {
+        "arc-controller",
         "barman-cloud",
         "cert-manager",
         "cnpg",
@@ -30,6 +31,9 @@ RELEASE_NAMES = frozenset(
         "linkerd-crds",
         "linkerd-viz",
         "linkerd2-cni",
+        "llm-platform-amd64",
+        "llm-platform-arm64",
+        "llm-platform-gpu",
         "monitoring",
         "nvidia-device-plugin",
         "qdrant",
@@ -77,9 +81,9 @@ def pinned_release(
     return k8s.helm.v3.Release(
         resource_name,
         name=name,
-        chart=chart.name,
+        chart=chart.reference,
         version=chart.version,
-        repository_opts={"repo": chart.repo},
+        repository_opts=None if chart.oci else {"repo": chart.repo},
         namespace=namespace,
         values=values,
         skip_await=False,

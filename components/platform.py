@@ -26,6 +26,7 @@ from components.cluster.k3s import K3sCluster, K3sClusterArgs
 from components.cluster.lan_hosts import LanGpuHosts, LanGpuHostsArgs
 from components.cluster.lan_workstations import LanWorkstations, LanWorkstationsArgs
 from components.config import PlatformConfig, StackSecrets
+from components.config.mcp import header_env
 from components.data.layer import DataLayer, DataLayerArgs
 from components.edge.gateway import EdgeGateway, EdgeGatewayArgs
 from components.inference.endpoints import INFERENCE_NAMESPACE
@@ -37,6 +38,7 @@ from components.observability.stack import NAMESPACE as OBSERVABILITY_NAMESPACE
 from components.observability.stack import Observability, ObservabilityArgs
 from components.observability.values import prometheus_url
 from components.pki.internal_pki import InternalPki, InternalPkiArgs
+from components.runners.scale_sets import RunnerScaleSets, RunnerScaleSetsArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,7 @@ class Platform(pulumi.ComponentResource):
     observability: Observability
     recommendations: ResourceRecommendations
     edge: EdgeGateway | None
+    runners: RunnerScaleSets | None
     foundation: AwsFoundation | None
     """The shared AWS pieces; None when nothing of the stack is on AWS."""
     issuer: ServiceAccountIssuer | None
@@ -236,6 +239,11 @@ class Platform(pulumi.ComponentResource):
                 namespace=namespaces["llm-gateway"],
                 operator_namespace=namespaces["cnpg-system"],
                 cloud_api_keys=cloud_keys,
+                mcp_header_secrets={
+                    header_env(server_name, header): args.secrets.require(key)
+                    for server_name, server in config.llm_gateway.mcp_servers.items()
+                    for header, key in server.secret_headers.items()
+                },
                 aws_provider=self.aws_provider,
                 log_target=log_target,
                 workload_identity=identity,
@@ -288,6 +296,21 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.runners = None
+        app = config.runners.github_app
+        if config.runners.enabled and app is not None:
+            self.runners = RunnerScaleSets(
+                f"{name}-runners",
+                RunnerScaleSetsArgs(
+                    config=config,
+                    provider=provider,
+                    github_app_private_key=args.secrets.require(app.private_key_secret),
+                    system_namespace=namespaces["arc-systems"],
+                    runners_namespace=namespaces["arc-runners"],
+                    gpu_ready=self.gpu.ready,
+                ),
+                opts=child,
+            )
         self.edge = None
         self.given_keys = {
             client: args.secrets.require(key)

@@ -38,7 +38,8 @@ class HelmChart:
 
     ``name`` is the chart's name inside ``repo`` (and in its archive's Chart.yaml);
     ``version`` is the chart version, spelled exactly as
-    the repository's index spells it (jetstack charts carry a leading ``v``).
+    the repository's index spells it (jetstack charts carry a leading ``v``). ``repo`` is
+    an HTTPS chart repository or an ``oci://`` registry path holding the chart.
     """
 
     name: str
@@ -46,10 +47,23 @@ class HelmChart:
     version: str
 
     def __post_init__(self) -> None:
-        if not self.repo.startswith("https://"):
-            raise ValueError(f"chart {self.name}: repo must be an https URL, got {self.repo!r}")
+        if not self.repo.startswith(("https://", "oci://")):
+            raise ValueError(
+                f"chart {self.name}: repo must be an https or oci URL, got {self.repo!r}"
+            )
         if not _SEMVER_ISH.match(self.version):
             raise ValueError(f"chart {self.name}: version {self.version!r} is not a version")
+
+    @property
+    def oci(self) -> bool:
+        """Whether the chart lives in an OCI registry (no repository index)."""
+        return self.repo.startswith("oci://")
+
+    @property
+    def reference(self) -> str:
+        """How a Release and `helm pull` name the chart: its name beside an HTTPS
+        repository, or the whole ``oci://`` reference."""
+        return f"{self.repo}/{self.name}" if self.oci else self.name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -111,6 +125,7 @@ CLOUDNATIVE_PG_REPO = "https://cloudnative-pg.github.io/charts"
 QDRANT_REPO = "https://qdrant.github.io/qdrant-helm"
 KEDA_REPO = "https://kedacore.github.io/charts"
 AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
+ARC_CHARTS_REPO = "oci://ghcr.io/actions/actions-runner-controller-charts"
 
 # --- Helm charts ----------------------------------------------------------------------
 
@@ -176,6 +191,15 @@ VERTICAL_POD_AUTOSCALER = HelmChart(
     name="vertical-pod-autoscaler", repo=AUTOSCALER_REPO, version="0.11.0"
 )
 
+# actions/actions-runner-controller tag gha-runner-scale-set-0.14.2 (2026-05-22):
+# charts/gha-runner-scale-set-controller and charts/gha-runner-scale-set, both 0.14.2 with
+# appVersion 0.14.2, published as OCI artifacts (docs/gha-runner-scale-set-controller/
+# README.md). The controller and each scale set must run the same version.
+ARC_CONTROLLER = HelmChart(
+    name="gha-runner-scale-set-controller", repo=ARC_CHARTS_REPO, version="0.14.2"
+)
+ARC_SCALE_SET = HelmChart(name="gha-runner-scale-set", repo=ARC_CHARTS_REPO, version="0.14.2")
+
 HELM_CHARTS: tuple[HelmChart, ...] = (
     CERT_MANAGER,
     TRUST_MANAGER,
@@ -192,6 +216,8 @@ HELM_CHARTS: tuple[HelmChart, ...] = (
     QDRANT,
     KEDA,
     VERTICAL_POD_AUTOSCALER,
+    ARC_CONTROLLER,
+    ARC_SCALE_SET,
 )
 """Every chart the platform installs; `make charts` caches each archive (tools/charts.py)."""
 
@@ -243,6 +269,17 @@ OLLAMA = Image(
     digest="sha256:910d0d8107b538fb0894e63163eb195de0cc7aefcbc666dc62d3b18f71124592",
 )
 
+# The controller image of ARC_CONTROLLER (its chart's appVersion); the listener pods the
+# controller starts run the same image (CONTROLLER_MANAGER_CONTAINER_IMAGE).
+ARC_CONTROLLER_IMAGE = Image(
+    repository="ghcr.io/actions/gha-runner-scale-set-controller", tag="0.14.2"
+)
+
+# actions/runner tag v2.336.0 (2026-07-20): .github/workflows/release.yml publishes
+# ghcr.io/actions/actions-runner:<version> for linux/amd64 and linux/arm64
+# (images/Dockerfile: the runner as user `runner`, UID 1001).
+ACTIONS_RUNNER = Image(repository="ghcr.io/actions/actions-runner", tag="2.336.0")
+
 IMAGES: tuple[Image, ...] = (
     VLLM_OPENAI,
     OLLAMA,
@@ -253,6 +290,8 @@ IMAGES: tuple[Image, ...] = (
     CNPG_POSTGRES,
     BUSYBOX,
     CURL,
+    ARC_CONTROLLER_IMAGE,
+    ACTIONS_RUNNER,
 )
 
 # --- Cluster and hosts ----------------------------------------------------------------

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from components.config import PlatformConfig
 from components.llm_gateway.litellm_config import (
     OFFLINE_ENV,
     RETRY_BACKOFF_ENV,
@@ -37,6 +40,27 @@ START_LIMIT_SECONDS = 120.0  # ~8 s when idle; far more on a loaded 2-core box
 def client_requests(fake: Any, path: str = "/v1/") -> list[Any]:
     """What a fake received from clients, not from the gateway's health checks."""
     return [s for s in fake.seen(path) if not is_health_check(s.body)]
+
+
+CLOSED_PORT = 9
+"""The discard port: nothing listens on it on loopback, so a connection is refused at once."""
+
+
+def closed_mcp_urls(config: PlatformConfig) -> dict[str, str]:
+    """The stack's MCP servers moved to a loopback port nothing listens on: the proxy lists
+    their tools at start, and no test's call may leave the machine for them."""
+    return {name: f"http://127.0.0.1:{CLOSED_PORT}/mcp" for name in config.llm_gateway.mcp_servers}
+
+
+def mcp_header_env_names(config_yaml: str) -> list[str]:
+    """The variables a proxy config's MCP servers read their secret headers from."""
+    servers = (yaml.safe_load(config_yaml) or {}).get("mcp_servers") or {}
+    return sorted(
+        value.removeprefix("os.environ/")
+        for server in servers.values()
+        for value in (server.get("static_headers") or {}).values()
+        if isinstance(value, str) and value.startswith("os.environ/")
+    )
 
 
 def litellm_available() -> str | None:
@@ -194,6 +218,9 @@ def litellm_proxy(
     port = free_port()
     log = root / "litellm.log"
     env = {
+        # Every MCP server's secret header, as the Deployment fills them from its Secret
+        # (the proxy refuses to start with one unset).
+        **{name: f"test-value-{name.lower()}" for name in mcp_header_env_names(config_yaml)},
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(root),
         "LITELLM_MASTER_KEY": keys.master,

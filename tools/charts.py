@@ -122,7 +122,7 @@ def obtain(chart: HelmChart, *, cache: Path = CACHE, mirror: Path | None = None)
         tried.append(f"no mirror ({MIRROR_ENV} unset and {DEFAULT_MIRROR} absent)")
     with tempfile.TemporaryDirectory(prefix="chart-pull-") as scratch:
         try:
-            pulled = helm_template.pull(chart.name, chart.repo, chart.version, Path(scratch))
+            pulled = helm_template.pull(chart, Path(scratch))
         except helm_template.ChartPullError as error:
             tried.append(f"{chart.repo} unreachable ({_cause(str(error))})")
         else:

@@ -25,6 +25,8 @@ from typing import Any
 import helm_python
 from helm_python import _native
 
+from components.versions import HelmChart
+
 ENGINE = f"Helm {helm_python.helm_sdk_version()} (helm-python-sdk {helm_python.__version__})"
 """The engine that renders, for the docs and the summary."""
 
@@ -92,15 +94,21 @@ def chart_metadata(archive: Path) -> dict[str, Any]:
     return _load(archive).metadata
 
 
-def pull(name: str, repo: str, version: str, destination: Path) -> Path:
-    """`helm pull <name> --repo <repo> --version <version>` into `destination`."""
+def pull(chart: HelmChart, destination: Path) -> Path:
+    """`helm pull <name> --repo <repo> --version <version>` (or of the `oci://` reference)
+    into `destination`."""
     try:
-        helm_python.pull(name, repo_url=repo, version=version, destination=destination)
+        helm_python.pull(
+            chart.reference,
+            repo_url=None if chart.oci else chart.repo,
+            version=chart.version,
+            destination=destination,
+        )
     except helm_python.HelmError as error:
         raise ChartPullError(str(error)) from error
     archives = sorted(destination.glob("*.tgz"))
     if len(archives) != 1:
-        raise ChartPullError(f"pull of {name} {version} left {len(archives)} archives")
+        raise ChartPullError(f"pull of {chart.name} {chart.version} left {len(archives)} archives")
     return archives[0]
 
 

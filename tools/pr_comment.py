@@ -13,18 +13,15 @@ body is length-capped.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import urllib.request
 from pathlib import Path
-from typing import Any
+
+from tools import forge
+from tools.forge import RestApi
 
 MARKER = "<!-- llm-platform:pr-report -->"
 MAX_BODY = 60_000
 """GitHub refuses comments over 65,536 characters; leave room for the frame."""
-TIMEOUT_SECONDS = 30
-MAX_PAGES = 20
 
 
 def _fenced(text: str) -> str:
@@ -65,49 +62,30 @@ def pr_number(report: Path) -> int:
 class IssueComments:
     """The comments of one pull request through the REST API."""
 
-    def __init__(self, *, api: str, repo: str, number: int, token: str) -> None:
-        if not api.startswith(("https://", "http://")):
-            raise SystemExit(f"GITHUB_API_URL must be an http(s) URL, got {api!r}")
-        self.api = api.rstrip("/")
+    def __init__(self, api: RestApi, *, repo: str, number: int) -> None:
+        self.api = api
         self.repo = repo
         self.number = number
-        self.token = token
-
-    def _request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
-            f"{self.api}{path}",
-            method=method,
-            data=json.dumps(payload).encode() if payload is not None else None,
-            headers={
-                "Authorization": f"token {self.token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-            },
-        )
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            return json.loads(response.read() or b"null")
 
     def find_marked(self) -> int | None:
         """Id of the comment carrying the marker, if any."""
-        for page in range(1, MAX_PAGES + 1):
-            comments = self._request(
-                "GET",
-                f"/repos/{self.repo}/issues/{self.number}/comments?per_page=100&page={page}",
-            )
-            for comment in comments:
-                if MARKER in (comment.get("body") or ""):
-                    return int(comment["id"])
-            if len(comments) < 100:
-                return None
+        comments = self.api.pages(f"/repos/{self.repo}/issues/{self.number}/comments")
+        for comment in comments:
+            if MARKER in (comment.get("body") or ""):
+                return int(comment["id"])
         return None
 
     def upsert(self, body: str) -> str:
         """Edit the marked comment or create it; returns `updated` or `created`."""
         existing = self.find_marked()
         if existing is not None:
-            self._request("PATCH", f"/repos/{self.repo}/issues/comments/{existing}", {"body": body})
+            self.api.request(
+                "PATCH", f"/repos/{self.repo}/issues/comments/{existing}", {"body": body}
+            )
             return "updated"
-        self._request("POST", f"/repos/{self.repo}/issues/{self.number}/comments", {"body": body})
+        self.api.request(
+            "POST", f"/repos/{self.repo}/issues/{self.number}/comments", {"body": body}
+        )
         return "created"
 
 
@@ -117,16 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", required=True)
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args(argv)
-    token = os.environ.get("GITHUB_TOKEN")
-    if not token:
-        print("GITHUB_TOKEN is not set", file=sys.stderr)
+    api = forge.from_environment()
+    if api is None:
         return 2
-    comments = IssueComments(
-        api=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
-        repo=args.repo,
-        number=pr_number(args.report),
-        token=token,
-    )
+    comments = IssueComments(api, repo=args.repo, number=pr_number(args.report))
     print(f"comment {comments.upsert(comment_body(args.report))}")
     return 0
 

@@ -88,7 +88,7 @@ class ReleaseError(Exception):
 def pinned_chart(name: str, version: str) -> HelmChart:
     """The pin of a chart a Release names; ReleaseError when it is not pinned."""
     for chart in versions.HELM_CHARTS:
-        if chart.name == name and chart.version == version:
+        if name in (chart.name, chart.reference) and chart.version == version:
             return chart
     raise ReleaseError(f"release of chart {name} {version}: not pinned in components.versions")
 

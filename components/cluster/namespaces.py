@@ -42,6 +42,11 @@ KUBELET_PORT = 10250
 NODE_EXPORTER_PORT = 9100
 COREDNS_METRICS_PORT = 9153
 KUBE_SYSTEM = "kube-system"
+SSH_PORT = 22
+ARC_SYSTEM_NAMESPACE = "arc-systems"
+"""The runner controller and the listener pod of each scale set it starts."""
+ARC_RUNNERS_NAMESPACE = "arc-runners"
+"""The runner pods, one per job."""
 
 
 class PodSecurity(StrEnum):
@@ -144,6 +149,19 @@ def platform_namespaces(config: PlatformConfig) -> tuple[NamespaceSpec, ...]:
         specs.append(NamespaceSpec("keda", "autoscaling", PodSecurity.RESTRICTED, meshed=False))
     if config.vpa.enabled:
         specs.append(NamespaceSpec("vpa", "autoscaling", PodSecurity.RESTRICTED, meshed=False))
+    if config.runners.enabled:
+        # Unmeshed: a runner pod ends with its job, and a job reaches the cluster only
+        # through the API server and the ingress, like a deploy from outside would.
+        specs += [
+            NamespaceSpec(ARC_SYSTEM_NAMESPACE, "runners", PodSecurity.RESTRICTED, meshed=False),
+            NamespaceSpec(
+                ARC_RUNNERS_NAMESPACE,
+                "runners",
+                PodSecurity.RESTRICTED,
+                meshed=False,
+                quota_key="runners",
+            ),
+        ]
     return tuple(specs)
 
 
@@ -184,6 +202,15 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
                 f"LAN GPU host {name}",
             )
         )
+    for name, server in sorted(config.llm_gateway.mcp_servers.items()):
+        service = server.service
+        if service is not None and service.namespace != "llm-gateway":
+            flows.append(
+                Flow("llm-gateway", service.namespace, (service.port,), f"MCP server {name}")
+            )
+        # 443 is already open to the cloud providers; another port gets its own flow.
+        if server.remote_port not in (None, 443):
+            flows.append(Flow("llm-gateway", WORLD, (server.remote_port,), f"MCP server {name}"))
     if "linkerd" in names:
         flows += [
             Flow(WORLD, "linkerd", (8443, 9443), "the API server calls Linkerd's webhooks"),
@@ -209,9 +236,11 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         flows.append(
             Flow(WORLD, "observability", (10250,), "the API server calls the operator webhook")
         )
+        # The runner namespaces serve no metrics (the controller runs with them off).
+        unscraped = {"observability", ARC_SYSTEM_NAMESPACE, ARC_RUNNERS_NAMESPACE}
         flows += [
             Flow("observability", ns, (), "Prometheus scrapes metrics")
-            for ns in sorted(names - {"observability"})
+            for ns in sorted(names - unscraped)
         ]
         flows.append(
             Flow(
@@ -265,7 +294,47 @@ def platform_flows(config: PlatformConfig) -> tuple[Flow, ...]:
         flows.append(
             Flow("vpa", WORLD, KUBE_API_PORTS, "the VPA recommender reads usage, writes advice")
         )
+    if ARC_RUNNERS_NAMESPACE in names:
+        flows += _runner_flows(config)
     return tuple(_with_mesh_inbound(flows, platform_namespaces(config)))
+
+
+def _runner_flows(config: PlatformConfig) -> list[Flow]:
+    """What the runner controller, its listeners and the jobs reach, and nothing else."""
+    flows = [
+        Flow(
+            ARC_SYSTEM_NAMESPACE,
+            WORLD,
+            KUBE_API_PORTS,
+            "the controller and listeners: the Kubernetes API and GitHub's API (443)",
+        ),
+        Flow(
+            ARC_RUNNERS_NAMESPACE,
+            WORLD,
+            KUBE_API_PORTS,
+            "jobs: GitHub, the package indexes, AWS and Pulumi over HTTPS; the Kubernetes API "
+            "for `pulumi up`",
+        ),
+        Flow(
+            ARC_RUNNERS_NAMESPACE,
+            "traefik",
+            TRAEFIK_PORTS,
+            "jobs reach the gateway's admin API (virtual keys) at https://api.<domain>",
+        ),
+    ]
+    if config.cluster.mode == "bootstrap":
+        hosts = [node.address for _, node in sorted(config.cluster.nodes.items())]
+        hosts += [h.address for _, h in sorted(config.cluster.lan_gpu_hosts.items()) if h.managed]
+        flows += [
+            Flow(
+                ARC_RUNNERS_NAMESPACE,
+                f"{address}/32",
+                (SSH_PORT,),
+                "`pulumi up` installs k3s and the managed LAN hosts over SSH",
+            )
+            for address in sorted(set(map(str, hosts)))
+        ]
+    return flows
 
 
 def _with_mesh_inbound(flows: Iterable[Flow], specs: Iterable[NamespaceSpec]) -> list[Flow]:

@@ -17,6 +17,7 @@ from .loader import (
 )
 from .namespaces import NamespaceConfig, NamespacesConfig
 from .platform import PlatformConfig
+from .runners import RunnersConfig
 from .services import IngressConfig, MeshConfig, PkiConfig
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PlatformConfig",
     "Problem",
     "RouterConfig",
+    "RunnersConfig",
     "StackSecrets",
     "VpaConfig",
     "WireGuardConfig",

@@ -25,6 +25,9 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
 """A Kubernetes object name / DNS-1123 label: lower-case alphanumerics and '-', max 63."""
 
+SecretConfigKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+"""The name of a secret config key (`pulumi config set --secret <key> ...`)."""
+
 K8sQuantity = Annotated[
     str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 ]

@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from ._base import DnsLabel, FrozenModel, Ipv4Network, Problem, raise_if_problems
+from ._base import DnsLabel, FrozenModel, Ipv4Network, Problem, SecretConfigKey, raise_if_problems
 from .aws import BackupCredentialsConfig, LogsConfig
-from .gateway import SecretConfigKey
 
 AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
 HostName = Annotated[
@@ -21,7 +20,7 @@ HostName = Annotated[
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")]
 
 ApiRouteName = Literal[
-    "chat_completions", "completions", "embeddings", "models", "messages", "responses"
+    "chat_completions", "completions", "embeddings", "models", "messages", "responses", "mcp"
 ]
 """A client API route of the gateway the edge may pass (components/edge/api_surface.py)."""
 
@@ -227,9 +226,11 @@ class EdgeConfig(FrozenModel):
         description="The gateway's client API routes the edge proxies, each one method and one "
         "exact path: `chat_completions` (POST /v1/chat/completions), `completions` (POST "
         "/v1/completions), `embeddings` (POST /v1/embeddings), `models` (GET /v1/models), "
-        "`messages` (POST /v1/messages, Anthropic's format), `responses` (POST /v1/responses). "
+        "`messages` (POST /v1/messages, Anthropic's format), `responses` (POST /v1/responses), "
+        "`mcp` (POST /mcp/, the MCP tools of `llm_gateway.mcp_servers`; not on by default). "
         "Every other request gets a JSON 404 from the edge; LiteLLM's admin, UI, login, MCP "
-        "and pass-through routes cannot be listed (admins reach them inside the cluster).",
+        "management and pass-through routes cannot be listed (admins reach them inside the "
+        "cluster).",
     )
     client_key_secrets: dict[DnsLabel, SecretConfigKey] = Field(
         default_factory=dict,

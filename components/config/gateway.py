@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field, model_validator
 
-from pydantic import Field, StringConstraints, model_validator
-
-from ._base import DnsLabel, FrozenModel, Problem, raise_if_problems
+from ._base import DnsLabel, FrozenModel, Problem, SecretConfigKey, raise_if_problems
+from .mcp import McpServerConfig, McpServerName, header_env
 from .names import ServedName
 
 LITELLM_DEFAULT_ALLOWED_FAILS = 3
 """`litellm.allowed_fails` at 1.83.14 (`litellm/__init__.py`). The router counts failures
 against `allowed_fails` only when it differs from this value
 (`litellm/router_utils/cooldown_handlers.py` `_is_allowed_fails_set_on_router`)."""
-
-SecretConfigKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 
 
 class CloudModel(FrozenModel):
@@ -169,6 +166,12 @@ class LlmGatewayConfig(FrozenModel):
         le=100_000,
         description="Per-client budget while a GPU is in maintenance.",
     )
+    mcp_servers: dict[McpServerName, McpServerConfig] = Field(
+        default_factory=dict,
+        description="MCP servers the gateway fronts at `/mcp/` (LiteLLM's MCP gateway), by "
+        "name; their tools are offered as `<name>-<tool>`, to the clients that list the server "
+        "in `clients.<name>.mcp_servers`. None by default.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> LlmGatewayConfig:
@@ -192,6 +195,20 @@ class LlmGatewayConfig(FrozenModel):
                         "another cloud model reads a different secret from this variable; "
                         "one variable holds one key: give each secret its own api_key_env",
                         model.api_key_env,
+                    )
+                )
+        by_env: dict[str, list[tuple[str, str]]] = {}
+        for server_name, server in sorted(self.mcp_servers.items()):
+            for header in server.secret_headers:
+                by_env.setdefault(header_env(server_name, header), []).append((server_name, header))
+        for env, users in sorted(by_env.items()):
+            for server_name, header in users[1:]:
+                problems.append(
+                    Problem(
+                        ("mcp_servers", server_name, "secret_headers", header),
+                        f"its variable {env} is also that of {users[0][0]!r}'s header "
+                        f"{users[0][1]!r}; rename a server",
+                        header,
                     )
                 )
         if self.redis is False and self.replicas > 1:
@@ -234,4 +251,9 @@ class ClientConfig(FrozenModel):
     )
     models: tuple[ServedName, ...] = Field(
         default=(), description="Models the client may call; empty means all."
+    )
+    mcp_servers: tuple[McpServerName, ...] = Field(
+        default=(),
+        description="MCP servers (`llm_gateway.mcp_servers`) whose tools the client may list "
+        "and call through the gateway; empty means none.",
     )

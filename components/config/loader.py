@@ -87,7 +87,8 @@ KNOWN_SECRET_KEYS = frozenset({"kubeconfig", "ssh_private_key", "huggingface_tok
 
 def secret_keys_named_by(raw: Mapping[str, Any]) -> frozenset[str]:
     """Every config key that holds a secret for these (not yet validated) values: the fixed
-    ones, each cloud model's `api_key_secret` and each `edge.client_key_secrets` entry.
+    ones, each cloud model's `api_key_secret`, each MCP server's `secret_headers`, the
+    runners' GitHub App key and each `edge.client_key_secrets` entry.
     Read leniently: a malformed section names nothing here and fails validation later."""
     keys = set(KNOWN_SECRET_KEYS)
     gateway = raw.get("llm_gateway")
@@ -95,6 +96,15 @@ def secret_keys_named_by(raw: Mapping[str, Any]) -> frozenset[str]:
     for cloud in (clouds or {}).values() if isinstance(clouds, Mapping) else ():
         if isinstance(cloud, Mapping) and isinstance(cloud.get("api_key_secret"), str):
             keys.add(cloud["api_key_secret"])
+    servers = gateway.get("mcp_servers") if isinstance(gateway, Mapping) else None
+    for server in servers.values() if isinstance(servers, Mapping) else ():
+        headers = server.get("secret_headers") if isinstance(server, Mapping) else None
+        if isinstance(headers, Mapping):
+            keys.update(v for v in headers.values() if isinstance(v, str))
+    runners = raw.get("runners")
+    app = runners.get("github_app") if isinstance(runners, Mapping) else None
+    if isinstance(app, Mapping):
+        keys.add(str(app.get("private_key_secret", "github_app_private_key")))
     edge = raw.get("edge")
     clients = edge.get("client_key_secrets") if isinstance(edge, Mapping) else None
     if isinstance(clients, Mapping):

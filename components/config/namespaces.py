@@ -94,3 +94,8 @@ class NamespacesConfig(FrozenModel):
         default_factory=NamespaceConfig,
         description="`data`: the embeddings server and the vector database.",
     )
+    runners: NamespaceConfig = Field(
+        default_factory=lambda: NamespaceConfig(quota=QuotaConfig(gpus=1)),
+        description="The runner pods' namespace (`arc-runners`): every scale set at its "
+        "`max_runners` must fit.",
+    )

@@ -19,6 +19,7 @@ from .edge import AwsConfig, EdgeConfig
 from .gateway import ClientConfig, LlmGatewayConfig
 from .inference import InferenceConfig, LocalModel
 from .namespaces import NamespacesConfig
+from .runners import RunnersConfig
 from .services import IngressConfig, MeshConfig, PkiConfig
 
 PROD_MIN_GATEWAY_REPLICAS = 2
@@ -103,6 +104,12 @@ class PlatformConfig(FrozenModel):
         description="Resource recommendations (Vertical Pod Autoscaler, recommendation "
         "mode); off unless enabled.",
     )
+    runners: RunnersConfig = Field(
+        default_factory=RunnersConfig,
+        description="GitHub Actions runners in the cluster (Actions Runner Controller scale "
+        "sets), which the deploy workflows run on; off by default. Enable them on one stack "
+        "only: the scale sets' names are the workflows' `runs-on`.",
+    )
     helm_values: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per Helm release (by release name), values merged last over those the "
@@ -167,6 +174,7 @@ class PlatformConfig(FrozenModel):
                 *self._ingress_rules(),
                 *self._edge_rules(),
                 *self._backup_credential_rules(),
+                *self._runner_rules(),
                 *self._helm_values(),
             ]
         )
@@ -354,9 +362,41 @@ class PlatformConfig(FrozenModel):
                         service.port,
                     )
 
+    def _runner_rules(self) -> Iterator[Problem]:
+        """Each CPU scale set needs a node of its architecture that takes ordinary pods;
+        the GPU runner's class must exist (its GPUs count in `_gpu_capacity`)."""
+        sets = self.runners.scale_sets()
+        hard = {"NoSchedule", "NoExecute"}
+        for kind in ("amd64", "arm64"):
+            if kind not in sets or not self.cluster.nodes:
+                continue
+            if not any(
+                node.arch.value == kind
+                and node.gpu is None
+                and not any(t.effect in hard for t in node.taints)
+                for node in self.cluster.nodes.values()
+            ):
+                yield Problem(
+                    ("runners", kind),
+                    f"no {kind} node without a GPU or a NoSchedule taint in cluster.nodes to "
+                    "run it; set it to null or add such a node",
+                    kind,
+                )
+        gpu = self.runners.gpu if "gpu" in sets else None
+        if gpu is not None and gpu.gpu_class not in self.cluster.gpu_classes:
+            yield Problem(
+                ("runners", "gpu", "gpu_class"),
+                f"no such GPU class; defined: {sorted(self.cluster.gpu_classes) or 'none'}",
+                gpu.gpu_class,
+            )
+
     def _gpu_capacity(self) -> Iterator[Problem]:
         cluster = self.cluster
         demand: dict[str, list[str]] = {}
+        gpu_runner = self.runners.gpu if "gpu" in self.runners.scale_sets() else None
+        if gpu_runner is not None and gpu_runner.gpu_class in cluster.gpu_classes:
+            # Runner pods hold a GPU while a job runs: the class must have one free for each.
+            demand[gpu_runner.gpu_class] = ["the GPU runner"] * gpu_runner.max_runners
         for name, model in self.inference.models.items():
             if model.placement != "cluster" or model.gpu_class not in cluster.gpu_classes:
                 continue
@@ -386,8 +426,11 @@ class PlatformConfig(FrozenModel):
                 if ceilings:
                     yield from ceilings
                     continue
+                runners = users.count("the GPU runner")
+                # The models fit without the runner: it is the runner that does not.
+                runner = runners > 0 and len(users) - runners <= capacity
                 yield Problem(
-                    ("inference", "models"),
+                    ("runners", "gpu", "max_runners") if runner else ("inference", "models"),
                     f"models on GPU class {gpu_class!r} need {len(users)} GPUs "
                     f"(replicas, or autoscaling.max, x gpu_count of {sorted(set(users))}) "
                     "but the nodes offer "
@@ -490,6 +533,7 @@ class PlatformConfig(FrozenModel):
 
     def _client_references(self) -> Iterator[Problem]:
         known = set(self.inference.models) | set(self.llm_gateway.cloud_models)
+        servers = self.llm_gateway.mcp_servers
         for name, client in self.clients.items():
             for model in client.models:
                 if model not in known:
@@ -497,6 +541,14 @@ class PlatformConfig(FrozenModel):
                         ("clients", name, "models"),
                         f"no such model; defined: {sorted(known) or 'none'}",
                         model,
+                    )
+            for server in client.mcp_servers:
+                if server not in servers:
+                    yield Problem(
+                        ("clients", name, "mcp_servers"),
+                        "no such MCP server in llm_gateway.mcp_servers; defined: "
+                        f"{sorted(servers) or 'none'}",
+                        server,
                     )
 
     def _environment_rules(self) -> Iterator[Problem]:
@@ -685,6 +737,10 @@ class PlatformConfig(FrozenModel):
             keys.update(self.edge.client_key_secrets.values())
         if any(m.gated and self.downloads_model(n) for n, m in self.inference.models.items()):
             keys.add("huggingface_token")
+        for server in self.llm_gateway.mcp_servers.values():
+            keys.update(server.secret_headers.values())
+        if self.runners.enabled and self.runners.github_app is not None:
+            keys.add(self.runners.github_app.private_key_secret)
         return tuple(sorted(keys))
 
 

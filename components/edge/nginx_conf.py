@@ -57,9 +57,9 @@ from typing import NoReturn
 from components.edge.api_surface import (
     ALLOWED_QUERY,
     API_ROUTES,
-    FORWARDED_REQUEST_HEADERS,
     HIDDEN_RESPONSE_HEADER_PATTERNS,
     ApiRoute,
+    forwarded_headers,
 )
 
 # Mozilla server-side TLS guidelines 5.7, "intermediate": TLS 1.2 suites (TLS 1.3 suites are
@@ -97,7 +97,7 @@ _HOSTNAME = re.compile(
 )
 _IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 _PATH = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
-_ROUTE_PATH = re.compile(r"^(/[a-z0-9_-]+)+$")
+_ROUTE_PATH = re.compile(r"^(/[a-z0-9_-]+)+/?$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 _JSON_401 = (
@@ -579,7 +579,7 @@ def _https_server(settings: NginxSettings) -> list[str]:
         "            proxy_pass_request_headers off;",
         *(
             f"            proxy_set_header {name} {_header_variable(name)};"
-            for name in FORWARDED_REQUEST_HEADERS
+            for name in forwarded_headers(settings.routes)
         ),
         '            proxy_set_header Connection "";',
         f"            proxy_set_header Host {settings.upstream_sni};",

@@ -2,7 +2,8 @@
 
 Creates, in order, in the `llm-gateway` namespace (all with the explicit `k8s.Provider`):
 
-1. the master key (pulumi-random, secret) and one Secret with it and the cloud API keys;
+1. the master key (pulumi-random, secret) and one Secret with it, the cloud API keys and
+   the MCP servers' secret headers;
 2. the Postgres cluster (`GatewayDatabase`: CNPG operator, `Cluster`, prod S3 backups with
    the explicit `aws.Provider`); LiteLLM's `DATABASE_URL` is read from the operator's app
    Secret, so the database password never passes through the program;
@@ -20,8 +21,9 @@ Creates, in order, in the `llm-gateway` namespace (all with the explicit `k8s.Pr
    streaming-safe middlewares) and Prometheus scrape annotations (the observability
    area's ServiceMonitor selects the Service);
 9. one LiteLLM virtual key per named client (`VirtualKey`, a dynamic resource through
-   the admin API), after the Deployment and the route are up and `AdminApiReachable` has
-   checked that the machine running `pulumi up` reaches the admin API.
+   the admin API, with the MCP servers the client may use on a stack that has any), after
+   the Deployment and the route are up and `AdminApiReachable` has checked that the
+   machine running `pulumi up` reaches the admin API.
 
 Exposes `internal_url`, `public_url` (OpenAI base URLs, with `/v1`), `models`,
 `master_key` (secret), `client_keys` (secret map client → key) and `config_yaml`.
@@ -40,6 +42,7 @@ import pulumi_random as random
 
 from components.cluster.namespaces import LLM_GATEWAY_PORT
 from components.config import PlatformConfig
+from components.config.mcp import header_env
 from components.ingress.publish import IngressHandle, PublishArgs, PublishedService
 from components.labels import selector_labels, standard_labels
 from components.llm_gateway import pod
@@ -101,6 +104,9 @@ class LlmGatewayArgs:
     cloud_api_keys: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
     """Secret API key of each cloud model, by its env var name (`CloudModel.api_key_env`);
     every cloud model in config must have one."""
+    mcp_header_secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+    """Secret value of each MCP server's secret header, by its env var name
+    (`components.config.mcp.header_env`); every one in config must have one."""
     client_keys: Mapping[str, pulumi.Output[str]] | None = None
     """`ClientKeys.gateway_keys`: each named client's virtual key value. When None, no
     virtual keys are registered (the master key still works)."""
@@ -136,6 +142,15 @@ def uses_redis(config: PlatformConfig) -> bool:
     return config.is_prod or config.llm_gateway.uses_redis
 
 
+def mcp_header_envs(config: PlatformConfig) -> list[str]:
+    """The env vars of the MCP servers' secret headers, sorted."""
+    return sorted(
+        header_env(name, header)
+        for name, server in config.llm_gateway.mcp_servers.items()
+        for header in server.secret_headers
+    )
+
+
 def server_env(
     config: PlatformConfig,
     *,
@@ -152,6 +167,10 @@ def server_env(
             for env_name in sorted(
                 {m.api_key_env for m in config.llm_gateway.cloud_models.values()}
             )
+        ),
+        *(
+            pod.secret_env(env_name, secret=secret_name, key=env_name)
+            for env_name in mcp_header_envs(config)
         ),
         # Migrations run in their Job; the server only checks the schema.
         {"name": "DISABLE_SCHEMA_UPDATE", "value": "true"},
@@ -282,6 +301,12 @@ class LlmGateway(pulumi.ComponentResource):
                 f"LlmGateway: no secret for cloud key env {sorted(missing)}; pass each "
                 "cloud model's key in `cloud_api_keys` (by `api_key_env`)"
             )
+        missing = set(mcp_header_envs(config)) - set(args.mcp_header_secrets)
+        if missing:
+            raise ValueError(
+                f"LlmGateway: no secret for MCP header env {sorted(missing)}; pass each in "
+                "`mcp_header_secrets` (by `header_env`)"
+            )
         mine = pulumi.ResourceOptions(parent=self)
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         labels = standard_labels(name=NAME, component=COMPONENT)
@@ -306,6 +331,7 @@ class LlmGateway(pulumi.ComponentResource):
             string_data={
                 MASTER_KEY_ENV: self.master_key,
                 **{env: _secret(v) for env, v in args.cloud_api_keys.items()},
+                **{env: _secret(v) for env, v in sorted(args.mcp_header_secrets.items())},
             },
             opts=child,
         )
@@ -490,7 +516,10 @@ class LlmGateway(pulumi.ComponentResource):
                 raise ValueError(f"LlmGateway: no gateway key for clients {sorted(unknown)}")
             settings = {
                 client_name: client_key_settings(
-                    client_name, client, max_budget_usd=client_budget_usd(config, client_name)
+                    client_name,
+                    client,
+                    max_budget_usd=client_budget_usd(config, client_name),
+                    mcp=bool(gateway.mcp_servers),
                 )
                 for client_name, client in sorted(config.clients.items())
             }

@@ -8,10 +8,14 @@ and allowed models. The provider speaks the proxy's key-management endpoints
 and response shapes as documented at https://docs.litellm.ai/docs/proxy/virtual_keys):
 
 - create: `POST /key/generate` with `key`, `key_alias`, `max_budget`, `budget_duration`,
-  `rpm_limit`, `tpm_limit`, `models`, `metadata`;
+  `rpm_limit`, `tpm_limit`, `models`, `metadata` and, on a stack with MCP servers,
+  `object_permission: {"mcp_servers": [...]}` (the servers the key may use; LiteLLM keeps it
+  in its own table, `management_helpers/object_permission_utils.py`);
 - read (refresh, drift): `GET /key/info?key=...` answers `{"key": ..., "info": {...}}`, or
   404 when the key is gone (the resource is then dropped from state and recreated);
-- update: `POST /key/update` with `key` and the changed settings;
+- update: `POST /key/update` with `key` and the changed settings (an `object_permission`
+  sent replaces the key's `mcp_servers`: `handle_update_object_permission_common` merges
+  by field);
 - delete: `POST /key/delete` with `{"keys": [key]}` (404 counts as already deleted).
 
 A new key value replaces the resource, deleting the old key first (LiteLLM refuses a
@@ -66,6 +70,9 @@ from components.config import ClientConfig
 
 MANAGED_FIELDS = ("key_alias", "max_budget", "budget_duration", "rpm_limit", "tpm_limit", "models")
 """Settings the resource owns in LiteLLM; a difference in any of them is drift."""
+MCP_FIELD = "mcp_servers"
+"""The MCP servers the key may use (`object_permission.mcp_servers` in LiteLLM); owned only
+on a stack with MCP servers, so stacks without them keep their keys' inputs unchanged."""
 SECRET_FIELDS = ("key", "master_key")
 CONNECTION_FIELDS = ("admin_url", "ca_pem", "timeout_seconds", "attempts")
 METADATA = {"managed-by": "llm-platform"}
@@ -96,17 +103,18 @@ def key_handle(key: str) -> str:
 
 
 def client_key_settings(
-    name: str, client: ClientConfig, *, max_budget_usd: float | None = None
+    name: str, client: ClientConfig, *, max_budget_usd: float | None = None, mcp: bool = False
 ) -> dict[str, Any]:
     """The managed settings of a client's key, from its config (pure).
 
-    `max_budget_usd` overrides the client's budget (tighter during GPU maintenance).
+    `max_budget_usd` overrides the client's budget (tighter during GPU maintenance); `mcp`
+    (the stack has MCP servers) adds the servers the key may use, none unless listed.
 
     The edge limits requests per second with a burst; LiteLLM counts per minute, so the
     key allows the sustained rate times sixty plus the burst, keeping the edge the limit
     that bites first and LiteLLM the backstop for traffic that does not pass the edge.
     """
-    return {
+    settings: dict[str, Any] = {
         "key_alias": name,
         "max_budget": client.max_budget_usd if max_budget_usd is None else max_budget_usd,
         "budget_duration": client.budget_duration,
@@ -114,6 +122,9 @@ def client_key_settings(
         "tpm_limit": None,
         "models": sorted(client.models),
     }
+    if mcp:
+        settings[MCP_FIELD] = sorted(client.mcp_servers)
+    return settings
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
@@ -299,11 +310,22 @@ def _api(props: Mapping[str, Any]) -> AdminApi:
 def _settings(props: Mapping[str, Any]) -> dict[str, Any]:
     settings = {field: props.get(field) for field in MANAGED_FIELDS}
     settings["models"] = list(settings["models"] or [])
+    if props.get(MCP_FIELD) is not None:
+        settings[MCP_FIELD] = list(props[MCP_FIELD])
     return settings
 
 
+def request_body(key: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings as LiteLLM's key endpoints take them: MCP servers in `object_permission`."""
+    settings = _settings(props)
+    body: dict[str, Any] = {"key": key, **settings}
+    if MCP_FIELD in settings:
+        body["object_permission"] = {MCP_FIELD: body.pop(MCP_FIELD)}
+    return body
+
+
 def _normalized(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Settings as compared for drift: numbers as floats, models sorted."""
+    """Settings as compared for drift: numbers as floats, lists sorted."""
     result = dict(settings)
     if result.get("max_budget") is not None:
         result["max_budget"] = float(result["max_budget"])
@@ -311,6 +333,8 @@ def _normalized(settings: Mapping[str, Any]) -> dict[str, Any]:
         if result.get(limit) is not None:
             result[limit] = int(result[limit])
     result["models"] = sorted(result.get("models") or [])
+    if result.get(MCP_FIELD) is not None:
+        result[MCP_FIELD] = sorted(result[MCP_FIELD])
     return result
 
 
@@ -320,7 +344,7 @@ class VirtualKeyProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Register the key with its settings."""
         key = str(props["key"])
-        body = {"key": key, **_settings(props), "metadata": METADATA}
+        body = {**request_body(key, props), "metadata": METADATA}
         _api(props).call("POST", "/key/generate", body=body, secrets=(key,))
         return CreateResult(id_=key_handle(key), outs=dict(props))
 
@@ -333,16 +357,18 @@ class VirtualKeyProvider(ResourceProvider):
             return ReadResult(id_="", outs={})
         live = {field: info.get(field) for field in MANAGED_FIELDS}
         live["models"] = list(live["models"] or [])
+        if props.get(MCP_FIELD) is not None:
+            permission = info.get("object_permission") or {}
+            live[MCP_FIELD] = list(permission.get(MCP_FIELD) or [])
         outs = {**props, **live}
         return ReadResult(id_=id_, outs=outs, inputs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new key value replaces (old key deleted first); settings update in place."""
         replaces = [f for f in ("key",) if olds.get(f) != news.get(f)]
+        before, after = _normalized(_settings(olds)), _normalized(_settings(news))
         changed = [
-            field
-            for field in MANAGED_FIELDS
-            if _normalized(_settings(olds))[field] != _normalized(_settings(news))[field]
+            field for field in (*MANAGED_FIELDS, MCP_FIELD) if before.get(field) != after.get(field)
         ]
         changed += [f for f in ("master_key", *CONNECTION_FIELDS) if olds.get(f) != news.get(f)]
         return DiffResult(
@@ -354,8 +380,7 @@ class VirtualKeyProvider(ResourceProvider):
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Apply the current settings to the existing key."""
         key = str(news["key"])
-        body = {"key": key, **_settings(news)}
-        _api(news).call("POST", "/key/update", body=body, secrets=(key,))
+        _api(news).call("POST", "/key/update", body=request_body(key, news), secrets=(key,))
         return UpdateResult(outs=dict(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -374,7 +399,8 @@ class VirtualKeyArgs:
     key: pulumi.Input[str]
     """The key value (from `ClientKeys.gateway_keys`); a new value replaces the key."""
     settings: Mapping[str, Any]
-    """`client_key_settings(...)`: alias, budget, budget period, rpm/tpm, models."""
+    """`client_key_settings(...)`: alias, budget, budget period, rpm/tpm, models, and on a
+    stack with MCP servers the servers the key may use."""
     ca_pem: pulumi.Input[str] | None = None
     """PEM of the CA that signs the admin URL's certificate; system trust when None."""
     timeout_seconds: float = 15.0
@@ -397,7 +423,7 @@ class VirtualKey(Resource):
             "ca_pem": args.ca_pem or "",
             "timeout_seconds": args.timeout_seconds,
             "attempts": args.attempts,
-            **{field: args.settings.get(field) for field in MANAGED_FIELDS},
+            **{field: args.settings.get(field) for field in (*MANAGED_FIELDS, MCP_FIELD)},
         }
         secret_outputs = pulumi.ResourceOptions(additional_secret_outputs=list(SECRET_FIELDS))
         super().__init__(

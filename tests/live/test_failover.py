@@ -52,6 +52,7 @@ from tests.litellm_proxy import (
     ProxyKeys,
     Reply,
     client_requests,
+    closed_mcp_urls,
     connect,
     litellm_available,
     litellm_proxy,
@@ -282,7 +283,12 @@ def _running_gateway(
             bases = {name: f"{fake.base_url}/v1" for name, fake in local.items()}
             if config.data.enabled:
                 bases[config.data.embeddings_model] = f"{embeddings.base_url}/v1"
-            config_yaml = litellm_config_yaml(config, api_bases=bases, redis=redis is not None)
+            config_yaml = litellm_config_yaml(
+                config,
+                api_bases=bases,
+                redis=redis is not None,
+                mcp_urls=closed_mcp_urls(config),
+            )
             # Every outbound connection goes to the recorder, but those to loopback.
             proxy_env = {
                 "HTTP_PROXY": outbound.url,

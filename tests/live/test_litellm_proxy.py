@@ -42,6 +42,7 @@ from tests.litellm_proxy import (
     Reply,
     RunningProxy,
     client_requests,
+    closed_mcp_urls,
     connect,
     litellm_available,
     litellm_proxy,
@@ -149,6 +150,7 @@ def proxy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             fake.start()
         config_yaml = litellm_config_yaml(
             config,
+            mcp_urls=closed_mcp_urls(config),
             api_bases={
                 **{name: f"{fake.base_url}/v1" for name, fake in local.items()},
                 config.data.embeddings_model: f"{embeddings.base_url}/v1",
@@ -395,14 +397,17 @@ def test_stream_cut_when_the_fallback_also_fails_ends_with_an_error_event(
 
 
 _KEY_NAMES = """
-import json, litellm
+import inspect, json, re, litellm
 from litellm.proxy._types import ConfigGeneralSettings
+from litellm.proxy._experimental.mcp_server.mcp_server_manager import MCPServerManager
 from litellm.types.router import RetryPolicy
+loader = inspect.getsource(MCPServerManager.load_servers_from_config)
 print(json.dumps({
     "router": sorted(litellm.Router.get_valid_args()),
     "general": sorted(ConfigGeneralSettings.model_fields),
     "retry_policy": sorted(RetryPolicy.model_fields),
     "module": sorted(name for name in dir(litellm) if not name.startswith("_")),
+    "mcp_server": sorted(set(re.findall(r'server_config\\.get\\(\\s*"(\\w+)"', loader))),
 }))
 """
 
@@ -431,6 +436,10 @@ def test_every_rendered_key_is_one_the_pinned_litellm_knows() -> None:
     assert set(rendered["general_settings"]) <= set(known["general"]) | read_directly
     # `cache_params` is read by the proxy itself; every other key is set on the module.
     assert set(rendered["litellm_settings"]) - {"cache_params"} <= set(known["module"])
+    # Each MCP server entry: keys `load_servers_from_config` reads (a typo would be ignored).
+    assert {"url", "transport", "static_headers", "allowed_tools"} <= set(known["mcp_server"])
+    for entry in rendered["mcp_servers"].values():
+        assert set(entry) <= set(known["mcp_server"]), entry
 
 
 def _metrics(proxy: Proxy) -> str:

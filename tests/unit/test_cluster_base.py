@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from components.cluster.namespaces import platform_flows, platform_namespaces
+from components.config import parse_platform_config
 from tests.support import run_stack, stack_config, stack_values
 from tools.mock_engine import ProgramRun, RecordedResource
 
@@ -73,7 +74,7 @@ def test_quotas_follow_config_per_environment(stack_run: StackRun) -> None:
     dev = _by_namespace(stack_run("dev"), "kubernetes:core/v1:ResourceQuota")
     prod = _by_namespace(stack_run("prod"), "kubernetes:core/v1:ResourceQuota")
     assert set(dev) == {"inference", "llm-gateway", "observability"}
-    assert set(prod) == {"inference", "llm-gateway", "observability", "data"}
+    assert set(prod) == {"inference", "llm-gateway", "observability", "data", "arc-runners"}
     dev_gpu = dev["inference"][0].inputs["spec"]["hard"]["requests.nvidia.com/gpu"]
     prod_gpu = prod["inference"][0].inputs["spec"]["hard"]["requests.nvidia.com/gpu"]
     assert (dev_gpu, prod_gpu) == ("1", "3")
@@ -141,9 +142,30 @@ def test_lan_gpu_host_is_reachable_from_the_gateway_and_the_scraper_only() -> No
     config = stack_config("prod")
     flows = [f for f in platform_flows(config) if f.target == "192.168.10.50/32"]
     assert sorted((f.source, f.ports) for f in flows) == [
+        ("arc-runners", (22,)),  # `pulumi up` installs the managed host over SSH
         ("llm-gateway", (8000, 8001)),  # one port per service of the host
         ("observability", (8000, 8001)),  # Prometheus reads vLLM's /metrics there
     ]
+
+
+def test_mcp_servers_open_only_the_gateway_egress_they_need() -> None:
+    """An in-cluster server: its namespace and port, from the gateway only; a remote one on
+    443 rides the gateway's existing HTTPS egress, another port gets exactly that port."""
+    config = stack_config("prod")
+    flows = [f for f in platform_flows(config) if f.why.startswith("MCP server")]
+    assert [(f.source, f.target, f.ports) for f in flows] == [("llm-gateway", "tools", (8080,))]
+    values = stack_values("prod")
+    values["llm_gateway"]["mcp_servers"] = {
+        "tickets": {"url": "https://tickets.example.org:8443/mcp"},
+        "local": {"service": {"namespace": "llm-gateway", "name": "tools", "port": 9000}},
+    }
+    values["clients"]["web-app"]["mcp_servers"] = []
+    flows = [
+        f for f in platform_flows(parse_platform_config(values)) if f.why.startswith("MCP server")
+    ]
+    # Same namespace: already allowed, nothing added.
+    assert [(f.source, f.target, f.ports) for f in flows] == [("llm-gateway", "world", (8443,))]
+    assert not [f for f in platform_flows(stack_config("dev")) if "MCP" in f.why]
 
 
 def test_resources_are_parented_under_the_base_component(stack_run: StackRun) -> None:

@@ -189,3 +189,17 @@ def test_config_reference_is_generated_from_the_models() -> None:
         "run `make config-docs`"
     )
     assert (ROOT / "docs" / "config.schema.json").read_text() == json_schema()
+
+
+def test_mcp_is_a_client_route_only_where_a_stack_lists_it() -> None:
+    """The edge's default routes are the model API; `/mcp/` is passed where a stack opts in
+    (prod does, for its MCP servers), and dev, without MCP servers, does not."""
+    from components.config import EdgeConfig
+
+    defaults = EdgeConfig.model_fields["api_routes"].default
+    assert "mcp" not in defaults
+    dev, prod = (parse_platform_config(stack_values(s)) for s in STACKS)
+    assert dev.edge is not None and "mcp" not in dev.edge.api_routes
+    assert not dev.llm_gateway.mcp_servers
+    assert prod.edge is not None and "mcp" in prod.edge.api_routes
+    assert prod.llm_gateway.mcp_servers

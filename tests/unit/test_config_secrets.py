@@ -71,6 +71,8 @@ def _render(path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> t
         ("prod", "ssh_private_key", SECRETS["pem"]),
         ("prod", "huggingface_token", SECRETS["huggingface"]),
         ("prod", "openai_api_key", SECRETS["openai"]),
+        ("prod", "github_mcp_authorization", "Bearer " + SECRETS["opaque"]),  # an MCP header
+        ("prod", "github_app_private_key", SECRETS["pem"]),  # the runners' GitHub App
     ],
 )
 def test_a_secret_in_plain_config_is_refused_by_the_render_without_its_value(

@@ -92,11 +92,19 @@ def k3s_config_of(resource: RecordedResource) -> dict[str, Any]:
 
 def test_prod_has_three_servers_joining_one_after_another(prod: ProgramRun) -> None:
     installs = _installs(prod)
-    assert set(installs) == {"rack-1", "rack-2", "rack-3", "pi-1", "gpu-4090", "gpu-3090"}
+    assert set(installs) == {
+        "rack-1",
+        "rack-2",
+        "rack-3",
+        "pi-1",
+        "gpu-4090",
+        "gpu-3090",
+        "gpu-ci",
+    }
     configs = {name: k3s_config_of(r) for name, r in installs.items()}
     assert configs["rack-1"].get("cluster-init") is True
     assert "server" not in configs["rack-1"]
-    for name in ("rack-2", "rack-3", "pi-1", "gpu-4090", "gpu-3090"):
+    for name in ("rack-2", "rack-3", "pi-1", "gpu-4090", "gpu-3090", "gpu-ci"):
         assert configs[name]["server"] == "https://192.168.10.11:6443", name
         assert "cluster-init" not in configs[name]
     assert {n for n, c in configs.items() if "tls-san" in c} == {"rack-1", "rack-2", "rack-3"}
@@ -119,7 +127,7 @@ def test_dev_bootstraps_one_server_and_needs_no_token(dev: ProgramRun) -> None:
 
 def test_every_install_waits_for_every_preflight(prod: ProgramRun) -> None:
     preflights = {r.name for r in prod.of_type(COMMAND) if r.name.endswith("-preflight")}
-    assert len(preflights) == 6
+    assert len(preflights) == 7  # one per node
     for name, install in _installs(prod).items():
         assert preflights <= _short(install.depends_on), name
     for name in preflights:
@@ -190,6 +198,7 @@ def test_labels_and_taints_reach_the_node_config(prod: ProgramRun) -> None:
 def test_configured_taints_are_applied() -> None:
     values = bootstrap_values("prod")
     values["cluster"]["nodes"]["pi-1"]["taints"] = [{"key": "arch", "value": "arm64"}]
+    values["runners"]["arm64"] = None  # runner pods do not tolerate it
     values["cluster"]["nodes"]["rack-1"]["taints"] = [
         {"key": "storage-only", "effect": "PreferNoSchedule"}
     ]

@@ -20,13 +20,19 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from components import versions
 from components.config import PlatformConfig, parse_platform_config
 from components.llm_gateway import pod
-from components.llm_gateway.gateway import CONFIG_HASH_ANNOTATION, LlmGateway, LlmGatewayArgs
+from components.llm_gateway.gateway import (
+    CONFIG_HASH_ANNOTATION,
+    LlmGateway,
+    LlmGatewayArgs,
+    mcp_header_envs,
+)
 from components.llm_gateway.migrations import job_name
 from components.llm_gateway.postgres import GatewayDatabase, GatewayDatabaseArgs
 from tests.support import (
@@ -61,7 +67,7 @@ def _placeholders(config: PlatformConfig) -> dict[str, str]:
         for m in config.llm_gateway.cloud_models.values()
     }
     clients = {c: secret_placeholder(f"client-{c}") for c in config.clients}
-    return {**cloud, **clients}
+    return {**cloud, **clients, **{env: secret_placeholder(env) for env in mcp_header_envs(config)}}
 
 
 def _run(config: PlatformConfig, *, stack: str, mesh_ready: bool = True) -> ProgramRun:
@@ -92,6 +98,9 @@ def _run(config: PlatformConfig, *, stack: str, mesh_ready: bool = True) -> Prog
                     for m in config.llm_gateway.cloud_models.values()
                 },
                 client_keys={c: pulumi.Output.secret(placeholders[c]) for c in config.clients},
+                mcp_header_secrets={
+                    env: pulumi.Output.secret(placeholders[env]) for env in mcp_header_envs(config)
+                },
                 mesh_ready=[mesh] if mesh_ready else [],
             ),
         )
@@ -247,7 +256,7 @@ def test_no_secret_value_reaches_a_configmap_a_plain_env_or_any_recorded_input(
         assert value not in everything
     _, container = _server(run)
     env = _env(container)
-    secret_names = {"LITELLM_MASTER_KEY", "DATABASE_URL"} | {
+    secret_names = {"LITELLM_MASTER_KEY", "DATABASE_URL", *mcp_header_envs(config)} | {
         m.api_key_env for m in config.llm_gateway.cloud_models.values()
     }
     if config.is_prod:
@@ -528,7 +537,42 @@ def test_each_client_gets_a_virtual_key_after_the_server(gateway_run: StackRun, 
         assert resource.inputs["admin_url"] == f"https://api.{DOMAIN}"
         assert resource.inputs["max_budget"] == client.max_budget_usd
         assert resource.inputs["models"] == sorted(client.models)
+        # The MCP servers a key may use are owned only on a stack that has MCP servers.
+        if config.llm_gateway.mcp_servers:
+            assert resource.inputs["mcp_servers"] == sorted(client.mcp_servers)
+        else:
+            assert "mcp_servers" not in resource.inputs
     assert run.outputs["public_url"] == f"https://api.{DOMAIN}/v1"
+
+
+def test_mcp_server_headers_reach_the_proxy_only_through_its_secret(
+    gateway_run: StackRun,
+) -> None:
+    config = stack_config("prod")
+    envs = mcp_header_envs(config)
+    assert envs == ["MCP_GITHUB__AUTHORIZATION"]
+    _, container = _server(gateway_run("prod"))
+    assert _env(container)["MCP_GITHUB__AUTHORIZATION"]["valueFrom"] == {
+        "secretKeyRef": {"name": "litellm-secrets", "key": "MCP_GITHUB__AUTHORIZATION"}
+    }
+    (config_map,) = [
+        r for r in gateway_run("prod").of_type(CONFIG_MAP) if "config.yaml" in r.inputs["data"]
+    ]
+    rendered = yaml.safe_load(config_map.inputs["data"]["config.yaml"])
+    assert rendered["mcp_servers"]["github"]["static_headers"] == {
+        "Authorization": "os.environ/MCP_GITHUB__AUTHORIZATION"
+    }
+    assert "mcp_servers" not in yaml.safe_load(
+        next(
+            r for r in gateway_run("dev").of_type(CONFIG_MAP) if "config.yaml" in r.inputs["data"]
+        ).inputs["data"]["config.yaml"]
+    )
+
+
+def test_an_mcp_header_without_its_secret_is_refused() -> None:
+    config = stack_config("prod")
+    with pytest.raises(Exception, match="no secret for MCP header env"):
+        _run_without_cloud_keys(config, cloud=True)
 
 
 def test_published_for_streaming_at_api(gateway_run: StackRun) -> None:
@@ -547,7 +591,9 @@ def test_a_cloud_model_without_its_key_is_refused() -> None:
         _run_without_cloud_keys(config)
 
 
-def _run_without_cloud_keys(config: PlatformConfig) -> None:
+def _run_without_cloud_keys(config: PlatformConfig, *, cloud: bool = False) -> None:
+    """The gateway given no secrets (or, with `cloud`, only the cloud models' keys)."""
+
     def program() -> dict[str, Any]:
         import pulumi
         import pulumi_kubernetes as k8s
@@ -561,12 +607,18 @@ def _run_without_cloud_keys(config: PlatformConfig) -> None:
                 config=config,
                 provider=provider,
                 ingress=IngressHandle(domain=DOMAIN, issuer_name="ca", provider=provider),
+                cloud_api_keys={
+                    m.api_key_env: pulumi.Output.secret("key")
+                    for m in config.llm_gateway.cloud_models.values()
+                    if cloud
+                },
             ),
         )
         return {}
 
+    stack = config.environment
     run_program(
-        stack="dev", config=config_for_engine(stack_values("dev")), secret_keys=[], program=program
+        stack=stack, config=config_for_engine(stack_values(stack)), secret_keys=[], program=program
     )
 
 

@@ -1006,3 +1006,49 @@ def test_render_autoscaling_flows_are_required_and_allowed(
     ]:
         decision = r.allowed(policies, src, dst, port, namespaces=namespaces)
         assert not decision, decision.reason
+
+
+def test_render_runners_reach_what_a_deploy_needs_and_nothing_else(
+    rendered: Callable[[str], list[Obj]],
+) -> None:
+    """Runner pods (made by ARC from the scale sets) reach the API server, the internet over
+    HTTPS, the ingress (the gateway's admin API) and the nodes over SSH; the listeners the
+    API server and GitHub. Nothing reaches them, and they reach no platform service."""
+    objects = rendered("prod")
+    policies = r.network_policies(objects)
+    namespaces = r.namespace_labels(objects)
+    runners = [p for p in r.pods(objects) if p.namespace == "arc-runners"]
+    listeners = [
+        p for p in r.pods(objects) if p.namespace == "arc-systems" and "listener" in p.name
+    ]
+    assert len(runners) == 3 and len(listeners) == 3
+    api = _api("prod")
+    node = Endpoint(name="node rack-2", address="192.168.10.12")
+    stranger = Endpoint(name="a LAN address", address="192.168.10.99")
+    traefik = _find(objects, "traefik", "Deployment/traefik/traefik")
+    gateway = _find(objects, "llm-gateway", "Deployment/llm-gateway/litellm")
+    model = _find(objects, "inference", "vllm-")
+    postgres = _find(objects, "llm-gateway", "Cluster/")
+    grafana = _find(objects, "observability", "grafana")
+    prometheus = _find(objects, "observability", "Prometheus/")
+    for runner in runners:
+        for dst, port in [(api, 6443), (r.WORLD, 443), (traefik, 8443), (node, 22)]:
+            decision = r.allowed(policies, runner, dst, port, namespaces=namespaces)
+            assert decision, (runner.name, dst.name, port, decision.reason)
+        for dst, port in [
+            (gateway, 4000),
+            (model, 8000),
+            (postgres, 5432),
+            (grafana, 3000),
+            (r.WORLD, 80),
+            (stranger, 22),
+        ]:
+            decision = r.allowed(policies, runner, dst, port, namespaces=namespaces)
+            assert not decision, (runner.name, dst.name, port)
+        for src in (r.WORLD, gateway, traefik, prometheus):
+            assert not r.allowed(policies, src, runner, 8080, namespaces=namespaces)
+    for listener in listeners:
+        assert r.allowed(policies, listener, api, 6443, namespaces=namespaces)
+        assert r.allowed(policies, listener, r.WORLD, 443, namespaces=namespaces)
+        assert not r.allowed(policies, listener, traefik, 8443, namespaces=namespaces)
+        assert not r.allowed(policies, listener, node, 22, namespaces=namespaces)

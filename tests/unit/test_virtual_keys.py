@@ -3,7 +3,10 @@
 The fake speaks the JSON shapes of LiteLLM 1.83.14's key-management endpoints
 (litellm/proxy/management_endpoints/key_management_endpoints.py and the request models in
 litellm/proxy/_types.py; documented at https://docs.litellm.ai/docs/proxy/virtual_keys):
-`POST /key/generate` answers the key with its settings and `token` (the SHA-256 handle),
+`POST /key/generate` answers the key with its settings and `token` (the SHA-256 handle)
+and keeps an `object_permission` in its own table (returned by `/key/info` with every
+field of `LiteLLM_ObjectPermissionTable`; `/key/update` merges a new one field by field:
+management_helpers/object_permission_utils.py),
 `GET /key/info?key=` answers `{"key": ..., "info": {...}}` or 404 "Key not found in
 database", `POST /key/update` takes `key` plus the settings to change, `POST /key/delete`
 takes `{"keys": [...]}` and answers `{"deleted_keys": [...]}`. Errors use the proxy's
@@ -34,6 +37,7 @@ from components.llm_gateway.virtual_keys import (
     check_reachable,
     client_key_settings,
     key_handle,
+    request_body,
 )
 from tests.fakes.upstream import TestPki
 
@@ -48,6 +52,17 @@ SETTINGS = {
     "tpm_limit": None,
     "models": ["claude-haiku", "qwen3-14b"],
 }
+
+
+PERMISSION_ROW: dict[str, Any] = {
+    "object_permission_id": None,
+    "mcp_servers": [],
+    "mcp_access_groups": [],
+    "mcp_tool_permissions": None,
+    "vector_stores": [],
+    "agents": [],
+}
+"""A `LiteLLM_ObjectPermissionTable` row as `/key/info` returns it (its list defaults)."""
 
 
 @dataclass
@@ -133,6 +148,14 @@ def _handler(state: FakeAdmin) -> type[BaseHTTPRequestHandler]:
             record["models"] = body.get("models") or []
             record["metadata"] = body.get("metadata") or {}
             record["spend"] = 0.0
+            assert "mcp_servers" not in body  # LiteLLM takes them in `object_permission`
+            if body.get("object_permission") is not None:
+                record["object_permission_id"] = f"perm-{body['key_alias']}"
+                record["object_permission"] = {
+                    **PERMISSION_ROW,
+                    "object_permission_id": record["object_permission_id"],
+                    **body["object_permission"],
+                }
             state.keys[hashlib.sha256(key.encode()).hexdigest()] = record
             self._send(200, {"key": key, "token": key_handle(key), **record})
 
@@ -149,6 +172,11 @@ def _handler(state: FakeAdmin) -> type[BaseHTTPRequestHandler]:
                 self._send(404, _error("Key not found in database", "not_found_error", 404))
                 return
             record.update({f: body[f] for f in MANAGED_FIELDS if f in body})
+            if body.get("object_permission") is not None:
+                record["object_permission"] = {
+                    **record.get("object_permission", PERMISSION_ROW),
+                    **body["object_permission"],
+                }
             self._send(200, {"key": body["key"], **record})
 
         def _delete(self, body: dict[str, Any], _query: dict[str, str]) -> None:
@@ -402,3 +430,47 @@ def test_the_check_runs_on_create_and_on_every_change_and_fails_before_any_key(
     assert [c[1] for c in state.calls] == ["/health/liveliness"] * 2
     with pytest.raises(AdminApiError, match="does not resolve here"):
         provider.update("id", props, {**changed, "admin_url": "https://api.llm.invalid"})
+
+
+def test_mcp_servers_travel_as_the_keys_object_permission_and_drift_is_repaired(
+    admin: tuple[FakeAdmin, str],
+) -> None:
+    state, url = admin
+    provider = VirtualKeyProvider()
+    desired = _props(url, mcp_servers=["wiki", "github"])
+    created = provider.create(desired)
+    assert created.id is not None
+    stored = state.keys[created.id]
+    assert stored["object_permission"]["mcp_servers"] == ["wiki", "github"]
+    # Someone grants another server in the admin UI: a refresh sees it, up takes it back.
+    stored["object_permission"]["mcp_servers"] = ["wiki", "github", "payroll"]
+    read = provider.read(created.id, dict(desired))
+    assert read.outs is not None and read.outs["mcp_servers"] == ["wiki", "github", "payroll"]
+    assert provider.diff(created.id, read.outs, desired).changes is True
+    provider.update(created.id, read.outs, desired)
+    assert stored["object_permission"]["mcp_servers"] == ["wiki", "github"]
+    again = provider.read(created.id, dict(desired))
+    assert again.outs is not None
+    assert provider.diff(created.id, again.outs, desired).changes is False
+    # Revoking every server sends an empty list, which replaces the old one.
+    provider.update(created.id, again.outs, _props(url, mcp_servers=[]))
+    assert stored["object_permission"]["mcp_servers"] == []
+
+
+def test_a_stack_without_mcp_servers_leaves_the_keys_permissions_alone(
+    admin: tuple[FakeAdmin, str],
+) -> None:
+    state, url = admin
+    provider = VirtualKeyProvider()
+    created = provider.create(_props(url))
+    assert created.id is not None
+    assert "object_permission" not in state.keys[created.id]
+    state.keys[created.id]["object_permission"] = {**PERMISSION_ROW, "mcp_servers": ["x"]}
+    read = provider.read(created.id, _props(url))
+    assert read.outs is not None and "mcp_servers" not in read.outs
+    assert provider.diff(created.id, read.outs, _props(url)).changes is False
+    settings = client_key_settings("web", ClientConfig(mcp_servers=("wiki",)))
+    assert "mcp_servers" not in settings
+    with_mcp = client_key_settings("web", ClientConfig(mcp_servers=("wiki", "docs")), mcp=True)
+    assert with_mcp["mcp_servers"] == ["docs", "wiki"]
+    assert request_body("sk-x", with_mcp)["object_permission"] == {"mcp_servers": ["docs", "wiki"]}

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from components.runners.values import SCALE_SET_NAMES
 from tests.support import ROOT
 from tools import pr_comment
 from tools.stacks import policy_config_path, stacks
@@ -48,7 +49,12 @@ def _steps(document: dict[Any, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in FILES} == {"pull-request.yml", "pr-comment.yml", "deploy.yml"}
+    assert {p.name for p in FILES} == {
+        "pull-request.yml",
+        "pr-comment.yml",
+        "deploy.yml",
+        "drift.yml",
+    }
 
 
 def test_workflows_match_the_github_workflow_schema() -> None:
@@ -74,12 +80,37 @@ def test_every_action_is_pinned_by_commit_sha(path: Path) -> None:
             assert re.search(r"@[0-9a-f]{40} # v\d", line), line
 
 
+GENERAL_RUNNERS = """${{ fromJSON(vars.RUNNER_LABELS || '["self-hosted", "linux", "x64"]') }}"""
+CLUSTER_RUNNERS = (
+    f"${{{{ fromJSON(vars.DEPLOY_RUNNER_LABELS || '[\"{SCALE_SET_NAMES['amd64']}\"]') }}}}"
+)
+"""The cluster's own amd64 scale set (components/runners/values.py), overridable while the
+cluster has no runners yet."""
+CLUSTER_JOBS = {
+    "deploy.yml": {"stacks", "up-dev", "up-prod"},
+    "drift.yml": {"stacks", "drift"},
+    "pull-request.yml": {"stacks", "preview"},
+    "pr-comment.yml": set(),
+}
+"""Jobs that reach the cluster or the stacks' state; the others (the suite, fork PRs' code,
+the comment) stay on the general runners and never run in the cluster."""
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_jobs_run_on_self_hosted_runners_from_config(path: Path) -> None:
-    for job in _load(path.name)["jobs"].values():
-        assert "vars.RUNNER_LABELS" in job["runs-on"]
-        assert "self-hosted" in job["runs-on"]
+def test_cluster_jobs_run_on_the_clusters_runners_and_fork_code_never_does(path: Path) -> None:
+    jobs = _load(path.name)["jobs"]
+    for name, job in jobs.items():
+        expected = CLUSTER_RUNNERS if name in CLUSTER_JOBS[path.name] else GENERAL_RUNNERS
+        assert job["runs-on"] == expected, (path.name, name)
         assert job["timeout-minutes"] <= 90
+        if name in CLUSTER_JOBS[path.name]:
+            # The runner image brings no Python 3.11; the job sets it up before `make venv`.
+            uses = [s.get("uses", "") for s in job["steps"]]
+            assert any(u.startswith("actions/setup-python@") for u in uses), (path.name, name)
+    assert set(CLUSTER_JOBS[path.name]) <= set(jobs)
+    if path.name == "pull-request.yml":
+        for name in ("test", "render-diff"):  # run a fork's code
+            assert "DEPLOY_RUNNER_LABELS" not in json.dumps(jobs[name])
 
 
 def test_pull_requests_test_render_diff_and_preview_same_repo_only() -> None:

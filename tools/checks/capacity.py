@@ -12,7 +12,9 @@ What is counted as the API server would count it when the pods are admitted:
   NoExecute taints against tolerations, including the RuntimeClass's scheduling
   tolerations), bare Pods once. Operator custom resources are modelled as the pods they
   make: Prometheus and Alertmanager (`replicas` x the container plus the operator's
-  config-reloader sidecar and init container) and CNPG `Cluster` (`instances` x postgres).
+  config-reloader sidecar and init container), CNPG `Cluster` (`instances` x postgres) and
+  ARC `AutoscalingRunnerSet` (`minRunners` runner pods, `maxRunners` at peak, plus one
+  listener pod in the controller's namespace: `tools/checks/arc.py`).
 * Per container, in admission order: API defaulting (a limit without a request gets
   request = limit), then LimitRanger's `Container` defaults (`default` -> limits,
   `defaultRequest` -> requests, for the resources the container leaves unset; an item's
@@ -53,6 +55,7 @@ from fractions import Fraction
 from typing import Any
 
 from components.config import PlatformConfig
+from tools.checks import arc
 
 Obj = Mapping[str, Any]
 Resources = dict[str, Fraction]
@@ -431,7 +434,7 @@ def pod_groups(
     """Every group of identical pods the objects make, with steady and peak counts."""
     hpas = _hpa_bounds(objects)
     runtime_tolerations = _runtime_class_tolerations(objects)
-    groups: list[PodGroup] = []
+    groups: list[PodGroup] = [_template_group(pod, pod, 1, 1) for pod in arc.listener_pods(objects)]
     for obj in objects:
         kind = obj.get("kind")
         spec = obj.get("spec") or {}
@@ -468,6 +471,9 @@ def pod_groups(
                 "spec": _cnpg_pod(obj),
             }
             groups.append(_template_group(obj, template, pods, pods))
+        elif arc.is_runner_set(obj):
+            least, most = arc.runner_bounds(obj)
+            groups.append(_template_group(obj, spec.get("template") or {}, least, most))
     return groups
 
 
@@ -1009,6 +1015,9 @@ def _pod_specs(obj: Obj) -> Iterator[Obj]:
         yield (job.get("template") or {}).get("spec") or {}
     elif kind in ("Prometheus", "Alertmanager", "ThanosRuler", "PrometheusAgent"):
         yield spec  # spec.containers / initContainers are merged into the operator's pod
+    elif arc.is_runner_set(obj):
+        yield (spec.get("template") or {}).get("spec") or {}
+        yield (spec.get("listenerTemplate") or {}).get("spec") or {}
 
 
 def image_refs(obj: Obj) -> list[tuple[str, str]]:
@@ -1017,7 +1026,7 @@ def image_refs(obj: Obj) -> list[tuple[str, str]]:
     for pod_spec in _pod_specs(obj):
         for key in ("containers", "initContainers", "ephemeralContainers"):
             for container in pod_spec.get(key) or []:
-                if _is_monitoring(obj) and "image" not in container:
+                if (_is_monitoring(obj) or arc.is_runner_set(obj)) and "image" not in container:
                     continue  # a patch of an operator-made container, which has its image
                 where = f"{key}[{container.get('name')}]"
                 found.append((where, str(container.get("image") or "")))

@@ -63,6 +63,8 @@ from ipaddress import IPv4Network, ip_address, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
+from tools.checks import arc
+
 Obj = Mapping[str, Any]
 
 TCP = "TCP"
@@ -534,15 +536,16 @@ def pods(
 ) -> list[Endpoint]:
     """The pods an object set runs: workloads, Pods, and operator-made pods from CRs.
 
-    Prometheus and Alertmanager pods come from their `monitoring.coreos.com` resources and
-    Postgres pods from CloudNativePG `Cluster` resources (postgresql.cnpg.io). A pod is
+    Prometheus and Alertmanager pods come from their `monitoring.coreos.com` resources,
+    Postgres pods from CloudNativePG `Cluster` resources (postgresql.cnpg.io), and runner and
+    listener pods from ARC `AutoscalingRunnerSet`s (`tools/checks/arc.py`). A pod is
     meshed when Linkerd injects it (annotation on the template or the namespace) or its
     template already carries a `linkerd-proxy` container (the control plane).
     """
     items = list(objects)
     ns_annotations = _namespace_annotations(items)
     result: list[Endpoint] = []
-    for obj in items:
+    for obj in [*items, *arc.listener_pods(items)]:
         kind = obj.get("kind")
         api = str(obj.get("apiVersion", ""))
         if kind == "Prometheus" and api.startswith("monitoring.coreos.com/"):
@@ -551,6 +554,11 @@ def pods(
             result.append(alertmanager_endpoint(obj))
         elif kind == "Cluster" and api.startswith("postgresql.cnpg.io/"):
             result.append(cnpg_endpoint(obj))
+        elif arc.is_runner_set(obj):
+            runner = {**obj, "kind": "Pod", "spec": (_spec(obj).get("template") or {}).get("spec")}
+            endpoint = pod_endpoint(runner, ns_annotations=ns_annotations.get(_namespace(obj)))
+            if endpoint is not None:
+                result.append(endpoint)
         else:
             endpoint = pod_endpoint(
                 obj,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from components.edge.api_surface import ALLOWED_QUERY, API_ROUTES, FORWARDED_REQUEST_HEADERS
+from components.edge.api_surface import ALLOWED_QUERY, API_ROUTES, forwarded_headers
 from components.edge.nginx_conf import CLIENT_NAME_HEADER, ClientLimit
 from tests.artifacts.edge.nginx_harness import EDGE_NAME, INGRESS_NAME, EdgeFixture, running
 from tests.artifacts.edge.wire_clients import VERSIONS, Answer, EdgeClient, Wire
@@ -56,7 +56,18 @@ ADMIN_TARGETS = (
     "/ui",
     "/login",
     "/sso/key/generate",
-    "/mcp/",
+    # MCP: only POST /mcp/ is a client route (the fixture's edge lists it); every other
+    # form of LiteLLM's MCP server, its REST tools and management stay out.
+    "/mcp",
+    "/mcp/docs",
+    "/docs/mcp",
+    "/toolset/docs/mcp",
+    "/mcp/sse",
+    "/sse",
+    "/mcp-rest/tools/list",
+    "/mcp-rest/tools/call",
+    "/v1/mcp/server",
+    "/.well-known/oauth-authorization-server/docs",
     "/routes",
     "/openapi.json",
     "/docs",
@@ -112,6 +123,16 @@ ALLOWED_ROUTE_LOOKALIKES = (
     ("DELETE", "/v1/chat/completions"),
     ("PATCH", "/v1/embeddings"),
     ("OPTIONS", "/v1/chat/completions"),
+    ("GET", "/mcp/"),
+    ("DELETE", "/mcp/"),
+    ("PUT", "/mcp/"),
+    ("POST", "//mcp/"),
+    ("POST", "/mcp//"),
+    ("POST", "/MCP/"),
+    ("POST", "/mcp/./"),
+    ("POST", "/mcp/%2e"),
+    ("POST", "/mcp/;x=1"),
+    ("POST", "/mcp%2f"),
 )
 
 # Headers a client must never get to the gateway: credentials LiteLLM reads
@@ -137,6 +158,12 @@ SMUGGLED_HEADERS = (
     ("X-Forwarded-Host", "smuggled.internal"),
     ("X-Forwarded-Port", "4999"),
     ("X-Forwarded-Prefix", "/smuggled-prefix"),
+    # MCP server selection and per-server credentials (litellm 1.83.14
+    # _experimental/mcp_server/auth/user_api_key_auth_mcp.py `process_mcp_request`).
+    ("x-mcp-servers", "docs,github"),
+    ("x-mcp-access-groups", "smuggled-admins"),
+    ("x-mcp-docs-authorization", "Bearer smuggled-mcp-credential"),
+    ("x-mcp-auth", "smuggled-mcp-auth"),
     ("X-Original-URL", "/smuggled/key/generate"),
     ("X-Rewrite-URL", "/smuggled/key/list"),
     ("X-HTTP-Method-Override", "SMUGGLED-DELETE"),
@@ -160,7 +187,10 @@ EDGE_SET_HEADERS = (
     "x-forwarded-proto",
     "content-length",
 )
-UPSTREAM_MAY_SEE = {*EDGE_SET_HEADERS, *(name.lower() for name in FORWARDED_REQUEST_HEADERS)}
+UPSTREAM_MAY_SEE = {
+    *EDGE_SET_HEADERS,
+    *(name.lower() for name in forwarded_headers(tuple(API_ROUTES.values()))),
+}
 
 QUERY_SECRET = "sk-query-secret-0123456789"
 QUERY_CREDENTIALS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,18 @@ def test_the_stack_config_chooses_the_routes_the_edge_passes() -> None:
     ]
     default = render_nginx_conf(nginx_settings(parse_platform_config(stack_values("prod"))))
     assert "POST /v1/chat/completions" in default and "POST /v1/chat/completions" not in conf
+
+
+def test_the_mcp_protocol_header_passes_only_where_the_mcp_route_is(
+    rendered_stack: Callable[[str], Path],
+) -> None:
+    """A stack that does not list `mcp` gets the edge it had before MCP existed."""
+    from components.edge.api_surface import forwarded_headers, routes
+
+    assert "MCP-Protocol-Version" not in forwarded_headers(routes(("chat_completions",)))
+    assert "MCP-Protocol-Version" in forwarded_headers(routes(("chat_completions", "mcp")))
+    dev = (rendered_stack("dev") / "files" / "edge" / "nginx.conf").read_text()
+    prod = (rendered_stack("prod") / "files" / "edge" / "nginx.conf").read_text()
+    assert "MCP-Protocol-Version" not in dev and "POST /mcp/" not in dev
+    assert "proxy_set_header MCP-Protocol-Version $http_mcp_protocol_version;" in prod
+    assert '"~^POST /mcp/(?:[?]|$)" 1;' in prod
