@@ -10,7 +10,8 @@ cloud and the cluster, then plans what the program would change. `--preview` rea
 JSON document (the engine's `PreviewDigest`, sdk/go/common/display/json.go) and `--status`
 the CLI's exit status. Two offline renders (`plan.json`) give the same summary of what
 differs between them, e.g. the render of the commit the stack was last deployed from
-against the render of `main`.
+against the render of `main`, with replacements told from updates by the offline
+preview's rules (`tools.replacements`).
 
 A step is drift when its operation changes something: everything but `same`, `read`,
 `discard` and `read-replacement` (the operations Pulumi's `ResourceChanges.HasChanges`
@@ -37,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from tools import forge
-from tools.diff import changed_paths
 from tools.forge import RestApi
+from tools.replacements import changed_paths, comparable, plan_step
 
 NOT_CHANGES = frozenset({"same", "read", "discard", "read-replacement", "refresh"})
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
@@ -127,19 +128,54 @@ def _plan(render: Path) -> dict[str, dict[str, Any]]:
         raise DriftInputError(f"{render}: not a render ({error})") from None
 
 
+def _replaces(urn: str, old: dict[str, Any], new: dict[str, Any], replaced: set[str]) -> bool:
+    """Whether a real preview would replace the resource: the same rules as the offline
+    preview (`tools.replacements.plan_step`), on the inputs with their secret digests."""
+    step = plan_step(
+        new["type"],
+        comparable(old.get("inputs") or {}, old.get("secretDigests") or {}),
+        comparable(new.get("inputs") or {}, new.get("secretDigests") or {}),
+        custom=bool(new.get("custom", True)),
+        provider_replaced=_provider_urn(new) in replaced,
+        ignore_changes=list(new.get("ignoreChanges") or ()),
+        delete_before_replace=bool(new.get("deleteBeforeReplace")),
+    )
+    return step.op == "replace"
+
+
 def from_renders(deployed: Path, program: Path) -> Drift:
     """What differs between two renders, as the steps that would bring `deployed` to
-    `program`: created, deleted, or updated with the inputs that differ."""
+    `program`: created, deleted, replaced (by the offline preview's rules) or updated, with
+    the inputs that differ."""
     old, new = _plan(deployed), _plan(program)
     changes = [Change(urn, "create") for urn in sorted(set(new) - set(old))]
     changes += [Change(urn, "delete") for urn in sorted(set(old) - set(new))]
-    for urn in sorted(set(old) & set(new)):
+    replaced: set[str] = set()
+    # Providers first: a replaced provider replaces what it manages.
+    common = sorted(set(old) & set(new), key=lambda u: (not _is_provider(new[u]), u))
+    for urn in common:
         before = {k: v for k, v in old[urn].items() if k != "urn"}
         after = {k: v for k, v in new[urn].items() if k != "urn"}
         paths = tuple(path for path, _, _ in changed_paths(before, after))
-        if paths:
+        if not paths and _provider_urn(new[urn]) in replaced:
+            paths = ("provider",)
+        if not paths:
+            continue
+        if _replaces(urn, old[urn], new[urn], replaced):
+            replaced.add(urn)
+            changes.append(Change(urn, "replace", paths))
+        else:
             changes.append(Change(urn, "update", paths))
     return Drift(tuple(c for c in changes if c.type != ROOT_STACK_TYPE), source="two renders")
+
+
+def _provider_urn(resource: dict[str, Any]) -> str:
+    """The URN of the resource's explicit provider (a reference may end `::<id>`)."""
+    return "::".join(str(resource.get("provider") or "").split("::")[:4])
+
+
+def _is_provider(resource: dict[str, Any]) -> bool:
+    return str(resource.get("type", "")).startswith("pulumi:providers:")
 
 
 def marker(stack: str) -> str:

@@ -130,6 +130,34 @@ def test_an_unreadable_preview_exits_2(content: str, tmp_path: Path) -> None:
     assert drift.main(["--stack", "prod", "--preview", str(preview)]) == 2
 
 
+def test_two_renders_show_a_replacement_as_one(
+    rendered_stack: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A change of an input the provider cannot update in place (a Deployment's selector,
+    immutable in Kubernetes) is a replacement, and so is everything whose provider is
+    replaced (the cluster's identity changed), as a real preview would plan it."""
+    deployed = tmp_path / "deployed"
+    shutil.copytree(rendered_stack("dev"), deployed)
+    plan = json.loads((deployed / "plan.json").read_text())
+    gateway = next(r for r in plan["resources"] if r["name"] == "llm-gateway-deployment")
+    gateway["inputs"]["spec"]["selector"]["matchLabels"]["drifted"] = "yes"
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "plan.json").write_text(json.dumps(plan))
+    found = drift.from_renders(deployed, program)
+    assert [(c.name, c.op) for c in found.changes] == [("llm-gateway-deployment", "replace")]
+    assert "replace" in drift.summary_markdown("dev", found)
+
+    plan = json.loads((deployed / "plan.json").read_text())
+    provider = next(r for r in plan["resources"] if r["type"] == "pulumi:providers:kubernetes")
+    provider["inputs"]["clusterIdentifier"] = "another-cluster"
+    (program / "plan.json").write_text(json.dumps(plan))
+    found = drift.from_renders(deployed, program)
+    ops = {c.op for c in found.changes}
+    managed = [r for r in plan["resources"] if r.get("provider") == provider["urn"]]
+    assert ops == {"replace"} and len(found.changes) == 1 + len(managed), ops
+
+
 def test_two_renders_give_the_same_summary(
     rendered_stack: Callable[[str], Path], tmp_path: Path
 ) -> None:
