@@ -252,7 +252,7 @@ def _plain_timed(chain: Chain, model: str) -> tuple[bool, float]:
     return reply.status == 200, reply.seconds
 
 
-def hang_failover(*, requests: int = 60) -> dict[str, Any]:
+def hang_failover(*, requests: int = 150) -> dict[str, Any]:
     """Benchmark (6): requests through the edge while the local server is wedged (it
     sends a stream's headers, then nothing, and answers no plain request), vs. the same
     model name served straight by its cloud fallback (GPU maintenance), both chains on
@@ -279,6 +279,7 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
         ok_cloud, cloud_plain = _plain_timed(cloud, MODEL)
         if not ok_cloud:
             raise RuntimeError("the reference chain failed a request")
+        hang_started = time.monotonic()
         for _ in range(requests):
             ok, first, _ = _stream_once(hung, MODEL)
             lost["hang"] += not ok
@@ -290,6 +291,7 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
         # Out of rotation now: plain requests too.
         plain_hang = [_plain_once(hung, MODEL) for _ in range(10)]
         lost["hang"] += sum(not ok for ok, _ in plain_hang)
+        hang_seconds = time.monotonic() - hang_started
         fake.mode = "normal"
         fake.release.set()
         fake.stop()  # crash: connections refused
@@ -348,6 +350,7 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
             "p50_ratio": round(p50_ratio, 3),
             "p99_ratio": round(p99_ratio, 3),
             "lost_requests": lost,
+            "hang_phase_s": round(hang_seconds, 1),
             "back_to_local_after_restart_s": None if back_after is None else round(back_after, 1),
             "router": {
                 "allowed_fails": router.allowed_fails,
@@ -365,7 +368,10 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
         "token counts towards `allowed_fails` (one more cools the server down, shared through "
         "Redis on prod), so the first plain request and the first stream both wait it; every "
         "later request goes to the fallback deployment of the same model group, one router "
-        "pass. The slowest of them came "
+        f"pass. The hang phase lasted {hang_seconds:.1f} s against a "
+        f"{router.cooldown_seconds} s cooldown: once it outlasts the cooldown, the hung server "
+        "is kept out by its failing health checks (a request that went back to it would wait "
+        "the deadline and show in the count). The slowest waiting request came "
         f"{1000 * (before_max - before_bound):+.0f} ms from the deadline + cloud p99 bound: the "
         "deadline runs from when the gateway took the request (after the edge and the key "
         "check), and the fallback call passes the router again. The cloud fake answers at "
