@@ -52,7 +52,7 @@ def _chain(kind: str, quick: bool) -> dict[str, Any]:
     if kind == "overhead":
         result: dict[str, Any] = chain.overhead(trials=3 if quick else 5)
     elif kind == "hang":
-        result = chain.hang_failover(requests=30 if quick else 150)
+        result = chain.hang_failover(requests=30 if quick else 60)
     else:
         result = chain.failover(requests=40 if quick else 100)
     return result
