@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fakes.background import BackgroundServer
 from tests.support import ROOT
 from tests.unit.test_workflows import _FakeCommentsApi, _load
 from tools import drift
@@ -255,14 +255,8 @@ def issues_api() -> Iterator[str]:
     _FakeIssuesApi.comments = []
     _FakeIssuesApi.seen_auth = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeIssuesApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with BackgroundServer(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_one_issue_per_stack_opened_updated_then_closed(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +38,7 @@ from components.llm_gateway.virtual_keys import (
     key_handle,
     request_body,
 )
+from tests.fakes.background import BackgroundServer
 from tests.fakes.upstream import TestPki
 
 MASTER = "sk-MASTER-fake-admin-7c1d"
@@ -200,14 +200,8 @@ def admin() -> Iterator[tuple[FakeAdmin, str]]:
     """A fake admin API on a free loopback port, torn down after the test."""
     state = FakeAdmin()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with BackgroundServer(server):
         yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _props(url: str, *, key: str = KEY, master: str = MASTER, **settings: Any) -> dict[str, Any]:
@@ -393,14 +387,8 @@ def tls_admin(tmp_path: Any) -> Iterator[tuple[str, TestPki]]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with BackgroundServer(server):
         yield f"https://127.0.0.1:{server.server_address[1]}", pki
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_a_certificate_this_machine_does_not_trust_fails_the_check(

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from components.runners.values import SCALE_SET_NAMES
+from tests.fakes.background import BackgroundServer
 from tests.support import ROOT
 from tools import pr_comment
 from tools.stacks import policy_config_path, stacks
@@ -262,14 +262,8 @@ def comments_api() -> Iterator[str]:
     _FakeCommentsApi.comments = [{"id": i, "body": f"unrelated {i}"} for i in range(150)]
     _FakeCommentsApi.seen_auth = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeCommentsApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with BackgroundServer(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_the_comment_is_created_once_then_updated(
