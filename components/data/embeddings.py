@@ -20,6 +20,7 @@ from components import versions
 from components.cluster.namespaces import EMBEDDINGS_PORT
 from components.config import DataLayerConfig
 from components.config.cluster import GPU_CLASS_LABEL, GPU_TAINT_KEY
+from components.pod_security import NON_ROOT_UID, restricted_pod_security
 
 NAME = "embeddings"
 PORT = EMBEDDINGS_PORT
@@ -27,7 +28,7 @@ METRICS_PORT = 9000
 CACHE_PATH = "/data"
 NVIDIA_RUNTIME_CLASS = "nvidia"
 """The RuntimeClass of the cluster area's GPU support."""
-RUN_AS = 10001
+RUN_AS = NON_ROOT_UID
 """The image needs no user of its own: its files are world-readable."""
 NAMESPACE = "data"
 
@@ -87,13 +88,7 @@ def pod_spec(data: DataLayerConfig) -> k8s.core.v1.PodSpecArgsDict:
     spec: k8s.core.v1.PodSpecArgsDict = {
         "automount_service_account_token": False,
         "enable_service_links": False,
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            "fs_group": RUN_AS,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        "security_context": restricted_pod_security(RUN_AS),
         "containers": [
             {
                 "name": "tei",

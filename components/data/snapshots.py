@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from components import versions
 from components.cloud.policies import STS_AUDIENCE
 from components.naming import bucket_name
+from components.pod_security import NON_ROOT_UID, restricted_pod_security
 from components.s3_bucket import writer_policy
 
 from .qdrant import HEADLESS_SERVICE, HTTP_PORT, RELEASE
@@ -36,7 +37,7 @@ SECRETS_DIR = "/var/run/secrets/snapshots"
 QDRANT_KEY_FILE = "qdrant-api-key"
 ACCESS_KEY_ID_FILE, SECRET_ACCESS_KEY_FILE = CREDENTIALS_KEYS
 WORK_DIR = "/work"
-RUN_AS = 10001
+RUN_AS = NON_ROOT_UID
 """Not the image's curl_user (100): curl needs no user of its own, /work is an emptyDir."""
 SERVICE_ACCOUNT = "qdrant-snapshots"
 TOKEN_DIR = "/var/run/secrets/aws"  # noqa: S105 (a path)
@@ -209,14 +210,8 @@ def cronjob_pod_spec(
         "service_account_name": SERVICE_ACCOUNT,
         # Only the STS token is mounted, never the API token.
         "automount_service_account_token": False,
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            # The key files are this group's (mode 0440).
-            "fs_group": RUN_AS,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        # The key files are this group's (mode 0440).
+        "security_context": restricted_pod_security(RUN_AS),
         "containers": [
             {
                 "name": "snapshot",

@@ -60,12 +60,13 @@ from components.inference.scaling import (
 )
 from components.inference.vllm_args import MODEL_CACHE_PATH, vllm_args
 from components.labels import selector_labels, standard_labels
+from components.pod_security import NON_ROOT_UID, restricted_pod_security
 from components.workloads import Workload
 
 HF_TOKEN_SECRET = "huggingface-token"  # noqa: S105 (a Secret's name)
 HF_TOKEN_KEY = "token"  # noqa: S105 (a key name in that Secret)
 HF_TOKEN_DIR = "/var/run/secrets/huggingface"  # noqa: S105 (where that Secret is mounted)
-RUN_AS = 10001
+RUN_AS = NON_ROOT_UID
 """UID and GID of the server: the vLLM image's Python and packages are world-readable and
 nothing of it needs root once its caches point at writable volumes."""
 HOME_PATH = "/home/vllm"
@@ -295,14 +296,8 @@ def pod_spec(plan: ServerPlan, model: LocalModel) -> k8s.core.v1.PodSpecArgsDict
         "automount_service_account_token": False,
         "enable_service_links": False,
         "termination_grace_period_seconds": 60,
-        "security_context": {
-            "run_as_non_root": True,
-            "run_as_user": RUN_AS,
-            "run_as_group": RUN_AS,
-            # The cache PVC and the token are group-accessible to this GID.
-            "fs_group": RUN_AS,
-            "seccomp_profile": {"type": "RuntimeDefault"},
-        },
+        # The cache PVC and the token are group-accessible to this GID.
+        "security_context": restricted_pod_security(RUN_AS),
         "containers": [
             {
                 "name": "vllm",

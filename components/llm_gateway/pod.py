@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
+from components.pod_security import restricted_pod_security
 
 UID = 65532
 """Unprivileged UID/GID the LiteLLM containers run as."""
@@ -42,13 +43,7 @@ def writable_env() -> list[k8s.core.v1.EnvVarArgsDict]:
 
 def pod_security() -> k8s.core.v1.PodSecurityContextArgsDict:
     """Pod-level security context (Pod Security `restricted`)."""
-    return {
-        "run_as_non_root": True,
-        "run_as_user": UID,
-        "run_as_group": UID,
-        "fs_group": UID,
-        "seccomp_profile": {"type": "RuntimeDefault"},
-    }
+    return restricted_pod_security(UID)
 
 
 def container_security() -> k8s.core.v1.SecurityContextArgsDict:

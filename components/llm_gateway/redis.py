@@ -23,6 +23,7 @@ import pulumi_random as random
 
 from components import versions
 from components.labels import selector_labels, standard_labels
+from components.pod_security import NON_ROOT_UID, restricted_pod_security
 from components.workloads import Workload
 
 NAME = "litellm-redis"
@@ -33,7 +34,7 @@ PASSWORD_ENV = "REDIS_PASSWORD"  # noqa: S105 (an env var name)
 COMPONENT = "llm-gateway"
 CLIENT_NAME = "litellm"
 """The Deployment whose pods may connect."""
-REDIS_UID = 10001
+REDIS_UID = NON_ROOT_UID
 """Not the image's `redis` user (999): its entrypoint only changes users when started as
 root, and redis-server needs no user of its own; the data volume is this group's."""
 CONF_DIR = "/run/redis"
@@ -71,13 +72,7 @@ def statefulset_spec() -> k8s.apps.v1.StatefulSetSpecArgsDict:
             "spec": {
                 "automount_service_account_token": False,
                 "enable_service_links": False,
-                "security_context": {
-                    "run_as_non_root": True,
-                    "run_as_user": REDIS_UID,
-                    "run_as_group": REDIS_UID,
-                    "fs_group": REDIS_UID,
-                    "seccomp_profile": {"type": "RuntimeDefault"},
-                },
+                "security_context": restricted_pod_security(REDIS_UID),
                 "containers": [
                     {
                         "name": "redis",
