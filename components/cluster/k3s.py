@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+from operator import itemgetter
 
 import pulumi
 import pulumi_command as command
@@ -51,7 +52,7 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.cluster import scripts
-from components.config import ClusterConfig, Node
+from components.config import ClusterConfig, LanGpuHost, Node
 
 DIAL_ERROR_LIMIT = 5
 PER_DIAL_TIMEOUT_SECONDS = 10
@@ -145,8 +146,19 @@ def _install_command(settings: scripts.NodeSettings, issuer: str) -> str:
     return scripts.command_line(script, sudo=True)
 
 
-def _artifact(config: ClusterConfig, path: str, issuer: str) -> str:
-    return bootstrap_artifacts(config, issuer)[path]
+def ssh_connection(
+    host: Node | LanGpuHost, key: pulumi.Output[str]
+) -> command.remote.ConnectionArgs:
+    """SSH to a cluster node or a LAN GPU host: its user, the stack's key, its pinned
+    host key, and bounded dial retries."""
+    return command.remote.ConnectionArgs(
+        host=str(host.address),
+        user=host.ssh_user,
+        private_key=key,
+        host_key=host.ssh_host_key,
+        dial_error_limit=DIAL_ERROR_LIMIT,
+        per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
+    )
 
 
 def _secret(value: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -197,15 +209,15 @@ class K3sCluster(pulumi.ComponentResource):
             if args.ssh_private_key is None:
                 raise ValueError("K3sCluster: bootstrap mode needs the ssh_private_key secret")
             self.kubeconfig = self._bootstrap(name, config, args)
-            url = pulumi.Output.from_input(issuer) if issuer is not None else None
-            self.artifacts = {
-                path: (
-                    url.apply(partial(_artifact, config, path))
-                    if url is not None
-                    else pulumi.Output.from_input(text)
+            files = bootstrap_artifacts(config)
+            if issuer is None:
+                self.artifacts = {p: pulumi.Output.from_input(t) for p, t in files.items()}
+            else:
+                # Rendered once with the issuer, then split by path.
+                issued = pulumi.Output.from_input(issuer).apply(
+                    partial(bootstrap_artifacts, config)
                 )
-                for path, text in bootstrap_artifacts(config).items()
-            }
+                self.artifacts = {p: issued.apply(itemgetter(p)) for p in files}
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
@@ -220,17 +232,7 @@ class K3sCluster(pulumi.ComponentResource):
         its pinned host key), for other areas' commands on that host."""
         if self._ssh_key is None:
             raise ValueError("K3sCluster: only a bootstrapped cluster's nodes are reached over SSH")
-        return self._connection(self._config.nodes[node_name], self._ssh_key)
-
-    def _connection(self, node: Node, key: pulumi.Output[str]) -> command.remote.ConnectionArgs:
-        return command.remote.ConnectionArgs(
-            host=str(node.address),
-            user=node.ssh_user,
-            private_key=key,
-            host_key=node.ssh_host_key,
-            dial_error_limit=DIAL_ERROR_LIMIT,
-            per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
-        )
+        return ssh_connection(self._config.nodes[node_name], self._ssh_key)
 
     def _bootstrap(
         self, name: str, config: ClusterConfig, args: K3sClusterArgs
@@ -248,7 +250,7 @@ class K3sCluster(pulumi.ComponentResource):
             preflights.append(
                 command.remote.Command(
                     f"{name}-{node_name}-preflight",
-                    connection=self._connection(config.nodes[node_name], key),
+                    connection=ssh_connection(config.nodes[node_name], key),
                     create=scripts.command_line(scripts.preflight_script(settings), sudo=False),
                     opts=child,
                 )
@@ -271,7 +273,7 @@ class K3sCluster(pulumi.ComponentResource):
             after = previous if node.role == "server" else servers
             install = command.remote.Command(
                 f"{name}-{node_name}-install",
-                connection=self._connection(node, key),
+                connection=ssh_connection(node, key),
                 create=script,
                 update=script,
                 stdin=token if settings.joins else None,
@@ -285,7 +287,7 @@ class K3sCluster(pulumi.ComponentResource):
             )
             command.remote.Command(
                 f"{name}-{node_name}-uninstall",
-                connection=self._connection(node, key),
+                connection=ssh_connection(node, key),
                 create=":",
                 delete=scripts.command_line(scripts.uninstall_script(settings), sudo=True),
                 opts=pulumi.ResourceOptions(
@@ -309,7 +311,7 @@ class K3sCluster(pulumi.ComponentResource):
             # Public keys: what the API server publishes for anyone allowed to ask.
             keys = command.remote.Command(
                 f"{name}-service-account-keys",
-                connection=self._connection(config.nodes[first], key),
+                connection=ssh_connection(config.nodes[first], key),
                 create=f"sudo -n k3s kubectl get --raw {scripts.JWKS_PATH}",
                 triggers=[issuer],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=self.nodes_ready),
@@ -342,7 +344,7 @@ class K3sCluster(pulumi.ComponentResource):
         again when a trigger changes."""
         reader = command.remote.Command(
             resource_name,
-            connection=self._connection(node, key),
+            connection=ssh_connection(node, key),
             create=f"sudo -n cat {path}",
             logging=command.remote.Logging.NONE,
             triggers=triggers,

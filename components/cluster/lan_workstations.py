@@ -22,7 +22,7 @@ import pulumi
 import pulumi_command as command
 
 from components.cluster import lan_scripts
-from components.cluster.k3s import DIAL_ERROR_LIMIT, PER_DIAL_TIMEOUT_SECONDS
+from components.cluster.k3s import ssh_connection
 from components.cluster.lan_compose import compose_yaml
 from components.cluster.scripts import command_line
 from components.config import LanGpuHost, PlatformConfig
@@ -95,18 +95,6 @@ class LanWorkstations(pulumi.ComponentResource):
                 self._managed(name, host_name, host, args)
         self.register_outputs({"artifacts": sorted(self.artifacts)})
 
-    def _connection(
-        self, host: LanGpuHost, key: pulumi.Output[str]
-    ) -> command.remote.ConnectionArgs:
-        return command.remote.ConnectionArgs(
-            host=str(host.address),
-            user=host.ssh_user,
-            private_key=key,
-            host_key=host.ssh_host_key,
-            dial_error_limit=DIAL_ERROR_LIMIT,
-            per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
-        )
-
     def _managed(
         self, name: str, host_name: str, host: LanGpuHost, args: LanWorkstationsArgs
     ) -> None:
@@ -119,7 +107,7 @@ class LanWorkstations(pulumi.ComponentResource):
                 raise ValueError("LanWorkstations: gated models need the huggingface_token")
             token = pulumi.Output.secret(args.huggingface_token)
         key: pulumi.Output[str] = pulumi.Output.secret(args.ssh_private_key)
-        connection = self._connection(host, key)
+        connection = ssh_connection(host, key)
         preflight = command.remote.Command(
             f"{name}-{host_name}-preflight",
             connection=connection,
