@@ -13,7 +13,6 @@ from typing import Any
 
 from components.config import PlatformConfig
 from components.inference.deadlines import served_context
-from components.inference.fit import estimate
 from components.inference.model_server import maintenance_nodes, running_replicas
 from components.llm_gateway.costs import client_budget_usd, models_in_maintenance
 
@@ -85,15 +84,21 @@ def _contexts(config: PlatformConfig) -> list[Derived]:
     result = []
     for name, model in sorted(config.inference.models.items()):
         context = served_context(config, name)
-        if context == model.context_length or model.gpu_class is None:
+        fit = config.model_fit(name)
+        if context == model.context_length or fit is None:
             continue
-        fit = estimate(model, config.cluster.gpu_classes[model.gpu_class])
+        cause = f"the fit check: {fit.arithmetic}"
+        if context < fit.max_model_len:
+            cause = (
+                "its Ollama service serves every model with the shortest context that fits "
+                f"one of them; its own {cause}"
+            )
         result.append(
             Derived(
                 subject=f"model `{name}`: served context (tokens)",
                 value=context,
                 configured=model.context_length,
-                cause=f"the fit check: {fit.arithmetic}",
+                cause=cause,
             )
         )
     return result

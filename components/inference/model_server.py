@@ -49,7 +49,7 @@ from components.inference.endpoints import (
     VLLM_PORT,
     model_service_name,
 )
-from components.inference.fit import GIB, Fit, estimate
+from components.inference.fit import GIB, Fit
 from components.inference.placement import Pod, pack, pods_of, replicas_placed
 from components.inference.scaling import (
     SCALED_OBJECT_API,
@@ -193,7 +193,8 @@ def server_plan(config: PlatformConfig, name: str) -> ServerPlan:
     """The plan of one in-cluster model server."""
     model = config.inference.models[name]
     assert model.gpu_class is not None
-    fit = estimate(model, config.cluster.gpu_classes[model.gpu_class])
+    fit = config.model_fit(name)
+    assert fit is not None  # validation holds gpu_class to a defined class
     replicas = running_replicas(config, name)
     return ServerPlan(
         name=kubernetes_name(name),

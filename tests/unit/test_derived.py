@@ -17,6 +17,22 @@ def test_the_committed_stacks_derive_what_their_config_does_not_say() -> None:
     assert derived_values(stack_config("prod")) == []
 
 
+def test_a_shortened_context_on_a_lan_host_is_derived_too() -> None:
+    values = stack_values("prod")
+    values["inference"]["models"]["Qwen3-4B"]["context_length"] = 40960
+    config = parse_platform_config(values)
+    fit = config.model_fit("Qwen3-4B")
+    assert fit is not None and fit.max_model_len < 40960
+    derived = {d.subject: d for d in derived_values(config)}
+    # Both models share the host, so the longer context shortens both.
+    assert set(derived) == {
+        f"model `{name}`: served context (tokens)" for name in ("Qwen3-4B", "llama-3-1-8b")
+    }
+    context = derived["model `Qwen3-4B`: served context (tokens)"]
+    assert (context.configured, context.value) == (40960, fit.max_model_len)
+    assert context.cause == f"the fit check: {fit.arithmetic}"
+
+
 def test_maintenance_caps_budgets_and_scales_models_to_zero_saying_why() -> None:
     values = stack_values("prod")
     values["cluster"]["gpu_classes"]["rtx-3090"]["maintenance"] = True
