@@ -31,7 +31,7 @@ A model entry naming a preset may still set any field; what it sets wins.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -52,20 +52,8 @@ class Preset:
     expert_parameters_billion: float | None = None
 
     def fields(self) -> dict[str, Any]:
-        """The model-entry fields this preset fills in."""
-        return {
-            "hf_repo": self.hf_repo,
-            "parameters_billion": self.parameters_billion,
-            "layers": self.layers,
-            "kv_heads": self.kv_heads,
-            "head_dim": self.head_dim,
-            "native_context": self.native_context,
-            "weight_format": self.weight_format,
-            "gated": self.gated,
-            "sliding_window": self.sliding_window,
-            "full_attention_layers": self.full_attention_layers,
-            "expert_parameters_billion": self.expert_parameters_billion,
-        }
+        """The model-entry fields this preset fills in (every field of the preset)."""
+        return asdict(self)
 
 
 PRESETS: dict[str, Preset] = {
