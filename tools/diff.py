@@ -31,9 +31,9 @@ import yaml
 
 from components.config import ConfigError
 from tools.mock_engine import ProgramRun
-from tools.preview import counts_line, preview, replacement_lines
+from tools.preview import counts_line, deleted_first, preview, replacement_lines
 from tools.render import ROOT
-from tools.replacements import changed_paths, load_plan
+from tools.replacements import changed_paths, entry_changes, load_plan
 
 MAX_VALUE_CHARS = 80
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -131,18 +131,23 @@ def _derived_changes(
 ) -> list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]:
     """(subject, old entry, new entry) of every derived value that changed."""
     old, new = _derived(old_dir), _derived(new_dir)
+
+    def told(entry: dict[str, Any] | None) -> tuple[Any, Any]:
+        return (entry or {}).get("value"), (entry or {}).get("cause")
+
     return [
         (subject, old.get(subject), new.get(subject))
         for subject in sorted(set(old) | set(new))
-        if (old.get(subject) or {}).get("value") != (new.get(subject) or {}).get("value")
-        or (old.get(subject) or {}).get("cause") != (new.get(subject) or {}).get("cause")
+        if told(old.get(subject)) != told(new.get(subject))
     ]
 
 
-def _value_of(entry: dict[str, Any] | None) -> Any:
-    """The value a stack runs with for a derived subject: the derived one, or (no longer
-    derived) the configured one."""
-    return None if entry is None else entry["value"]
+def _before_after(old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The values a stack ran and runs with for a derived subject: the derived one, or
+    (not derived on that side) the configured one the other side records."""
+    before = old["value"] if old is not None else (new or {}).get("configured")
+    after = new["value"] if new is not None else (old or {}).get("configured")
+    return before, after
 
 
 def _derived_lines(
@@ -150,16 +155,16 @@ def _derived_lines(
 ) -> list[str]:
     lines = ["", "### Derived by the program", ""]
     for subject, old, new in changes:
+        before, after = _before_after(old, new)
         if new is not None:
-            before = old["value"] if old is not None else new["configured"]
             lines.append(
-                f"- {subject}: {_short(before)} -> {_short(new['value'])} "
+                f"- {subject}: {_short(before)} -> {_short(after)} "
                 f"(config says {_short(new['configured'])}). Because: {new['cause']}"
             )
         else:
             assert old is not None
             lines.append(
-                f"- {subject}: {_short(old['value'])} -> {_short(old['configured'])}, as config "
+                f"- {subject}: {_short(before)} -> {_short(after)}, as config "
                 f"says: no longer derived (was: {old['cause']})"
             )
     return lines
@@ -170,8 +175,7 @@ def _explained_by(
 ) -> str | None:
     """The derived subject a changed field follows (old and new value both match), if any."""
     for subject, old, new in changes:
-        before = _value_of(old) if old is not None else (new or {}).get("configured")
-        after = _value_of(new) if new is not None else (old or {}).get("configured")
+        before, after = _before_after(old, new)
         if _matches(a, before) and _matches(b, after):
             return subject
     return None
@@ -218,8 +222,7 @@ def _risk_lines(run: ProgramRun | None, note: str | None) -> list[str]:
     replacements = replacement_lines(run)
     lines = [f"Offline preview from the old render's state: {counts_line(run)}", ""]
     if replacements:
-        first = [r for r in run.resources if r.step and r.step.delete_before_replace]
-        first = [r for r in first if r.step and r.step.op == "replace"]
+        first = deleted_first(run)
         if first:
             names = ", ".join(f"`{r.name}`" for r in first[:10])
             lines += [f"**Deleted before it is replaced (down in between): {names}.**", ""]
@@ -239,9 +242,7 @@ def diff_markdown(
     removed = [old[u] for u in sorted(set(old) - set(new))]
     changed: list[tuple[dict[str, Any], list[tuple[str, Any, Any]]]] = []
     for urn in sorted(set(old) & set(new)):
-        before = {k: v for k, v in old[urn].items() if k != "urn"}
-        after = {k: v for k, v in new[urn].items() if k != "urn"}
-        fields = list(changed_paths(before, after))
+        fields = entry_changes(old[urn], new[urn])
         if fields:
             changed.append((new[urn], fields))
     old_files, new_files = _files(old_dir), _files(new_dir)

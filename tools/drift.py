@@ -39,10 +39,10 @@ from typing import Any
 
 from tools import forge
 from tools.forge import RestApi
-from tools.replacements import changed_paths, comparable, plan_step
+from tools.mock_engine import ROOT_STACK_TYPE
+from tools.replacements import comparable_entry, entry_changes, load_plan, plan_step
 
 NOT_CHANGES = frozenset({"same", "read", "discard", "read-replacement", "refresh"})
-ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 MAX_LISTED = 60
 MAX_PATHS = 8
 MAX_MESSAGE = 300
@@ -122,8 +122,7 @@ def _one_line(text: str) -> str:
 
 def _plan(render: Path) -> dict[str, dict[str, Any]]:
     try:
-        plan = json.loads((render / "plan.json").read_text())
-        return {r["urn"]: r for r in plan["resources"]}
+        return load_plan(render)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DriftInputError(f"{render}: not a render ({error})") from None
 
@@ -133,8 +132,8 @@ def _replaces(urn: str, old: dict[str, Any], new: dict[str, Any], replaced: set[
     preview (`tools.replacements.plan_step`), on the inputs with their secret digests."""
     step = plan_step(
         new["type"],
-        comparable(old.get("inputs") or {}, old.get("secretDigests") or {}),
-        comparable(new.get("inputs") or {}, new.get("secretDigests") or {}),
+        comparable_entry(old),
+        comparable_entry(new),
         custom=bool(new.get("custom", True)),
         provider_replaced=_provider_urn(new) in replaced,
         ignore_changes=list(new.get("ignoreChanges") or ()),
@@ -154,9 +153,7 @@ def from_renders(deployed: Path, program: Path) -> Drift:
     # Providers first: a replaced provider replaces what it manages.
     common = sorted(set(old) & set(new), key=lambda u: (not _is_provider(new[u]), u))
     for urn in common:
-        before = {k: v for k, v in old[urn].items() if k != "urn"}
-        after = {k: v for k, v in new[urn].items() if k != "urn"}
-        paths = tuple(path for path, _, _ in changed_paths(before, after))
+        paths = tuple(path for path, _, _ in entry_changes(old[urn], new[urn]))
         if not paths and _provider_urn(new[urn]) in replaced:
             paths = ("provider",)
         if not paths:

@@ -9,6 +9,7 @@ release renders (a typo, a key of another chart version), and values the chart's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,15 +52,7 @@ def overlay_problems(
             )
             continue
         wanted = [".".join(path) for path in leaf_paths(overlay)]
-        checked = ReleaseInput.of(release)
-        checked = ReleaseInput(
-            archive=checked.archive,
-            release=checked.release,
-            namespace=checked.namespace,
-            values=values,
-            kube_version=checked.kube_version,
-            api_versions=checked.api_versions,
-        )
+        checked = dataclasses.replace(ReleaseInput.of(release), values=values)
         for key in unread_keys(checked, wanted):
             lines.append(
                 problem_line(

@@ -50,10 +50,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from tools.replacements import (
+    AWS_AUTONAMED,
     UNKNOWN,
     UNKNOWN_AFTER_UPDATE,
     Step,
     comparable,
+    comparable_entry,
     is_unknown,
     plan_step,
 )
@@ -90,10 +92,6 @@ INVOKE_RESULTS: dict[str, dict[str, Any]] = {
 }
 ACCOUNT = INVOKE_RESULTS["aws:index/getCallerIdentity:getCallerIdentity"]["accountId"]
 
-AUTONAMED = {"aws:s3/bucket:Bucket": "bucket"}
-"""Where the provider puts an auto-generated name when the program gives none (`name`
-for every other AWS type that has one)."""
-
 IAM_ARN_KINDS = {
     "aws:iam/role:Role": "role",
     "aws:iam/user:User": "user",
@@ -102,6 +100,12 @@ IAM_ARN_KINDS = {
 }
 ID_IS_NAME = {*IAM_ARN_KINDS, "aws:ssm/parameter:Parameter"}
 """Types whose id is their name (the S3 bucket's is its `bucket`)."""
+
+
+def _name_key(typ: str) -> str:
+    """Where the provider puts an AWS resource's auto-generated name when the program gives
+    none (`tools.replacements.AWS_AUTONAMED`; `name` for every other type)."""
+    return AWS_AUTONAMED.get(typ, "name")
 
 
 def autoname(logical_name: str) -> str:
@@ -143,7 +147,7 @@ def resource_id(typ: str, logical_name: str, state: dict[str, Any]) -> str:
 def aws_outputs(typ: str, logical_name: str, inputs: dict[str, Any], region: str) -> dict[str, str]:
     """The identifying outputs the mocks give an AWS resource: its name (given or
     auto-generated), `id` and `arn`."""
-    name_key = AUTONAMED.get(typ, "name")
+    name_key = _name_key(typ)
     state = {**inputs, name_key: inputs.get(name_key) or autoname(logical_name)}
     identifier = resource_id(typ, logical_name, state)
     outputs = {
@@ -366,7 +370,7 @@ def _known_at_check(type_token: str) -> tuple[str, ...]:
     if type_token in _KNOWN_AT_CHECK:
         return _KNOWN_AT_CHECK[type_token]
     if type_token.startswith("aws:"):
-        return (AUTONAMED.get(type_token, "name"),)
+        return (_name_key(type_token),)
     if type_token.startswith("kubernetes:"):
         return ("metadata",)
     return ()
@@ -436,9 +440,7 @@ class RecordingMonitor(MockMonitor):
             prior = self.prior.get(urn)
             step = plan_step(
                 request.type,
-                comparable(prior["inputs"], prior.get("secretDigests", {}))
-                if prior is not None
-                else None,
+                comparable_entry(prior) if prior is not None else None,
                 comparable(inputs, digests),
                 custom=bool(request.custom),
                 provider_replaced=provider is not None and self._step_of(provider).op == "replace",

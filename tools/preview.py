@@ -41,13 +41,18 @@ def _planned(run: ProgramRun, op: str) -> list[RecordedResource]:
     return [r for r in run.resources if r.custom and r.step is not None and r.step.op == op]
 
 
+def deleted_first(run: ProgramRun) -> list[RecordedResource]:
+    """The replacements that delete the old resource before creating the new one."""
+    return [r for r in _planned(run, "replace") if r.step and r.step.delete_before_replace]
+
+
 def counts_line(run: ProgramRun) -> str:
     """`N to create, N to update, N to replace (K deleted first), N to delete, N unchanged.`"""
     ops = Counter(r.step.op for r in run.resources if r.custom and r.step is not None)
-    first = sum(1 for r in _planned(run, "replace") if r.step and r.step.delete_before_replace)
     return (
         f"{ops['create']} to create, {ops['update']} to update, {ops['replace']} to replace "
-        f"({first} deleted first), {len(run.deleted)} to delete, {ops['same']} unchanged."
+        f"({len(deleted_first(run))} deleted first), {len(run.deleted)} to delete, "
+        f"{ops['same']} unchanged."
     )
 
 

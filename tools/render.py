@@ -39,7 +39,14 @@ from components.inference.fit_report import fit_line, fit_rows, fit_table, short
 from tools import charts, helm_template
 from tools.checks.capacity import images
 from tools.helm_overlay import overlay_problems
-from tools.mock_engine import PROJECT, ProgramRun, RecordedResource, config_for_engine, run_program
+from tools.mock_engine import (
+    PROJECT,
+    ROOT_STACK_TYPE,
+    ProgramRun,
+    RecordedResource,
+    config_for_engine,
+    run_program,
+)
 from tools.releases import ReleaseError, ReleaseRender, release_files, render_releases
 from tools.what_you_get import what_you_get_markdown
 
@@ -203,7 +210,7 @@ def summary_markdown(
     versions), then counts per component and type, the fit of each model, what each Helm
     release creates, and a diagram of the components that create something."""
     by_urn = {r.urn: r for r in run.resources}
-    creating = _creating_components(run)
+    creating = _creating_components(run.resources, by_urn)
     components = [r for r in run.resources if r.urn in creating]
     lines = [f"# Render of stack `{stack}`", "", f"{len(run.resources)} resources.", ""]
     if config is not None:
@@ -228,7 +235,7 @@ def summary_markdown(
     lines += ["", "## Components", "", "```mermaid", "graph TD"]
     for component in components:
         parent = component.parent
-        if parent in by_urn and by_urn[parent].type != "pulumi:pulumi:Stack":
+        if parent in by_urn and by_urn[parent].type != ROOT_STACK_TYPE:
             lines.append(f"  {by_urn[parent].name} --> {component.name}")
         else:
             lines.append(f"  stack[stack {stack}] --> {component.name}")
@@ -236,21 +243,18 @@ def summary_markdown(
     return "\n".join(lines)
 
 
-def _creating_components(run: ProgramRun) -> set[str]:
+def _creating_components(
+    resources: Sequence[RecordedResource], by_urn: Mapping[str, RecordedResource]
+) -> set[str]:
     """URNs of the components with at least one resource under them (a component that is
     switched off registers itself and nothing else, and stays out of the diagram)."""
-    by_urn = {r.urn: r for r in run.resources}
     creating: set[str] = set()
-    for resource in run.resources:
+    for resource in resources:
         if not resource.custom:
             continue
         parent = resource.parent
-        for _ in range(len(run.resources)):  # bounded: a parent chain is no longer than this
-            if (
-                parent is None
-                or parent not in by_urn
-                or by_urn[parent].type == "pulumi:pulumi:Stack"
-            ):
+        for _ in range(len(resources)):  # bounded: a parent chain is no longer than this
+            if parent is None or parent not in by_urn or by_urn[parent].type == ROOT_STACK_TYPE:
                 break
             if not by_urn[parent].custom:
                 creating.add(parent)

@@ -291,6 +291,14 @@ def changed_paths(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any
         yield path, old, new
 
 
+def entry_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Every field that differs between two `plan.json` entries of one URN (`changed_paths`
+    of everything but the URN itself)."""
+    before = {k: v for k, v in old.items() if k != "urn"}
+    after = {k: v for k, v in new.items() if k != "urn"}
+    return list(changed_paths(before, after))
+
+
 def comparable(inputs: Mapping[str, Any], digests: Mapping[str, str]) -> dict[str, Any]:
     """Recorded inputs with each `"[secret]"` replaced by its digest, so two renders'
     inputs compare as the engine compares the values: a changed secret differs."""
@@ -307,6 +315,11 @@ def comparable(inputs: Mapping[str, Any], digests: Mapping[str, str]) -> dict[st
         else:
             target[last] = f"[secret {digest}]"
     return dict(result)
+
+
+def comparable_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs of a `plan.json` entry as `plan_step` compares them (`comparable`)."""
+    return comparable(entry.get("inputs") or {}, entry.get("secretDigests") or {})
 
 
 def _touches(changed: str, rule: str) -> bool:
@@ -476,15 +489,6 @@ def _provider_deletes_first(
             and after.get("namespace") == before.get("namespace")
         )
     return False
-
-
-def describe(step: Step) -> str:
-    """One line a reviewer reads: what happens and why."""
-    if step.op != "replace":
-        return step.op
-    why = ", ".join(f"`{k}`" for k in step.replace_keys)
-    first = "deleted first, then created" if step.delete_before_replace else "created, then deleted"
-    return f"replace ({first}) because of {why}"
 
 
 def load_plan(render_dir: Path) -> dict[str, dict[str, Any]]:
