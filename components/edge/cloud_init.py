@@ -314,8 +314,7 @@ def api_keys_jq_filter() -> str:
     Output equals `render_api_keys_map`.
     """
     return (
-        _KEY_SET_CHECKS
-        + " | if (map(.value | ascii_downcase) | unique | length) != length"
+        _KEY_SET_CHECKS + " | if (map(.value | ascii_downcase) | unique | length) != length"
         ' then error("two clients share a key") else . end'
         # Each key an anchored regular expression, `.` and `+` escaped (nginx_conf.key_pattern).
         r' | sort_by(.key) | .[] | "\"~^Bearer \(.value | gsub("(?<c>[.+])"; "\\\(.c)"))$\" \"\(.key)\";"'
@@ -324,10 +323,7 @@ def api_keys_jq_filter() -> str:
 
 def upstream_keys_jq_filter() -> str:
     """jq program for the upstream keys map; output equals `render_upstream_keys_map`."""
-    return (
-        _KEY_SET_CHECKS
-        + ' | sort_by(.key) | .[] | "\\"\\(.key)\\" \\"Bearer \\(.value)\\";"'
-    )
+    return _KEY_SET_CHECKS + ' | sort_by(.key) | .[] | "\\"\\(.key)\\" \\"Bearer \\(.value)\\";"'
 
 
 def client_config_jq_filter(part: str) -> str:
@@ -402,11 +398,15 @@ readonly NGINX_CONF={settings.nginx_conf_path}
 readonly LOCK={lock}
 readonly TARGETS=({targets})
 
+# Each parameter read once per run: the two client files come from one version of theirs.
+declare -A VALUES=()
+
 # stage_map PARAMETER TARGET FILTER: writes TARGET.new (0640) from the parameter's JSON.
 stage_map() {{
-  local value
-  value=$(ssm_get "$1")
-  if ! printf '%s' "$value" | jq -r "$3" >"$2.new"; then
+  if [ -z "${{VALUES[$1]+set}}" ]; then
+    VALUES[$1]=$(ssm_get "$1")
+  fi
+  if ! printf '%s' "${{VALUES[$1]}}" | jq -r "$3" >"$2.new"; then
     rm -f "$2.new"
     echo "edge-refresh-keys: SSM parameter $1 is malformed; keeping $2" >&2
     return 1
