@@ -125,7 +125,7 @@ def private_bucket(
         log_target=log_target,
         opts=opts,
         policy_statements=policy_statements,
-        public_keys=(),
+        public=False,
     )
     return bucket
 
@@ -150,7 +150,7 @@ def public_documents_bucket(
         log_target=log_target,
         opts=opts,
         policy_statements=lambda arn: [public_read(arn, public_keys)],
-        public_keys=public_keys,
+        public=True,
     )
 
 
@@ -163,13 +163,13 @@ def _bucket(
     log_target: LogTarget | None,
     opts: pulumi.ResourceOptions,
     policy_statements: Statements,
-    public_keys: Sequence[str],
+    public: bool,
 ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
+    """`private_bucket`'s resources; `public` lets the policy (never an ACL) grant reads."""
     bucket = aws.s3.Bucket(
         prefix, bucket=bucket_name, force_destroy=False, tags=dict(tags), opts=opts
     )
     on_bucket = pulumi.ResourceOptions(parent=bucket, provider=opts.provider)
-    public = bool(public_keys)
     block = aws.s3.BucketPublicAccessBlock(
         f"{prefix}-private",
         bucket=bucket.id,

@@ -21,9 +21,9 @@ from components.cluster.namespaces import QDRANT_GRPC_PORT, QDRANT_HTTP_PORT
 from components.config import DataLayerConfig
 
 RELEASE = "qdrant"
+"""Release name; the chart's fullname equals it (it contains the chart name)."""
 STATEFUL_SET = RELEASE
 """The chart's StatefulSet: its fullname, the release name when it contains the chart's."""
-"""Release name; the chart's fullname equals it (it contains the chart name)."""
 HTTP_PORT = QDRANT_HTTP_PORT
 GRPC_PORT = QDRANT_GRPC_PORT
 P2P_PORT = 6335

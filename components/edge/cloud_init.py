@@ -296,6 +296,16 @@ class CloudInitSettings:
         return f"{self.scripts_dir}/{name}"
 
 
+_KEY_SET_CHECKS = (
+    'if type != "object" then error("not a JSON object of client name to key") else . end'
+    f' | to_entries | if any(.[]; .key | test("{CLIENT_NAME_PATTERN}") | not)'
+    ' then error("a client name is not a DNS label") else . end'
+    f' | if any(.[]; (.value | type) != "string" or (.value | test("{API_KEY_PATTERN}") | not))'
+    ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
+)
+"""jq: a key set parameter (JSON client name -> key) as entries, every name and key checked."""
+
+
 def api_keys_jq_filter() -> str:
     """jq program turning the API keys parameter (JSON name -> key) into the keys map file.
 
@@ -304,12 +314,7 @@ def api_keys_jq_filter() -> str:
     Output equals `render_api_keys_map`.
     """
     return (
-        'if type != "object" then error("not a JSON object of client name to key") else . end'
-        f' | to_entries | if any(.[]; .key | test("{CLIENT_NAME_PATTERN}") | not)'
-        ' then error("a client name is not a DNS label") else . end'
-        f' | if any(.[]; (.value | type) != "string" or (.value | test("{API_KEY_PATTERN}") | not))'
-        ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
-        " | if (map(.value | ascii_downcase) | unique | length) != length"
+        _KEY_SET_CHECKS + " | if (map(.value | ascii_downcase) | unique | length) != length"
         ' then error("two clients share a key") else . end'
         # Each key an anchored regular expression, `.` and `+` escaped (nginx_conf.key_pattern).
         r' | sort_by(.key) | .[] | "\"~^Bearer \(.value | gsub("(?<c>[.+])"; "\\\(.c)"))$\" \"\(.key)\";"'
@@ -318,14 +323,7 @@ def api_keys_jq_filter() -> str:
 
 def upstream_keys_jq_filter() -> str:
     """jq program for the upstream keys map; output equals `render_upstream_keys_map`."""
-    return (
-        'if type != "object" then error("not a JSON object of client name to key") else . end'
-        f' | to_entries | if any(.[]; .key | test("{CLIENT_NAME_PATTERN}") | not)'
-        ' then error("a client name is not a DNS label") else . end'
-        f' | if any(.[]; (.value | type) != "string" or (.value | test("{API_KEY_PATTERN}") | not))'
-        ' then error("a key is not 16-128 characters of [A-Za-z0-9._~+/=-]") else . end'
-        ' | sort_by(.key) | .[] | "\\"\\(.key)\\" \\"Bearer \\(.value)\\";"'
-    )
+    return _KEY_SET_CHECKS + ' | sort_by(.key) | .[] | "\\"\\(.key)\\" \\"Bearer \\(.value)\\";"'
 
 
 def client_config_jq_filter(part: str) -> str:
@@ -400,11 +398,15 @@ readonly NGINX_CONF={settings.nginx_conf_path}
 readonly LOCK={lock}
 readonly TARGETS=({targets})
 
+# Each parameter read once per run: the two client files come from one version of theirs.
+declare -A VALUES=()
+
 # stage_map PARAMETER TARGET FILTER: writes TARGET.new (0640) from the parameter's JSON.
 stage_map() {{
-  local value
-  value=$(ssm_get "$1")
-  if ! printf '%s' "$value" | jq -r "$3" >"$2.new"; then
+  if [ -z "${{VALUES[$1]+set}}" ]; then
+    VALUES[$1]=$(ssm_get "$1")
+  fi
+  if ! printf '%s' "${{VALUES[$1]}}" | jq -r "$3" >"$2.new"; then
     rm -f "$2.new"
     echo "edge-refresh-keys: SSM parameter $1 is malformed; keeping $2" >&2
     return 1

@@ -534,19 +534,18 @@ class EdgeGateway(pulumi.ComponentResource):
             config.aws.deployer_arn
             or aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
         )
-        parameter_arns = caller.account_id.apply(
-            lambda account: [
-                parameter_arn(region=region, account_id=account, name=n)
-                for n in sorted(self.ssm_parameters.values())
-            ]
+        arns_by_purpose = caller.account_id.apply(
+            lambda account: {
+                purpose: parameter_arn(region=region, account_id=account, name=n)
+                for purpose, n in self.ssm_parameters.items()
+            }
         )
+        parameter_arns = arns_by_purpose.apply(lambda arns: sorted(arns.values()))
         # The key encrypts the secret parameters only: the client config is plain text.
-        encrypted_arns = caller.account_id.apply(
-            lambda account: [
-                parameter_arn(region=region, account_id=account, name=n)
-                for purpose, n in sorted(self.ssm_parameters.items())
-                if purpose in SECRET_PARAMETERS
-            ]
+        encrypted_arns = arns_by_purpose.apply(
+            lambda arns: sorted(
+                arn for purpose, arn in arns.items() if purpose in SECRET_PARAMETERS
+            )
         )
         key = aws.kms.Key(
             f"{name}-parameters-key",
@@ -602,13 +601,14 @@ class EdgeGateway(pulumi.ComponentResource):
             for purpose, parameter in sorted(self.ssm_parameters.items())
             if purpose in SECRET_PARAMETERS
         }
+        clients = client_config(config)
         # Who may in and each client's limits: read by the same refresh as the keys, so a
         # client change reloads nginx instead of replacing the instance (user-data).
         parameters["client_config"] = aws.ssm.Parameter(
             f"{name}-param-client-config",
             name=self.ssm_parameters["client_config"],
             type="String",
-            insecure_value=client_config(config).parameter_value(),
+            insecure_value=clients.parameter_value(),
             description="llm-platform edge: client config (nginx client files)",
             tags=named("client-config"),
             opts=on_aws,
@@ -754,8 +754,8 @@ class EdgeGateway(pulumi.ComponentResource):
         self.artifacts = {
             "edge/nginx.conf": pulumi.Output.from_input(render_nginx_conf(nginx_settings(config))),
             # What the key refresh writes from the client-config parameter.
-            "edge/clients-http.conf": pulumi.Output.from_input(client_config(config).http),
-            "edge/clients-limits.conf": pulumi.Output.from_input(client_config(config).location),
+            "edge/clients-http.conf": pulumi.Output.from_input(clients.http),
+            "edge/clients-limits.conf": pulumi.Output.from_input(clients.location),
             "edge/cloud-init.yaml": user_data,
             "edge/wg0-edge.conf": home_public.apply(
                 lambda key: render_wireguard_edge_conf(

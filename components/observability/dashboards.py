@@ -21,6 +21,7 @@ from components.config import PlatformConfig
 from components.inference.endpoints import INFERENCE_NAMESPACE, model_service_name
 
 from . import queries
+from .values import VPA_RECOMMENDATION
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
@@ -28,11 +29,6 @@ MODEL = '{model_name=~"$model"}'
 PANEL_WIDTH = 12
 PANEL_HEIGHT = 8
 SCHEMA_VERSION = 39
-VPA_RECOMMENDATION = (
-    "kube_verticalpodautoscaler_status_recommendation_containerrecommendations_target"
-)
-"""What kube-state-metrics exports of each VPA's `target` recommendation (values.py
-`VPA_METRICS`)."""
 LOCAL_PROVIDER = "hosted_vllm"
 """LiteLLM's provider of local vLLM models (`hosted_vllm/<name>`); the tests check that the
 gateway's config spells it the same."""
@@ -95,14 +91,14 @@ def _datasource_variable() -> dict[str, Any]:
     }
 
 
-def _model_variable() -> dict[str, Any]:
-    query = "label_values(vllm:num_requests_running, model_name)"
+def _query_variable(name: str, label: str, query: str) -> dict[str, Any]:
+    """A multi-value variable (`All` matching anything) of the label values `query` finds."""
     return {
-        "name": "model",
-        "label": "Model",
+        "name": name,
+        "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": {"query": query, "refId": "model"},
+        "query": {"query": query, "refId": name},
         "definition": query,
         "includeAll": True,
         "multi": True,
@@ -111,6 +107,10 @@ def _model_variable() -> dict[str, Any]:
         "refresh": 2,
         "sort": 1,
     }
+
+
+def _model_variable() -> dict[str, Any]:
+    return _query_variable("model", "Model", "label_values(vllm:num_requests_running, model_name)")
 
 
 def dashboard(
@@ -473,21 +473,9 @@ def resources_dashboard() -> dict[str, Any]:
 
 
 def _namespace_variable() -> dict[str, Any]:
-    query = f"label_values({VPA_RECOMMENDATION}, namespace)"
-    return {
-        "name": "namespace",
-        "label": "Namespace",
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": "namespace"},
-        "definition": query,
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".*",
-        "current": {},
-        "refresh": 2,
-        "sort": 1,
-    }
+    return _query_variable(
+        "namespace", "Namespace", f"label_values({VPA_RECOMMENDATION}, namespace)"
+    )
 
 
 def all_dashboards(

@@ -77,6 +77,11 @@ def _pvc(size_gib: int) -> dict[str, Any]:
     }
 
 
+VPA_METRIC_PREFIX = "kube"
+VPA_RECOMMENDATION = f"{VPA_METRIC_PREFIX}_verticalpodautoscaler_status_recommendation_containerrecommendations_target"
+"""What kube-state-metrics exports of each VPA's `target` recommendation (`VPA_METRICS`:
+its name is `metricNamePrefix` `_` the metric's name)."""
+
 VPA_METRICS: dict[str, Any] = {
     "kind": "CustomResourceStateMetrics",
     "spec": {
@@ -93,11 +98,10 @@ VPA_METRICS: dict[str, Any] = {
                     "target_name": ["spec", "targetRef", "name"],
                     "verticalpodautoscaler": ["metadata", "name"],
                 },
-                "metricNamePrefix": "kube",
+                "metricNamePrefix": VPA_METRIC_PREFIX,
                 "metrics": [
                     {
-                        "name": "verticalpodautoscaler_status_recommendation_"
-                        "containerrecommendations_target",
+                        "name": VPA_RECOMMENDATION.removeprefix(f"{VPA_METRIC_PREFIX}_"),
                         "help": f"Recommended {resource} request of the container.",
                         "commonLabels": {"resource": resource, "unit": unit},
                         "each": {
@@ -192,29 +196,7 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
     if prod:
         alertmanager_spec["storage"] = _pvc(2)
     prometheus: dict[str, Any] = {"prometheusSpec": prometheus_spec}
-    if settings.recommendations:
-        # The chart's default update mode would evict Prometheus to apply its advice.
-        prometheus["verticalPodAutoscaler"] = {
-            "enabled": True,
-            "updatePolicy": {"updateMode": "Off"},
-        }
-        # Recommendation mode is the grafana chart's default (`updateMode: "Off"`).
-        grafana["verticalPodAutoscaler"] = {"enabled": True}
-    ksm: dict[str, Any] = {}
-    if settings.recommendations:
-        ksm = {
-            "customResourceState": {"enabled": True, "config": VPA_METRICS},
-            "rbac": {
-                "extraRules": [
-                    {
-                        "apiGroups": ["autoscaling.k8s.io"],
-                        "resources": ["verticalpodautoscalers"],
-                        "verbs": ["list", "watch"],
-                    }
-                ]
-            },
-        }
-    return {
+    values: dict[str, Any] = {
         "fullnameOverride": FULLNAME,
         "crds": {"enabled": True},
         "kubeControllerManager": {"enabled": False},
@@ -234,8 +216,28 @@ def kube_prometheus_stack_values(settings: StackSettings) -> dict[str, Any]:
         },
         # One per node: sized so that the DaemonSet on every node fits the quota.
         "prometheus-node-exporter": {"resources": _resources("20m", "32Mi", "200m", "64Mi")},
-        **({"kube-state-metrics": ksm} if ksm else {}),
     }
+    if settings.recommendations:
+        # The chart's default update mode would evict Prometheus to apply its advice.
+        prometheus["verticalPodAutoscaler"] = {
+            "enabled": True,
+            "updatePolicy": {"updateMode": "Off"},
+        }
+        # Recommendation mode is the grafana chart's default (`updateMode: "Off"`).
+        grafana["verticalPodAutoscaler"] = {"enabled": True}
+        values["kube-state-metrics"] = {
+            "customResourceState": {"enabled": True, "config": VPA_METRICS},
+            "rbac": {
+                "extraRules": [
+                    {
+                        "apiGroups": ["autoscaling.k8s.io"],
+                        "resources": ["verticalpodautoscalers"],
+                        "verbs": ["list", "watch"],
+                    }
+                ]
+            },
+        }
+    return values
 
 
 def dcgm_exporter_values() -> dict[str, Any]:

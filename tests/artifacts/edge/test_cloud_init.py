@@ -373,6 +373,15 @@ def test_refresh_script_renders_validates_and_reloads_only_on_change(tmp_path: P
     assert instance.systemctl_calls() == ["reload-or-restart nginx.service"]
     aws_log = (instance.root / "aws.log").read_text()
     assert "--with-decryption" in aws_log and "sk-edge" not in aws_log
+    # One read per parameter: the two client files come from the same read of theirs.
+    reads = [line.split("--name ")[1].split()[0] for line in aws_log.splitlines()]
+    assert sorted(reads) == sorted(
+        {
+            settings.api_keys_parameter,
+            settings.upstream_keys_parameter,
+            settings.client_config_parameter,
+        }
+    )
 
     unchanged = instance.run(script)
     assert unchanged.returncode == 0, unchanged.stderr
