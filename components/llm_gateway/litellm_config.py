@@ -139,8 +139,9 @@ READINESS_KEY = "llm_platform_readiness"
 """`model_info` key of a local deployment whose server may run no replica (autoscaling
 with `min: 0`): where and how often the readiness callback probes it (`readiness_gate.py`
 `Gate.from_model_info`, loaded by `readiness_hooks.py`). While the probe fails the
-callback keeps the deployment out of routing, so a request goes to the fallback at once instead of to a Service without
-endpoints (through the Linkerd proxy such a request waits for its queue's 3 s failfast)."""
+callback keeps the deployment out of routing, so a request goes to the fallback at once
+instead of to a Service without endpoints (through the Linkerd proxy such a request waits
+for its queue's 3 s failfast)."""
 READINESS_POLL_SECONDS = 1.0
 READINESS_TIMEOUT_SECONDS = 1.0
 """A probe that takes longer counts as not ready: a loaded vLLM answers `/health` in
