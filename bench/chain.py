@@ -392,8 +392,9 @@ def hang_failover(*, requests: int = 60) -> dict[str, Any]:
         "method": f"one plain request, then at least {requests} sequential streaming requests "
         "through the edge to each chain in turn, and on until the hung server has been out of "
         "rotation for its cooldown + a health-check period + the deadline + 2 s (time to the "
-        "whole plain answer, to the first content event of a stream); the hung chain's local server sends the headers of a stream and "
-        "nothing more, and answers no plain request; then 10 plain requests, 40 requests "
+        "whole plain answer, to the first content event of a stream); the hung chain's local "
+        "server sends the headers of a stream and nothing more, and answers no plain request; "
+        "then 10 plain requests, 40 requests "
         "(plain and streaming alternating) with the server stopped, and requests every 0.1 s "
         "after it is back until one is served locally; the stack's own router settings and "
         "deadlines; nearest-rank percentiles",

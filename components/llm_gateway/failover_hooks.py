@@ -246,8 +246,10 @@ class FailoverHooks(CustomLogger):  # type: ignore[misc]
     async def async_pre_call_deployment_hook(
         self, kwargs: dict[str, Any], call_type: Any
     ) -> dict[str, Any] | None:
+        if getattr(call_type, "value", call_type) != "acompletion":
+            return None
         deadlines = upstream_deadlines.Deadlines.from_model_info(kwargs.get("model_info"))
-        if deadlines is None or getattr(call_type, "value", call_type) != "acompletion":
+        if deadlines is None:
             return None
         received = _received_at(kwargs)
         if received is not None:

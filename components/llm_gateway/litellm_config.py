@@ -139,8 +139,9 @@ READINESS_KEY = "llm_platform_readiness"
 """`model_info` key of a local deployment whose server may run no replica (autoscaling
 with `min: 0`): where and how often the readiness callback probes it (`readiness_gate.py`
 `Gate.from_model_info`, loaded by `readiness_hooks.py`). While the probe fails the
-callback keeps the deployment out of routing, so a request goes to the fallback at once instead of to a Service without
-endpoints (through the Linkerd proxy such a request waits for its queue's 3 s failfast)."""
+callback keeps the deployment out of routing, so a request goes to the fallback at once
+instead of to a Service without endpoints (through the Linkerd proxy such a request waits
+for its queue's 3 s failfast)."""
 READINESS_POLL_SECONDS = 1.0
 READINESS_TIMEOUT_SECONDS = 1.0
 """A probe that takes longer counts as not ready: a loaded vLLM answers `/health` in
@@ -158,15 +159,16 @@ READINESS_FILES = ("readiness_hooks.py", "readiness_gate.py")
 """The readiness callback and the module it loads, shipped only where a model has a gate."""
 
 
+def is_gated(config: PlatformConfig, name: str) -> bool:
+    """Whether a local model's server may run no replica (autoscaling with `min: 0`) and
+    so gets a readiness gate."""
+    scaling = config.inference.models[name].autoscaling
+    return scaling is not None and scaling.min == 0 and not config.model_in_maintenance(name)
+
+
 def gated_models(config: PlatformConfig) -> list[str]:
-    """Local models whose server may run no replica (autoscaling with `min: 0`), sorted."""
-    return [
-        name
-        for name in config.autoscaled_models
-        if (scaling := config.inference.models[name].autoscaling) is not None
-        and scaling.min == 0
-        and not config.model_in_maintenance(name)
-    ]
+    """The local models with a readiness gate (`is_gated`), sorted."""
+    return [name for name in config.autoscaled_models if is_gated(config, name)]
 
 
 def hook_files(config: PlatformConfig | None = None) -> dict[str, str]:
@@ -197,7 +199,7 @@ def _local_entry(
     cost = local_token_cost(config, name)
     deadline = first_token_deadline(config, name)
     total = total_deadline(config, name)
-    readiness = {READINESS_KEY: readiness_gate(api_base)} if name in gated_models(config) else {}
+    readiness = {READINESS_KEY: readiness_gate(api_base)} if is_gated(config, name) else {}
     return {
         "model_name": name,
         "litellm_params": {

@@ -144,13 +144,15 @@ async def _within(seconds: float, awaitable: Awaitable[T], request: httpx.Reques
 
 class _SseEvents:
     """Reads a byte stream and splits off whole server-sent events, keeping the raw bytes
-    (a relayed stream passes them on unchanged)."""
+    when `keep_raw` (a relayed stream passes them on unchanged; an assembled answer needs
+    only the events, and keeping its whole body would copy it at every read)."""
 
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, *, keep_raw: bool) -> None:
         self._chunks: AsyncIterator[bytes] = stream.__aiter__()
         self._pending = b""
+        self._keep_raw = keep_raw
         self.raw = b""
-        """Bytes read and not yet handed on."""
+        """Bytes read and not yet handed on (with `keep_raw`)."""
 
     async def read_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""
@@ -158,7 +160,8 @@ class _SseEvents:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             return None
-        self.raw += chunk
+        if self._keep_raw:
+            self.raw += chunk
         self._pending += chunk
         return chunk
 
@@ -332,10 +335,11 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
         return await self._assembled(_with_body(request, streamed), request, clock)
 
     async def _first_event(
-        self, request: httpx.Request, clock: _Clock
+        self, request: httpx.Request, clock: _Clock, *, relay: bool
     ) -> tuple[httpx.Response, _SseEvents | None, str | None]:
-        """The upstream response and, when it is a stream (status 200), its reader and
-        first event's data; both within the first-token deadline."""
+        """The upstream response and, when it is a stream (status 200), its reader (keeping
+        the raw bytes when they are to be relayed) and first event's data; both within the
+        first-token deadline."""
         missed = "no first token from the model server within its deadline"
         upstream = await _within(
             clock.left(clock.first_token_by),
@@ -345,7 +349,7 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
         )
         if upstream.status_code != 200 or not isinstance(upstream.stream, httpx.AsyncByteStream):
             return upstream, None, None
-        events = _SseEvents(upstream.stream)
+        events = _SseEvents(upstream.stream, keep_raw=relay)
         try:
             for _ in range(1_000_000):  # bounded: each turn reads one chunk
                 data = events.next_data()
@@ -364,7 +368,7 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
         raise httpx.RemoteProtocolError("no event in the stream", request=request)
 
     async def _stream(self, request: httpx.Request, clock: _Clock) -> httpx.Response:
-        upstream, events, _ = await self._first_event(request, clock)
+        upstream, events, _ = await self._first_event(request, clock, relay=True)
         if events is None:
             return upstream
         return httpx.Response(
@@ -378,7 +382,7 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
     async def _assembled(
         self, upstream_request: httpx.Request, request: httpx.Request, clock: _Clock
     ) -> httpx.Response:
-        upstream, events, data = await self._first_event(upstream_request, clock)
+        upstream, events, data = await self._first_event(upstream_request, clock, relay=False)
         if events is None or data is None:
             return upstream
         chunks: list[Mapping[str, Any]] = []

@@ -156,6 +156,18 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def check_admin_url(base_url: str) -> None:
+    """Raise `AdminApiError` unless the admin URL is https:// (http only on loopback)."""
+    url = urllib.parse.urlsplit(base_url)
+    if url.scheme == "http" and url.hostname is not None and _is_loopback(url.hostname):
+        return
+    if url.scheme != "https" or not url.hostname:
+        raise AdminApiError(
+            f"admin URL {base_url!r} must be https:// (http only on loopback): "
+            "the master key travels with every call"
+        )
+
+
 @dataclass(frozen=True)
 class AdminApi:
     """A minimal client of LiteLLM's admin API (stdlib only, bounded retries)."""
@@ -168,14 +180,7 @@ class AdminApi:
     backoff_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        url = urllib.parse.urlsplit(self.base_url)
-        if url.scheme == "http" and url.hostname is not None and _is_loopback(url.hostname):
-            return
-        if url.scheme != "https" or not url.hostname:
-            raise AdminApiError(
-                f"admin URL {self.base_url!r} must be https:// (http only on loopback): "
-                "the master key travels with every call"
-            )
+        check_admin_url(self.base_url)
 
     def call(
         self,
@@ -233,7 +238,7 @@ def check_reachable(admin_url: str, ca_pem: str | None, timeout_seconds: float) 
     """Raise `AdminApiError` unless this machine resolves the admin URL's host, connects,
     trusts its certificate (with `ca_pem`, else the system's CAs) and gets LiteLLM's
     liveness answer; the error says which step failed and what to do."""
-    AdminApi(base_url=admin_url, master_key="")  # the scheme rule of every admin call
+    check_admin_url(admin_url)
     url = urllib.parse.urlsplit(admin_url)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -245,7 +250,7 @@ def check_reachable(admin_url: str, ca_pem: str | None, timeout_seconds: float) 
     context = ssl.create_default_context(cadata=ca_pem) if ca_pem else None
     request = urllib.request.Request(admin_url.rstrip("/") + LIVENESS_PATH)  # noqa: S310
     try:
-        with urllib.request.urlopen(  # noqa: S310 (scheme checked by AdminApi)
+        with urllib.request.urlopen(  # noqa: S310 (scheme checked above)
             request, timeout=timeout_seconds, context=context
         ):
             return

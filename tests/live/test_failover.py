@@ -43,6 +43,8 @@ from components.llm_gateway.litellm_config import (
     READINESS_TIMEOUT_SECONDS,
     REDIS_REREAD_SECONDS,
     fallback_id,
+    gated_models,
+    is_gated,
     litellm_config_yaml,
 )
 from tests.fakes.anthropic_server import AnthropicFake
@@ -245,10 +247,7 @@ def _served_locally_again(
 
 def _gate_seconds(config: PlatformConfig, name: str) -> float:
     """How long the hooks take to see a gated server come or go: one probe period."""
-    scaling = config.inference.models[name].autoscaling
-    if scaling is None or scaling.min != 0:
-        return 0.0
-    return READINESS_POLL_SECONDS + READINESS_TIMEOUT_SECONDS
+    return READINESS_POLL_SECONDS + READINESS_TIMEOUT_SECONDS if is_gated(config, name) else 0.0
 
 
 def _recovery_limit(gateway: Gateway, name: str) -> float:
@@ -785,11 +784,7 @@ def test_a_model_scaled_to_zero_is_served_by_its_fallback_at_once_then_locally_a
     background health checks do not. After a simulated start traffic returns to the local
     server, every request answered meanwhile."""
     config = gateway.config
-    (name,) = [
-        n
-        for n in config.autoscaled_models
-        if (scaling := config.inference.models[n].autoscaling) is not None and scaling.min == 0
-    ]
+    (name,) = gated_models(config)
     local = gateway.local[name]
     query = demand_query(name)
     local.mode = "no-endpoints"
