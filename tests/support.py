@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import promql_parser
+
 from components import versions
 from components.config import PlatformConfig, parse_platform_config
 from components.s3_bucket import WorkloadIdentity
@@ -183,3 +185,16 @@ def load_stack_lines(stack: str, engine: Mapping[str, str], secret_keys: list[st
     run = run_program(stack=stack, config=dict(engine), secret_keys=secret_keys, program=program)
     lines: list[str] = run.program_globals["lines"]
     return lines
+
+
+def vector_selectors(expr: str) -> list[Any]:
+    """Every vector selector of a PromQL expression (`promql_parser.VectorSelector`), in
+    the order the parser walks them."""
+    found: list[Any] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(node)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import promql_parser
 import pytest
 
 from components.config import PlatformConfig
@@ -61,7 +60,7 @@ from tests.litellm_proxy import (
     read_reply,
 )
 from tests.redis_server import RedisServer, redis_available, redis_server
-from tests.support import stack_config
+from tests.support import stack_config, vector_selectors
 
 pytestmark = pytest.mark.live
 
@@ -731,13 +730,7 @@ def _matches(matcher: Any, labels: dict[str, str]) -> bool:
 def _selected_total(samples: list[tuple[str, dict[str, str], float]], query: str) -> float:
     """The sum of the samples the query's selectors pick: what a trigger reads, before
     its functions."""
-    selectors: list[Any] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            selectors.append(node)
-
-    promql_parser.walk(promql_parser.parse(query), visit)
+    selectors = vector_selectors(query)
     assert selectors, query
     return sum(
         value

@@ -10,7 +10,7 @@ import pytest
 
 from components.config.addons import AlertThresholds
 from components.observability import dashboards, metrics, queries, rules
-from tests.support import stack_config
+from tests.support import stack_config, vector_selectors
 
 GRAFANA_VARIABLES = {
     "$__rate_interval": "5m",
@@ -20,23 +20,23 @@ GRAFANA_VARIABLES = {
 }
 
 
-def _parse(expr: str) -> Any:
-    """Parse PromQL, with Grafana's variables replaced by what Grafana sends."""
+def _as_sent(expr: str) -> str:
+    """PromQL with Grafana's variables replaced by what Grafana sends."""
     for variable, value in GRAFANA_VARIABLES.items():
         expr = expr.replace(variable, value)
-    return promql_parser.parse(expr)
+    return expr
+
+
+def _parse(expr: str) -> Any:
+    """Parse PromQL as Grafana sends it."""
+    return promql_parser.parse(_as_sent(expr))
 
 
 def _selected_names(expr: str) -> set[str]:
-    names: set[str] = set()
-
-    def visit(node: Any) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            assert node.name, f"selector without a metric name in {expr!r}"
-            names.add(node.name)
-
-    promql_parser.walk(_parse(expr), visit)
-    return names
+    selectors = vector_selectors(_as_sent(expr))
+    for node in selectors:
+        assert node.name, f"selector without a metric name in {expr!r}"
+    return {node.name for node in selectors}
 
 
 def _prod_dashboards() -> dict[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ import argparse
 from functools import cache
 from typing import Any
 
-import promql_parser
 import pytest
 
 from components.config import ConfigError, PlatformConfig, parse_platform_config
@@ -26,7 +25,7 @@ from components.inference.model_server import (
 from components.inference.scaling import DEMAND_WINDOW_SECONDS
 from components.inference.vllm_args import vllm_args
 from components.observability import metrics
-from tests.support import stack_config, stack_values
+from tests.support import stack_config, stack_values, vector_selectors
 from tests.unit.manifest_checks import (
     manifest,
     validate_against_crd,
@@ -482,13 +481,7 @@ def test_trigger_queries_parse_and_read_only_catalogued_metrics() -> None:
     (scaler,) = _scalers(_stack_run("prod")).values()
     read: dict[str, set[str]] = {}
     for trigger in scaler.inputs["spec"]["triggers"]:
-        names: set[str] = set()
-
-        def visit(node: Any, into: set[str] = names) -> None:
-            if isinstance(node, promql_parser.VectorSelector):
-                into.add(node.name)
-
-        promql_parser.walk(promql_parser.parse(trigger["metadata"]["query"]), visit)
+        names = {node.name for node in vector_selectors(trigger["metadata"]["query"])}
         assert names <= metrics.series_names(), names - metrics.series_names()
         read[trigger["name"]] = names
     assert read == {
