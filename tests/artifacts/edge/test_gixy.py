@@ -22,6 +22,10 @@ from tests.support import ROOT, STACKS
 
 GIXY = ROOT / ".venv-gixy" / "bin" / "gixy"
 SERIOUS = {"MEDIUM", "HIGH"}
+# gixy is only read, never bound, so the ports are fixed: gixy-ng 0.2.59 takes any `listen`
+# whose text contains "443" for a TLS server (plugins/weak_ssl_tls.py, plugins/hsts_header.py),
+# so a random plain-HTTP port such as 44312 would be reported as TLS without ssl_protocols.
+HTTP_PORT = 8080
 
 
 def gixy(conf: Path) -> list[dict[str, Any]]:
@@ -54,7 +58,11 @@ def test_the_rendered_edge_config_has_no_medium_or_high_finding(
 
 def test_the_config_with_its_key_maps_has_no_medium_or_high_finding(tmp_path: Path) -> None:
     fixture = EdgeFixture(tmp_path, TestPki(), upstream_port=9443)
-    settings = fixture.settings((ClientLimit(name="alice", requests_per_second=5, burst=10),))
+    settings = fixture.settings(
+        (ClientLimit(name="alice", requests_per_second=5, burst=10),),
+        https_port=8443,
+        http_port=HTTP_PORT,
+    )
     fixture.write(
         settings, {"alice": "sk-edge.Alice+Key/0123456789="}, {"alice": "sk-up-0123456789abcdef"}
     )
