@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.support import committed_stack_run
 from tools import charts
 from tools.mock_engine import ProgramRun
+
+# Property tests check properties, not speed (speed is for the benchmarks), so no example has a
+# deadline. The profile builds on the one hypothesis loaded, which under CI is its "ci" profile
+# (a fixed seed, no example database).
+settings.register_profile("no-deadline", parent=settings.default, deadline=None)
+settings.load_profile("no-deadline")
 
 
 def pytest_configure(config: pytest.Config) -> None:
