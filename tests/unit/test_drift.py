@@ -26,6 +26,8 @@ DEPLOYMENT = (
 )
 BUCKET = "urn:pulumi:prod::llm-platform::llm-platform:index:Platform$aws:s3/bucket:Bucket::llm-logs"
 SECRET = "sk-live-drift-secret-9f1c"
+MAKE_DRIFT = ("make", "-s", "--no-print-directory", "-o", ".venv/bin/.installed", "drift")
+"""`make drift`; `-o`: the venv is built (the suite runs in it), never rebuilt from a test."""
 
 
 def _state(urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -186,33 +188,19 @@ def test_two_renders_give_the_same_summary(
     assert drift.from_renders(deployed, deployed).changes == ()
 
     # `make drift` prints it and exits 1; the same render twice exits 0.
-    # `-o`: the venv is built (the suite runs in it); never rebuild it from here.
-    make = [
-        "make",
-        "-s",
-        "--no-print-directory",
-        "-o",
-        ".venv/bin/.installed",
-        "drift",
-        "STACK=dev",
-    ]
-    result = subprocess.run(
-        [*make, f"OLD={deployed}", f"NEW={program}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    def make_drift(old: Path, new: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*MAKE_DRIFT, "STACK=dev", f"OLD={old}", f"NEW={new}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    result = make_drift(deployed, program)
     assert result.returncode != 0 and "would change 3 resources" in result.stdout, result
-    same = subprocess.run(
-        [*make, f"OLD={deployed}", f"NEW={deployed}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    same = make_drift(deployed, deployed)
     assert same.returncode == 0 and "No drift" in same.stdout, same
 
 

@@ -810,6 +810,24 @@ def _webhook_refs(obj: Obj) -> Iterator[tuple[str, Obj]]:
             yield f"APIService/{_name(obj)} (aggregated API)", service
 
 
+def _flows_to_backends(
+    index: _Index,
+    sources: Sequence[Endpoint],
+    backends: Sequence[tuple[Endpoint, int, str]],
+    reason: str,
+    *,
+    missing: str,
+) -> list[RequiredFlow]:
+    """A flow from each source to each backend; `missing` is a problem when either is empty."""
+    if not sources or not backends:
+        index.problems.append(Problem(missing))
+    return [
+        RequiredFlow(source, pod, number, protocol, reason)
+        for source in sources
+        for pod, number, protocol in backends
+    ]
+
+
 def _webhook_flows(index: _Index, api: Endpoint) -> list[RequiredFlow]:
     flows = []
     for what, ref in (r for obj in index.objects for r in _webhook_refs(obj)):
@@ -817,15 +835,13 @@ def _webhook_flows(index: _Index, api: Endpoint) -> list[RequiredFlow]:
         service = index.service(namespace, name)
         number = int(ref.get("port") or 443)
         port = service.port_numbered(number) if service else None
-        backends = service_backends(service, index.pods, port) if service and port else []
-        if not backends:
-            index.problems.append(
-                Problem(f"{what}: Service {namespace}/{name}:{number} has no backing pod")
-            )
-        flows += [
-            RequiredFlow(api, pod, target, protocol, f"{what} via Service {namespace}/{name}")
-            for pod, target, protocol in backends
-        ]
+        flows += _flows_to_backends(
+            index,
+            [api],
+            service_backends(service, index.pods, port) if service and port else [],
+            f"{what} via Service {namespace}/{name}",
+            missing=f"{what}: Service {namespace}/{name}:{number} has no backing pod",
+        )
     return flows
 
 
@@ -861,16 +877,13 @@ def _keda_trigger_flows(index: _Index) -> list[RequiredFlow]:
                 continue
             what = f"ScaledObject/{_namespace(obj)}/{_name(obj)} trigger {trigger.get('name')}"
             found = _service_of_url(str(address), index)
-            backends = service_backends(found[0], index.pods, found[1]) if found else []
-            if not operators or not backends:
-                index.problems.append(
-                    Problem(f"{what}: no KEDA operator, or {address} has no backing pod")
-                )
-            flows += [
-                RequiredFlow(operator, pod, number, protocol, f"{what} queries {address}")
-                for operator in operators
-                for pod, number, protocol in backends
-            ]
+            flows += _flows_to_backends(
+                index,
+                operators,
+                service_backends(found[0], index.pods, found[1]) if found else [],
+                f"{what} queries {address}",
+                missing=f"{what}: no KEDA operator, or {address} has no backing pod",
+            )
     return flows
 
 
@@ -1057,16 +1070,13 @@ def _linkerd_flows(index: _Index, linkerd_namespace: str) -> list[RequiredFlow]:
     flows = []
     for name, role in LINKERD_CONTROL_SERVICES.items():
         service = index.service(linkerd_namespace, name)
-        backends = service_backends(service, index.pods) if service else []
-        if not backends:
-            index.problems.append(
-                Problem(f"Linkerd {role}: Service {linkerd_namespace}/{name} has no backing pod")
-            )
-        flows += [
-            RequiredFlow(pod, target, number, protocol, f"linkerd-proxy calls the {role} service")
-            for pod in meshed
-            for target, number, protocol in backends
-        ]
+        flows += _flows_to_backends(
+            index,
+            meshed,
+            service_backends(service, index.pods) if service else [],
+            f"linkerd-proxy calls the {role} service",
+            missing=f"Linkerd {role}: Service {linkerd_namespace}/{name} has no backing pod",
+        )
     return flows
 
 
